@@ -1,0 +1,53 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Kernels are compiled for the Haswell level (AVX2 + FMA, every x86 server since ~2013).
+// Without a CPU target Swift's SIMD types fall back to SSE2 and per-lane libm `fmaf` calls,
+// 7-25x slower (measured, see ../shared/docs/design.md). Kept in this one place.
+#if arch(x86_64)
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let kernelFlags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "Strata",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "strata", targets: ["strata"]),
+        .library(name: "StrataEngine", targets: ["StrataEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "StrataKernels", swiftSettings: kernelFlags, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "StrataFormats", dependencies: ["StrataKernels"]),
+        .target(name: "StrataTokenizer"),
+        .target(name: "StrataEngine", dependencies: ["StrataKernels", "StrataFormats", "StrataTokenizer"]),
+        .target(name: "StrataAnalysis", dependencies: ["StrataEngine", "StrataFormats"]),
+        .executableTarget(
+            name: "strata",
+            dependencies: [
+                "StrataEngine", "StrataAnalysis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(
+            name: "StrataTestSupport",
+            dependencies: ["StrataKernels", "StrataFormats"],
+            path: "Tests/StrataTestSupport"),
+        .testTarget(
+            name: "StrataKernelsTests", dependencies: ["StrataKernels", "StrataTestSupport"],
+            resources: [.copy("Fixtures")], swiftSettings: kernelFlags),
+        .testTarget(
+            name: "StrataFormatsTests", dependencies: ["StrataFormats", "StrataTestSupport"]),
+        .testTarget(
+            name: "StrataTokenizerTests",
+            dependencies: ["StrataTokenizer", "StrataFormats", "StrataEngine", "StrataTestSupport"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "StrataEngineTests",
+            dependencies: ["StrataEngine", "StrataAnalysis", "StrataTestSupport"],
+            resources: [.copy("Fixtures")]),
+    ]
+)

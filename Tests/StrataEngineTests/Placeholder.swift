@@ -1,0 +1,3 @@
+import Testing
+
+@Test func strataengineBuilds() { #expect(Bool(true)) }
