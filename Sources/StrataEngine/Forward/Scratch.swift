@@ -1,0 +1,46 @@
+/// Activation buffers for one forward pass, sized for a number of tokens and reused, so a
+/// decoding step allocates nothing. Grows only when a larger batch arrives.
+struct Scratch {
+    private(set) var tokenCapacity = 0
+    /// [tokens × hidden] residual stream
+    var hidden: [Float] = []
+    /// [tokens × hidden] normalized residual stream
+    var normalized: [Float] = []
+    /// [tokens × heads × headDimensions]
+    var query: [Float] = []
+    /// [tokens × kvHeads × headDimensions]
+    var key: [Float] = []
+    /// [tokens × kvHeads × headDimensions]
+    var value: [Float] = []
+    /// [tokens × heads × headDimensions]
+    var attention: [Float] = []
+    /// [tokens × hidden] a sublayer's output before the residual add
+    var projection: [Float] = []
+    /// [tokens × feedForward]
+    var gate: [Float] = []
+    /// [tokens × feedForward]
+    var up: [Float] = []
+    /// [tokens × rotaryDimensions/2]
+    var cosines: [Float] = []
+    /// [tokens × rotaryDimensions/2]
+    var sines: [Float] = []
+
+    mutating func reserve(tokens: Int, config: ModelConfig) {
+        guard tokens > tokenCapacity else { return }
+        let queryWidth = config.headCount * config.headDimensions
+        let kvWidth = config.kvHeadCount * config.headDimensions
+        func buffer(_ width: Int) -> [Float] { [Float](repeating: 0, count: tokens * width) }
+        hidden = buffer(config.hiddenSize)
+        normalized = buffer(config.hiddenSize)
+        query = buffer(queryWidth)
+        key = buffer(kvWidth)
+        value = buffer(kvWidth)
+        attention = buffer(queryWidth)
+        projection = buffer(config.hiddenSize)
+        gate = buffer(config.feedForwardSize)
+        up = buffer(config.feedForwardSize)
+        cosines = buffer(config.rotaryDimensions / 2)
+        sines = buffer(config.rotaryDimensions / 2)
+        tokenCapacity = tokens
+    }
+}

@@ -1,0 +1,160 @@
+import StrataKernels
+import StrataTokenizer
+
+/// Why a forward pass was refused.
+public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
+    case contextFull(needed: Int, capacity: Int)
+    case tokenOutOfRange(token: TokenID, vocabularySize: Int)
+    case invalidPlan(String)
+    case invalidStart(startPosition: Int, cached: Int)
+
+    public var description: String {
+        switch self {
+        case .contextFull(let needed, let capacity):
+            "the sequence needs \(needed) positions but the KV cache holds \(capacity); use a larger context"
+        case .tokenOutOfRange(let token, let size):
+            "token id \(token) is outside the vocabulary (0..<\(size))"
+        case .invalidPlan(let reason):
+            "invalid layer plan: \(reason)"
+        case .invalidStart(let start, let cached):
+            "cannot start at position \(start): the cache holds \(cached) positions"
+        }
+    }
+}
+
+/// Runs a model: ONE forward pass, parameterised by a `LayerPlan`, over a `KVCache`.
+///
+/// The exact path dequantizes weights to float32 and computes in float32, matching
+/// transformers on the dequantized GGUF weights.
+public struct Transformer: Sendable {
+    public let model: LanguageModel
+    public let pool: WorkerPool
+    private var scratch = Scratch()
+    private let inverseFrequencies: [Float]
+
+    public var config: ModelConfig { model.config }
+
+    public init(model: LanguageModel, pool: WorkerPool = WorkerPool()) {
+        self.model = model
+        self.pool = pool
+        inverseFrequencies = RotaryEmbedding.inverseFrequencies(
+            dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
+    }
+
+    /// A cache sized for this model (`capacity` positions, default the model's context length).
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, capacity: capacity)
+    }
+
+    /// Processes `tokens` at positions `startPosition...`, writing their keys and values into
+    /// `cache`, and returns next-token logits for the selected rows.
+    ///
+    /// `startPosition` may be below `cache.count` (re-processing positions overwrites them).
+    public mutating func forward(
+        tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache,
+        observer: (any HiddenStateObserver)? = nil, logits selection: LogitsSelection = .last
+    ) throws(ForwardError) -> Logits {
+        let config = config
+        let count = tokens.count
+        guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
+        guard startPosition >= 0, startPosition <= cache.count else {
+            throw .invalidStart(startPosition: startPosition, cached: cache.count)
+        }
+        guard startPosition + count <= cache.capacity else {
+            throw .contextFull(needed: startPosition + count, capacity: cache.capacity)
+        }
+        guard plan.layerCount == config.layerCount else {
+            throw .invalidPlan("made for \(plan.layerCount) layers, the model has \(config.layerCount)")
+        }
+        if let step = plan.steps.first(where: { $0.layer < 0 || $0.layer >= config.layerCount }) {
+            throw .invalidPlan("layer \(step.layer) is outside 0..<\(config.layerCount)")
+        }
+        for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
+            throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+        }
+
+        scratch.reserve(tokens: count, config: config)
+        let hiddenSize = config.hiddenSize
+        let weights = model.weights
+        for (row, token) in tokens.enumerated() {
+            weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
+        }
+        RotaryEmbedding.table(
+            positions: startPosition..<(startPosition + count), inverseFrequencies: inverseFrequencies,
+            cosines: &scratch.cosines, sines: &scratch.sines)
+
+        for (stepIndex, step) in plan.steps.enumerated() {
+            let layer = weights.layers[step.layer]
+            observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
+                              hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
+            if step.runsAttention {
+                attention(layer: layer, index: step.layer, tokens: count, startPosition: startPosition, cache: &cache)
+            }
+            observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
+                              hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
+            if step.runsFFN {
+                feedForward(layer: layer, tokens: count)
+            }
+            observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerOutput,
+                              hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
+        }
+        cache.advance(to: startPosition + count)
+        return outputLogits(tokens: count, selection: selection)
+    }
+
+    private mutating func attention(layer: LayerWeights, index: Int, tokens: Int, startPosition: Int, cache: inout KVCache) {
+        let config = config
+        FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
+                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        layer.query.multiply(scratch.normalized, tokens: tokens, into: &scratch.query, pool: pool)
+        layer.key.multiply(scratch.normalized, tokens: tokens, into: &scratch.key, pool: pool)
+        layer.value.multiply(scratch.normalized, tokens: tokens, into: &scratch.value, pool: pool)
+        if let bias = layer.queryBias { FloatKernels.addBias(bias, into: &scratch.query, rows: tokens, columns: bias.count) }
+        if let bias = layer.keyBias { FloatKernels.addBias(bias, into: &scratch.key, rows: tokens, columns: bias.count) }
+        if let bias = layer.valueBias { FloatKernels.addBias(bias, into: &scratch.value, rows: tokens, columns: bias.count) }
+        RotaryEmbedding.apply(&scratch.query, tokens: tokens, heads: config.headCount, headDimensions: config.headDimensions,
+                              rotaryDimensions: config.rotaryDimensions, style: config.rotaryStyle,
+                              cosines: scratch.cosines, sines: scratch.sines)
+        RotaryEmbedding.apply(&scratch.key, tokens: tokens, heads: config.kvHeadCount, headDimensions: config.headDimensions,
+                              rotaryDimensions: config.rotaryDimensions, style: config.rotaryStyle,
+                              cosines: scratch.cosines, sines: scratch.sines)
+        let rowWidth = cache.rowWidth
+        FloatKernels.copy(scratch.key, count: tokens * rowWidth, into: &cache.keys[index], at: startPosition * rowWidth)
+        FloatKernels.copy(scratch.value, count: tokens * rowWidth, into: &cache.values[index], at: startPosition * rowWidth)
+        Attention.causal(
+            queries: scratch.query, keys: cache.keys[index], values: cache.values[index], tokens: tokens,
+            startPosition: startPosition,
+            shape: .init(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions),
+            scale: 1 / Float(config.headDimensions).squareRoot(), into: &scratch.attention, pool: pool)
+        layer.attentionOutput.multiply(scratch.attention, tokens: tokens, into: &scratch.projection, pool: pool)
+        FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
+    }
+
+    private mutating func feedForward(layer: LayerWeights, tokens: Int) {
+        let config = config
+        FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
+                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        layer.gate.multiply(scratch.normalized, tokens: tokens, into: &scratch.gate, pool: pool)
+        layer.up.multiply(scratch.normalized, tokens: tokens, into: &scratch.up, pool: pool)
+        FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
+        layer.down.multiply(scratch.gate, tokens: tokens, into: &scratch.projection, pool: pool)
+        FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
+    }
+
+    private mutating func outputLogits(tokens: Int, selection: LogitsSelection) -> Logits {
+        let config = config
+        let rows: Range<Int> = switch selection {
+        case .last: (tokens - 1)..<tokens
+        case .all: 0..<tokens
+        case .none: 0..<0
+        }
+        var logits = Logits(values: [], rows: rows.count, vocabularySize: config.vocabularySize)
+        guard !rows.isEmpty else { return logits }
+        let hiddenSize = config.hiddenSize
+        FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: model.weights.outputNorm,
+                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        logits.values = [Float](repeating: 0, count: rows.count * config.vocabularySize)
+        model.weights.output.multiply(scratch.normalized, tokens: rows.count, into: &logits.values, pool: pool)
+        return logits
+    }
+}

@@ -1,0 +1,26 @@
+import StrataFormats
+import StrataTokenizer
+
+/// A loaded model: hyper-parameters, weights over the mapped file, tokenizer and chat template.
+/// Immutable and shareable; running it needs a `Transformer` and a `KVCache`.
+public struct LanguageModel: Sendable {
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let tokenizer: Tokenizer
+    /// The model's own `tokenizer.chat_template`, if it has one.
+    public let chatTemplateSource: String?
+
+    /// Opens and binds the GGUF model at `path`. Weights are memory-mapped, not copied.
+    public init(path: String) throws {
+        try self.init(file: GGUFFile.open(path: path))
+    }
+
+    public init(file: GGUFFile) throws {
+        self.file = file
+        config = try ModelConfig(gguf: file)
+        weights = try ModelWeights(gguf: file, config: config)
+        tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: file))
+        chatTemplateSource = try file.metadata.optionalString("tokenizer.chat_template")
+    }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Causal grouped-query attention over a float KV cache.
+public enum Attention {
+    /// The shape of one attention call.
+    public struct Shape: Sendable {
+        /// Query heads.
+        public var heads: Int
+        /// Key/value heads; each serves `heads / kvHeads` query heads.
+        public var kvHeads: Int
+        /// Dimensions per head.
+        public var headDimensions: Int
+        public init(heads: Int, kvHeads: Int, headDimensions: Int) {
+            self.heads = heads
+            self.kvHeads = kvHeads
+            self.headDimensions = headDimensions
+        }
+    }
+
+    /// For each of `tokens` queries at positions `startPosition + t`, attends causally over cache
+    /// positions `0...startPosition + t` and writes the weighted values to `output`.
+    ///
+    /// - `queries`, `output`: `[tokens × heads × headDimensions]`
+    /// - `keys`, `values`: `[positions × kvHeads × headDimensions]` (the layer's cache)
+    ///
+    /// Uses a one-pass (online) softmax so no score buffer is needed; each (token, head) is
+    /// computed whole by one thread in position order, so the result does not depend on how many
+    /// tokens share the call.
+    public static func causal(
+        queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
+        shape: Shape, scale: Float, into output: inout [Float], pool: WorkerPool
+    ) {
+        let headDimensions = shape.headDimensions
+        let rowWidth = shape.kvHeads * headDimensions
+        precondition(queries.count >= tokens * shape.heads * headDimensions)
+        precondition(output.count >= tokens * shape.heads * headDimensions)
+        precondition(keys.count >= (startPosition + tokens) * rowWidth && values.count >= (startPosition + tokens) * rowWidth)
+        let group = shape.heads / shape.kvHeads
+        queries.withUnsafeBufferPointer { queryBuffer in
+            keys.withUnsafeBufferPointer { keyBuffer in
+                values.withUnsafeBufferPointer { valueBuffer in
+                    output.withUnsafeMutableBufferPointer { outputBuffer in
+                        nonisolated(unsafe) let query = queryBuffer.baseAddress!
+                        nonisolated(unsafe) let key = keyBuffer.baseAddress!
+                        nonisolated(unsafe) let value = valueBuffer.baseAddress!
+                        nonisolated(unsafe) let result = outputBuffer.baseAddress!
+                        pool.parallelFor(count: tokens * shape.heads) { range in
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: headDimensions) { accumulator in
+                                for task in range {
+                                    let token = task / shape.heads
+                                    let head = task % shape.heads
+                                    let kvOffset = (head / group) * headDimensions
+                                    let q = query + task * headDimensions
+                                    let lastPosition = startPosition + token
+                                    var maximum = -Float.infinity
+                                    var sum: Float = 0
+                                    accumulator.initialize(repeating: 0)
+                                    for position in 0...lastPosition {
+                                        let k = key + position * rowWidth + kvOffset
+                                        let score = FloatKernels.dot(q, k, count: headDimensions) * scale
+                                        let v = value + position * rowWidth + kvOffset
+                                        if score > maximum {
+                                            // Rescale what was accumulated under the old maximum.
+                                            let correction = expf(maximum - score)
+                                            sum *= correction
+                                            for index in 0..<headDimensions { accumulator[index] *= correction }
+                                            maximum = score
+                                        }
+                                        let weight = expf(score - maximum)
+                                        sum += weight
+                                        for index in 0..<headDimensions { accumulator[index] += weight * v[index] }
+                                    }
+                                    let out = result + task * headDimensions
+                                    let inverse = 1 / sum
+                                    for index in 0..<headDimensions { out[index] = accumulator[index] * inverse }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two-pass textbook attention for one query head, in double precision: the test oracle.
+    public static func reference(
+        query: [Float], keys: [[Float]], values: [[Float]], scale: Float
+    ) -> [Float] {
+        let scores = keys.map { key in zip(query, key).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } * Double(scale) }
+        let maximum = scores.max() ?? 0
+        let weights = scores.map { exp($0 - maximum) }
+        let total = weights.reduce(0, +)
+        var result = [Double](repeating: 0, count: query.count)
+        for (weight, value) in zip(weights, values) {
+            for index in result.indices { result[index] += weight / total * Double(value[index]) }
+        }
+        return result.map { Float($0) }
+    }
+}

@@ -1,0 +1,163 @@
+/// Elementwise and reduction kernels over `Float` rows. Each has a scalar `reference` twin used
+/// by tests; the fast versions use SIMD with several accumulators in a fixed order, so results
+/// do not depend on batch size or threads.
+public enum FloatKernels {
+    // MARK: dot product
+
+    /// Sum of `a[i] * b[i]` for `i < count`, SIMD16 with two accumulators and a fixed reduction.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var accumulator0 = SIMD16<Float>()
+        var accumulator1 = SIMD16<Float>()
+        var index = 0
+        while index + 32 <= count {
+            let a0 = UnsafeRawPointer(a + index).loadUnaligned(as: SIMD16<Float>.self)
+            let b0 = UnsafeRawPointer(b + index).loadUnaligned(as: SIMD16<Float>.self)
+            let a1 = UnsafeRawPointer(a + index + 16).loadUnaligned(as: SIMD16<Float>.self)
+            let b1 = UnsafeRawPointer(b + index + 16).loadUnaligned(as: SIMD16<Float>.self)
+            accumulator0.addProduct(a0, b0)
+            accumulator1.addProduct(a1, b1)
+            index += 32
+        }
+        if index + 16 <= count {
+            let a0 = UnsafeRawPointer(a + index).loadUnaligned(as: SIMD16<Float>.self)
+            let b0 = UnsafeRawPointer(b + index).loadUnaligned(as: SIMD16<Float>.self)
+            accumulator0.addProduct(a0, b0)
+            index += 16
+        }
+        var tail: Float = 0
+        while index < count {
+            tail += a[index] * b[index]
+            index += 1
+        }
+        return (accumulator0 + accumulator1).sum() + tail
+    }
+
+    /// Plain loop version of `dot`, in double precision: the oracle the fast path is tested against.
+    public static func dotReference(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        var sum: Double = 0
+        for index in a.indices { sum += Double(a[index]) * Double(b[index]) }
+        return Float(sum)
+    }
+
+    // MARK: safe wrappers over whole arrays
+
+    /// Dot product of `a[aOffset..<aOffset+count]` and `b[bOffset..<bOffset+count]`.
+    public static func dot(_ a: [Float], _ aOffset: Int, _ b: [Float], _ bOffset: Int, count: Int) -> Float {
+        precondition(aOffset >= 0 && bOffset >= 0 && aOffset + count <= a.count && bOffset + count <= b.count)
+        return a.withUnsafeBufferPointer { aBuffer in
+            b.withUnsafeBufferPointer { bBuffer in
+                dot(aBuffer.baseAddress! + aOffset, bBuffer.baseAddress! + bOffset, count: count)
+            }
+        }
+    }
+
+    // MARK: RMS normalization
+
+    /// `output[row] = input[row] / sqrt(mean(input[row]^2) + epsilon) * weight` for each of `rows`
+    /// rows of `columns` values, as Llama/Qwen's RMSNorm computes it. Input rows start at row
+    /// `firstRow`; output rows start at 0.
+    public static func rmsNorm(
+        _ input: [Float], firstRow: Int = 0, rows: Int, columns: Int, weight: [Float], epsilon: Float,
+        into output: inout [Float]
+    ) {
+        precondition(input.count >= (firstRow + rows) * columns && output.count >= rows * columns && weight.count == columns)
+        input.withUnsafeBufferPointer { source in
+            weight.withUnsafeBufferPointer { scale in
+                output.withUnsafeMutableBufferPointer { destination in
+                    for row in 0..<rows {
+                        let x = source.baseAddress! + (firstRow + row) * columns
+                        let y = destination.baseAddress! + row * columns
+                        let meanSquare = dot(x, x, count: columns) / Float(columns)
+                        let inverse = 1 / (meanSquare + epsilon).squareRoot()
+                        for column in 0..<columns { y[column] = scale[column] * (x[column] * inverse) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scalar twin of `rmsNorm` for one row.
+    public static func rmsNormReference(_ input: [Float], weight: [Float], epsilon: Float) -> [Float] {
+        var sum: Double = 0
+        for value in input { sum += Double(value) * Double(value) }
+        let inverse = 1 / (sum / Double(input.count) + Double(epsilon)).squareRoot()
+        return input.indices.map { Float(Double(weight[$0]) * Double(input[$0]) * inverse) }
+    }
+
+    // MARK: residual add, bias
+
+    /// `target[i] += addend[i]` for `i < count`.
+    public static func add(_ addend: [Float], into target: inout [Float], count: Int) {
+        precondition(addend.count >= count && target.count >= count)
+        addend.withUnsafeBufferPointer { source in
+            target.withUnsafeMutableBufferPointer { destination in
+                for index in 0..<count { destination[index] += source[index] }
+            }
+        }
+    }
+
+    /// Adds `bias` (length `columns`) to each of `rows` rows of `target`.
+    public static func addBias(_ bias: [Float], into target: inout [Float], rows: Int, columns: Int) {
+        precondition(bias.count == columns && target.count >= rows * columns)
+        bias.withUnsafeBufferPointer { source in
+            target.withUnsafeMutableBufferPointer { destination in
+                for row in 0..<rows {
+                    let base = row * columns
+                    for column in 0..<columns { destination[base + column] += source[column] }
+                }
+            }
+        }
+    }
+
+    // MARK: SwiGLU
+
+    /// `gate[i] = silu(gate[i]) * up[i]` for `i < count`, silu(x) = x / (1 + exp(-x)).
+    public static func swiGLU(gate: inout [Float], up: [Float], count: Int) {
+        precondition(gate.count >= count && up.count >= count)
+        up.withUnsafeBufferPointer { upBuffer in
+            gate.withUnsafeMutableBufferPointer { gateBuffer in
+                for index in 0..<count {
+                    let x = gateBuffer[index]
+                    gateBuffer[index] = x / (1 + expf(-x)) * upBuffer[index]
+                }
+            }
+        }
+    }
+
+    // MARK: softmax
+
+    /// In-place softmax of `values[0..<count]` (max-subtracted for stability).
+    public static func softmax(_ values: inout [Float], count: Int) {
+        precondition(values.count >= count && count > 0)
+        values.withUnsafeMutableBufferPointer { buffer in
+            var maximum = -Float.infinity
+            for index in 0..<count { maximum = max(maximum, buffer[index]) }
+            var sum: Float = 0
+            for index in 0..<count {
+                let value = expf(buffer[index] - maximum)
+                buffer[index] = value
+                sum += value
+            }
+            let inverse = 1 / sum
+            for index in 0..<count { buffer[index] *= inverse }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FloatKernels {
+    /// Copies `source[0..<count]` into `destination[offset..<offset + count]`.
+    public static func copy(_ source: [Float], count: Int, into destination: inout [Float], at offset: Int) {
+        precondition(count >= 0 && source.count >= count && offset >= 0 && offset + count <= destination.count)
+        source.withUnsafeBufferPointer { from in
+            destination.withUnsafeMutableBufferPointer { to in
+                (to.baseAddress! + offset).update(from: from.baseAddress!, count: count)
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+/// A weight matrix as stored in the model file: `rows` output features, each a row of
+/// `columns` input features encoded in `format`, viewed in place (usually memory-mapped).
+public struct WeightMatrix: Sendable {
+    /// The element encoding of every row.
+    public let format: QuantFormat
+    /// Output features.
+    public let rows: Int
+    /// Input features (elements per row).
+    public let columns: Int
+    /// `rows × rowByteCount` bytes.
+    public let bytes: ByteView
+    /// Bytes per row.
+    public let rowByteCount: Int
+
+    /// Wraps `bytes` as a `[rows, columns]` matrix; nil if the geometry does not fit `format`
+    /// or the byte count does not match.
+    public init?(format: QuantFormat, rows: Int, columns: Int, bytes: ByteView) {
+        guard format.isComputable, rows > 0, let rowBytes = format.byteCount(elements: columns),
+            rowBytes > 0, rowBytes.multipliedReportingOverflow(by: rows) == (bytes.count, false)
+        else { return nil }
+        self.format = format
+        self.rows = rows
+        self.columns = columns
+        self.bytes = bytes
+        self.rowByteCount = rowBytes
+    }
+
+    /// Row `row` as floats (e.g. an embedding lookup).
+    public func row(_ row: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: columns)
+        copyRow(row, into: &result, at: 0)
+        return result
+    }
+
+    /// Writes row `row` as floats into `destination[offset..<offset + columns]`.
+    public func copyRow(_ row: Int, into destination: inout [Float], at offset: Int) {
+        precondition(row >= 0 && row < rows && offset >= 0 && offset + columns <= destination.count)
+        bytes.withUnsafeBytes { source in
+            destination.withUnsafeMutableBufferPointer { buffer in
+                Dequantization.dequantize(
+                    format, source: source.baseAddress! + row * rowByteCount,
+                    into: buffer.baseAddress! + offset, count: columns)
+            }
+        }
+    }
+
+    /// The exact float product: `output[t × rows + r] = Σ_c W[r, c] · input[t × columns + c]`
+    /// for `tokens` input rows, with W dequantized to float32.
+    ///
+    /// Each weight row is dequantized once and dotted with every token, so weights stream from
+    /// memory once per call however many tokens there are. Every output element is the same
+    /// `FloatKernels.dot` of the same two rows whatever `tokens` or the thread count, which makes
+    /// a token's result bitwise independent of the batch it travels in.
+    public func multiply(_ input: [Float], tokens: Int, into output: inout [Float], pool: WorkerPool) {
+        precondition(input.count >= tokens * columns, "input holds \(input.count) floats, need \(tokens * columns)")
+        precondition(output.count >= tokens * rows, "output holds \(output.count) floats, need \(tokens * rows)")
+        let rows = rows, columns = columns, rowByteCount = rowByteCount, format = format
+        bytes.withUnsafeBytes { weightBytes in
+            input.withUnsafeBufferPointer { inputBuffer in
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    nonisolated(unsafe) let weights = weightBytes.baseAddress!
+                    nonisolated(unsafe) let activations = inputBuffer.baseAddress!
+                    nonisolated(unsafe) let results = outputBuffer.baseAddress!
+                    pool.parallelFor(count: rows, granularity: 16) { range in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { rowValues in
+                            let rowPointer = rowValues.baseAddress!
+                            for row in range {
+                                Dequantization.dequantize(
+                                    format, source: weights + row * rowByteCount, into: rowPointer, count: columns)
+                                for token in 0..<tokens {
+                                    results[token * rows + row] = FloatKernels.dot(
+                                        rowPointer, activations + token * columns, count: columns)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import StrataEngine
+import StrataTokenizer
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt.",
+        discussion: """
+            The prompt is tokenized exactly as given (a BOS token is added only if the model's \
+            metadata asks for one). With --chat it is sent as a user message through the model's \
+            own chat template. Text streams to stdout; --json prints one object at the end instead.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var generation: GenerationOptions
+
+    @Option(name: .shortAndLong, help: "The prompt text.")
+    var prompt: String
+
+    @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
+    var chat = false
+
+    @Option(help: "With --chat: a system message to put first.")
+    var system: String?
+
+    @Flag(help: "Print one JSON object with ids, text, stop reason and speed.")
+    var json = false
+
+    func run() throws {
+        let (model, loadSeconds) = try modelOptions.load()
+        let promptTokens = try tokenize(model: model)
+        guard !promptTokens.isEmpty else { throw CommandFailure("the prompt tokenizes to nothing; give some text") }
+        guard promptTokens.count < model.config.contextLength else {
+            throw CommandFailure("the prompt has \(promptTokens.count) tokens; the model's context is \(model.config.contextLength)")
+        }
+        let transformer = Transformer(model: model, pool: modelOptions.makePool())
+        var generator = Generator(
+            transformer: transformer, prompt: promptTokens,
+            parameters: GenerationParameters(maxTokens: generation.maxTokens, sampling: generation.sampling))
+        var generated: [TokenID] = []
+        var stats = GenerationStats()
+        while let event = generator.next() {
+            switch event {
+            case .token(let token, let text):
+                generated.append(token)
+                if !json {
+                    FileHandle.standardOutput.write(Data(text.utf8))
+                }
+            case .finished(let finalStats):
+                stats = finalStats
+            }
+        }
+        if json {
+            try printJSON(GenerateOutput(
+                model: modelOptions.model, promptTokens: promptTokens, tokens: generated,
+                text: model.tokenizer.decode(generated), stopReason: stats.stopReason.rawValue,
+                stats: .init(promptTokensPerSecond: stats.promptTokensPerSecond, tokensPerSecond: stats.tokensPerSecond,
+                             loadSeconds: loadSeconds)))
+        } else {
+            print("")
+            printError(String(format: "[%d prompt tokens at %.1f t/s, %d generated at %.1f t/s, stop: %@, load %.2f s]",
+                              stats.promptTokens, stats.promptTokensPerSecond, stats.generatedTokens,
+                              stats.tokensPerSecond, stats.stopReason.rawValue, loadSeconds))
+        }
+    }
+
+    private func tokenize(model: LanguageModel) throws -> [TokenID] {
+        guard chat else { return model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true) }
+        guard let source = model.chatTemplateSource else {
+            throw CommandFailure("--chat: the model has no tokenizer.chat_template in its metadata")
+        }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        let tokenizer = model.tokenizer
+        func text(_ id: TokenID?) -> String { id.map { String(decoding: tokenizer.bytes(of: $0), as: UTF8.self) } ?? "" }
+        do {
+            let rendered = try ChatTemplate(source: source).render(
+                messages: messages, addGenerationPrompt: true,
+                bosToken: text(tokenizer.vocabulary.bosID), eosToken: text(tokenizer.vocabulary.eosID))
+            return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+        } catch {
+            throw CommandFailure("--chat: cannot render the model's chat template: \(error)")
+        }
+    }
+}
+
+/// `strata generate --json` output.
+struct GenerateOutput: Encodable {
+    struct Stats: Encodable {
+        var promptTokensPerSecond: Double
+        var tokensPerSecond: Double
+        var loadSeconds: Double
+        enum CodingKeys: String, CodingKey {
+            case promptTokensPerSecond = "prompt_tokens_per_second"
+            case tokensPerSecond = "tokens_per_second"
+            case loadSeconds = "load_seconds"
+        }
+    }
+    var model: String
+    var promptTokens: [TokenID]
+    var tokens: [TokenID]
+    var text: String
+    var stopReason: String
+    var stats: Stats
+    enum CodingKeys: String, CodingKey {
+        case model, tokens, text, stats
+        case promptTokens = "prompt_tokens"
+        case stopReason = "stop_reason"
+    }
+}

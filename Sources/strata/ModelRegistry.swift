@@ -1,0 +1,69 @@
+import Foundation
+import StrataEngine
+
+/// Resolves `--model` values: a path to a .gguf file, or a registered name installed by
+/// `scripts/fetch-models.sh` into `$STRATA_MODELS` (default `~/.cache/strata/models`).
+enum ModelRegistry {
+    /// Models the fetch script knows, with what they are.
+    static let models: [(name: String, summary: String)] = [
+        ("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 (93 MB), llama architecture, 30 layers — the default"),
+        ("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct, Q4_K/Q5_0/Q6_K/Q8_0 (478 MB), qwen2, 24 layers"),
+        ("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct, Q4_K/Q6_K (1.09 GB), qwen2, 28 layers"),
+    ]
+
+    static let defaultModel = "smollm2-135m"
+
+    static var modelsDirectory: String {
+        if let configured = ProcessInfo.processInfo.environment["STRATA_MODELS"], !configured.isEmpty { return configured }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/models").path
+    }
+
+    /// The fetch script of the source tree this binary was built from (or `$STRATA_FETCH_SCRIPT`).
+    static var fetchScript: String {
+        if let configured = ProcessInfo.processInfo.environment["STRATA_FETCH_SCRIPT"], !configured.isEmpty { return configured }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/fetch-models.sh").path
+    }
+
+    /// The file for `model`, pulling a registered model first if it is not installed yet.
+    static func resolve(_ model: String) throws -> String {
+        if model.hasSuffix(".gguf") || model.contains("/") {
+            guard FileManager.default.fileExists(atPath: model) else {
+                throw CommandFailure("model file not found: \(model)")
+            }
+            return model
+        }
+        guard models.contains(where: { $0.name == model }) else {
+            throw CommandFailure(
+                "unknown model '\(model)': give a path to a .gguf file or one of \(models.map(\.name).joined(separator: ", "))")
+        }
+        let path = modelsDirectory + "/\(model).gguf"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        FileHandle.standardError.write(Data("strata: \(model) is not installed yet; pulling it (one time)...\n".utf8))
+        try pull(model)
+        return path
+    }
+
+    /// Runs the fetch script for `name`, its progress going to stderr.
+    static func pull(_ name: String) throws {
+        let script = fetchScript
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw CommandFailure("cannot find the fetch script at \(script); set STRATA_FETCH_SCRIPT to scripts/fetch-models.sh")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, name]
+        process.standardOutput = FileHandle.standardError
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CommandFailure("fetching \(name) failed (exit \(process.terminationStatus)); see the messages above")
+        }
+    }
+}
+
+/// A user-facing failure: printed as `strata: message` with exit code 1, never a crash.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import StrataEngine
+import StrataKernels
+
+/// `--model` and `--threads`, shared by every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "A registered model name (see `strata pull --list`) or a path to a .gguf file.")
+    var model: String = ModelRegistry.defaultModel
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
+    }
+
+    /// Loads the model, returning it with the seconds loading took.
+    func load() throws -> (model: LanguageModel, seconds: Double) {
+        let path = try ModelRegistry.resolve(model)
+        let start = Date()
+        do {
+            let model = try LanguageModel(path: path)
+            return (model, Date().timeIntervalSince(start))
+        } catch {
+            throw CommandFailure("cannot load \(path): \(error)")
+        }
+    }
+
+    func makePool() -> WorkerPool { WorkerPool(threadCount: threads) }
+}
+
+/// Prints `value` as pretty, key-sorted JSON on stdout.
+func printJSON<Value: Encodable>(_ value: Value) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Writes `message` to stderr (progress and diagnostics never mix with results on stdout).
+func printError(_ message: String, terminator: String = "\n") {
+    FileHandle.standardError.write(Data((message + terminator).utf8))
+}

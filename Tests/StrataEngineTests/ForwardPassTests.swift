@@ -1,0 +1,101 @@
+import StrataEngine
+import StrataKernels
+import StrataTokenizer
+import Testing
+
+@Suite("Forward pass mechanics on a real model")
+struct ForwardPassTests {
+    let model: LanguageModel
+    let tokens: [TokenID]
+
+    init() throws {
+        model = try LoadedModels.model("smollm2-135m")
+        tokens = model.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then", addSpecial: false)
+    }
+
+    var full: LayerPlan { .full(layerCount: model.config.layerCount) }
+
+    @Test("a token's logits are bitwise the same decoded alone, prefilled in a batch, or on another thread count")
+    func batchAndThreadInvariance() throws {
+        var batched = Transformer(model: model, pool: WorkerPool(threadCount: 2))
+        var batchedCache = batched.makeCache(capacity: 64)
+        let all = try batched.forward(tokens: tokens, startPosition: 0, plan: full, cache: &batchedCache, logits: .all)
+
+        var single = Transformer(model: model, pool: WorkerPool(threadCount: 1))
+        var singleCache = single.makeCache(capacity: 64)
+        for (position, token) in tokens.enumerated() {
+            let logits = try single.forward(tokens: [token], startPosition: position, plan: full, cache: &singleCache)
+            #expect(Array(logits.last) == Array(all.row(position)), "position \(position)")
+        }
+    }
+
+    @Test("truncating the cache and re-running positions reproduces the same logits")
+    func truncateRollsBack() throws {
+        var transformer = Transformer(model: model)
+        var cache = transformer.makeCache(capacity: 64)
+        let first = try transformer.forward(tokens: tokens, startPosition: 0, plan: full, cache: &cache, logits: .all)
+        #expect(cache.count == tokens.count)
+        cache.truncate(to: 4)
+        #expect(cache.count == 4)
+        // Other tokens at positions 4... overwrite the cache; then the originals again.
+        _ = try transformer.forward(tokens: [1, 2, 3], startPosition: 4, plan: full, cache: &cache)
+        cache.truncate(to: 4)
+        let again = try transformer.forward(
+            tokens: Array(tokens[4...]), startPosition: 4, plan: full, cache: &cache, logits: .all)
+        for row in 0..<(tokens.count - 4) {
+            #expect(Array(again.row(row)) == Array(first.row(row + 4)))
+        }
+    }
+
+    @Test("invalid input is refused with a clear error, not a crash")
+    func invalidInput() throws {
+        var transformer = Transformer(model: model)
+        var cache = transformer.makeCache(capacity: 4)
+        #expect(throws: ForwardError.contextFull(needed: 5, capacity: 4)) {
+            try transformer.forward(tokens: [1, 2, 3, 4, 5], startPosition: 0, plan: full, cache: &cache)
+        }
+        #expect(throws: ForwardError.tokenOutOfRange(token: 49152, vocabularySize: 49152)) {
+            try transformer.forward(tokens: [49152], startPosition: 0, plan: full, cache: &cache)
+        }
+        #expect(throws: ForwardError.invalidStart(startPosition: 2, cached: 0)) {
+            try transformer.forward(tokens: [1], startPosition: 2, plan: full, cache: &cache)
+        }
+        let badPlan = LayerPlan(layerCount: 30, steps: [LayerStep(layer: 30)])
+        #expect(throws: ForwardError.invalidPlan("layer 30 is outside 0..<30")) {
+            try transformer.forward(tokens: [1], startPosition: 0, plan: badPlan, cache: &cache)
+        }
+        #expect(throws: ForwardError.self) {
+            try transformer.forward(tokens: [1], startPosition: 0, plan: .full(layerCount: 12), cache: &cache)
+        }
+    }
+
+    @Test("generation stops at the token limit and reports it")
+    func generationStopsAtLimit() throws {
+        var generator = Generator(
+            transformer: Transformer(model: model), prompt: tokens,
+            parameters: GenerationParameters(maxTokens: 5, sampling: .greedy))
+        var count = 0
+        var stats: GenerationStats?
+        while let event = generator.next() {
+            if case .token = event { count += 1 }
+            if case .finished(let final) = event { stats = final }
+        }
+        #expect(count == 5)
+        #expect(stats?.stopReason == .length && stats?.generatedTokens == 5 && stats?.promptTokens == tokens.count)
+        #expect(generator.next() == nil)
+    }
+
+    @Test("the same seed reproduces the same sampled text; another seed differs")
+    func seededSamplingIsReproducible() throws {
+        func run(seed: UInt64) -> [TokenID] {
+            var generator = Generator(
+                transformer: Transformer(model: model), prompt: tokens,
+                parameters: GenerationParameters(maxTokens: 24, sampling: SamplingParameters(temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: seed)))
+            var out: [TokenID] = []
+            while let event = generator.next() { if case .token(let token, _) = event { out.append(token) } }
+            return out
+        }
+        #expect(run(seed: 7) == run(seed: 7))
+        #expect(run(seed: 7) != run(seed: 8))
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-
-@Test func strataengineBuilds() { #expect(Bool(true)) }

@@ -1,0 +1,76 @@
+import Foundation
+import StrataEngine
+import StrataTestSupport
+
+/// transformers' float32 outputs for a model (`Fixtures/hf-<model>.json`).
+struct TransformersReference: Decodable {
+    struct Prompt: Decodable {
+        let prompt: String
+        let promptTokens: [Int32]
+        let top10IDs: [Int32]
+        let top10Logits: [Float]
+        let greedy: [Int32]
+        let greedyText: String
+        let stoppedAtEndOfGeneration: Bool
+        enum CodingKeys: String, CodingKey {
+            case prompt
+            case promptTokens = "prompt_tokens"
+            case top10IDs = "top10_ids"
+            case top10Logits = "top10_logits"
+            case greedy = "greedy_48"
+            case greedyText = "greedy_48_text"
+            case stoppedAtEndOfGeneration = "stopped_at_eos"
+        }
+    }
+    struct Perplexity: Decodable {
+        let textTokens: Int
+        let context: Int
+        let windows: Int
+        let tokensScored: Int
+        let perplexity: Double
+        enum CodingKeys: String, CodingKey {
+            case context, windows, perplexity
+            case textTokens = "text_tokens"
+            case tokensScored = "tokens_scored"
+        }
+    }
+    let prompts: [Prompt]
+    let perplexity: Perplexity
+
+    static func load(model: String) throws -> TransformersReference {
+        try JSONDecoder().decode(TransformersReference.self, from: Fixture.data("hf-\(model).json"))
+    }
+}
+
+enum Fixture {
+    static func url(_ name: String) throws -> URL {
+        guard let url = Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil) else {
+            throw FixtureMissing(name: name)
+        }
+        return url
+    }
+
+    static func data(_ name: String) throws -> Data { try Data(contentsOf: url(name)) }
+
+    static func text(_ name: String) throws -> String { String(decoding: try data(name), as: UTF8.self) }
+}
+
+struct FixtureMissing: Error, CustomStringConvertible {
+    let name: String
+    var description: String { "fixture \(name) is missing from Tests/StrataEngineTests/Fixtures" }
+}
+
+/// Real models, loaded once per test process (loading maps the file; it copies no weights).
+enum LoadedModels {
+    nonisolated(unsafe) private static var cache: [String: LanguageModel] = [:]
+    private static let lock = NSLock()
+
+    static func model(_ name: String) throws -> LanguageModel {
+        lock.lock()
+        defer { lock.unlock() }
+        if let model = cache[name] { return model }
+        let model = try LanguageModel(path: TestModels.require(name))
+        cache[name] = model
+        return model
+    }
+}

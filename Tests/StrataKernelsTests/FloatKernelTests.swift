@@ -1,0 +1,153 @@
+import StrataKernels
+import Testing
+
+/// Deterministic pseudo-random floats in [-1, 1).
+func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+    return (0..<count).map { _ in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+}
+
+@Suite("Float kernels against their scalar references")
+struct FloatKernelTests {
+    @Test(arguments: [1, 15, 16, 31, 32, 33, 64, 576, 1000, 4096])
+    func dotMatchesReference(count: Int) {
+        let a = randomFloats(count, seed: 1)
+        let b = randomFloats(count, seed: 2)
+        let fast = FloatKernels.dot(a, 0, b, 0, count: count)
+        let reference = FloatKernels.dotReference(a, b)
+        // Float32 accumulation over n terms of magnitude <= 1: relative error ~ n * 2^-24.
+        #expect(abs(fast - reference) <= Float(count) * 1.2e-7 + 1e-6)
+    }
+
+    @Test func rmsNormMatchesReference() {
+        let columns = 576
+        let input = randomFloats(3 * columns, seed: 3)
+        let weight = randomFloats(columns, seed: 4)
+        var output = [Float](repeating: 0, count: 2 * columns)
+        FloatKernels.rmsNorm(input, firstRow: 1, rows: 2, columns: columns, weight: weight, epsilon: 1e-5, into: &output)
+        for row in 0..<2 {
+            let expected = FloatKernels.rmsNormReference(
+                Array(input[((row + 1) * columns)..<((row + 2) * columns)]), weight: weight, epsilon: 1e-5)
+            for column in 0..<columns {
+                #expect(abs(output[row * columns + column] - expected[column]) <= 1e-5)
+            }
+        }
+    }
+
+    @Test func softmaxSumsToOneAndKeepsOrder() {
+        var values: [Float] = [1, 2, 3, 1000, -1000]
+        FloatKernels.softmax(&values, count: 5)
+        #expect(abs(values.reduce(0, +) - 1) < 1e-6)
+        #expect(values[3] > 0.999 && values[4] == 0)
+    }
+
+    @Test func swiGLUIsSiluTimesUp() {
+        var gate: [Float] = [-2, 0, 1, 3]
+        let up: [Float] = [1, 2, 3, 4]
+        FloatKernels.swiGLU(gate: &gate, up: up, count: 4)
+        let expected = zip([-2.0, 0, 1, 3], [1.0, 2, 3, 4]).map { x, u in x / (1 + exp(-x)) * u }
+        for (value, target) in zip(gate, expected) { #expect(abs(Double(value) - target) < 1e-6) }
+    }
+}
+
+@Suite("Rotary embedding")
+struct RotaryEmbeddingTests {
+    @Test func adjacentAndSplitStylesRotateTheirPairs() {
+        let dimensions = 8
+        let frequencies = RotaryEmbedding.inverseFrequencies(dimensions: dimensions, base: 10_000)
+        #expect(frequencies[0] == 1 && abs(frequencies[1] - 0.1) < 1e-7)
+        var cosines = [Float](repeating: 0, count: 4)
+        var sines = [Float](repeating: 0, count: 4)
+        RotaryEmbedding.table(positions: 3..<4, inverseFrequencies: frequencies, cosines: &cosines, sines: &sines)
+        let input = randomFloats(dimensions, seed: 9)
+        for style in [RotaryStyle.adjacentPairs, .splitHalves] {
+            var rotated = input
+            RotaryEmbedding.apply(&rotated, tokens: 1, heads: 1, headDimensions: dimensions, rotaryDimensions: dimensions,
+                                  style: style, cosines: cosines, sines: sines)
+            for pair in 0..<4 {
+                let (i, j) = style == .adjacentPairs ? (2 * pair, 2 * pair + 1) : (pair, pair + 4)
+                let angle = 3 * Double(frequencies[pair])
+                let expectedI = Double(input[i]) * cos(angle) - Double(input[j]) * sin(angle)
+                let expectedJ = Double(input[j]) * cos(angle) + Double(input[i]) * sin(angle)
+                #expect(abs(Double(rotated[i]) - expectedI) < 1e-5 && abs(Double(rotated[j]) - expectedJ) < 1e-5)
+            }
+        }
+    }
+}
+
+@Suite("Attention")
+struct AttentionTests {
+    @Test func causalGroupedQueryAttentionMatchesReference() {
+        let shape = Attention.Shape(heads: 4, kvHeads: 2, headDimensions: 16)
+        let positions = 7
+        let tokens = 3
+        let start = positions - tokens
+        let rowWidth = shape.kvHeads * shape.headDimensions
+        let keys = randomFloats(positions * rowWidth, seed: 11).map { $0 * 4 }
+        let values = randomFloats(positions * rowWidth, seed: 12)
+        let queries = randomFloats(tokens * shape.heads * shape.headDimensions, seed: 13)
+        var output = [Float](repeating: 0, count: queries.count)
+        let scale: Float = 0.25
+        Attention.causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: start,
+                         shape: shape, scale: scale, into: &output, pool: WorkerPool(threadCount: 2))
+        for token in 0..<tokens {
+            for head in 0..<shape.heads {
+                let kvHead = head / 2
+                let visible = 0...(start + token)
+                func row(_ data: [Float], _ position: Int) -> [Float] {
+                    let base = position * rowWidth + kvHead * shape.headDimensions
+                    return Array(data[base..<(base + shape.headDimensions)])
+                }
+                let offset = (token * shape.heads + head) * shape.headDimensions
+                let expected = Attention.reference(
+                    query: Array(queries[offset..<(offset + shape.headDimensions)]),
+                    keys: visible.map { row(keys, $0) }, values: visible.map { row(values, $0) }, scale: scale)
+                for index in 0..<shape.headDimensions {
+                    #expect(abs(output[offset + index] - expected[index]) < 1e-5)
+                }
+            }
+        }
+    }
+}
+
+@Suite("WeightMatrix")
+struct WeightMatrixTests {
+    @Test func floatMultiplyMatchesReferenceAndIsInvariantToBatchAndThreads() throws {
+        let rows = 37, columns = 64, tokens = 5
+        let weights = randomFloats(rows * columns, seed: 21)
+        let bytes = weights.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }
+        let matrix = try #require(WeightMatrix(format: .f32, rows: rows, columns: columns, bytes: ByteView(.copying(bytes))))
+        let input = randomFloats(tokens * columns, seed: 22)
+        var batched = [Float](repeating: 0, count: tokens * rows)
+        matrix.multiply(input, tokens: tokens, into: &batched, pool: WorkerPool(threadCount: 2))
+        for token in 0..<tokens {
+            var alone = [Float](repeating: 0, count: rows)
+            matrix.multiply(Array(input[(token * columns)..<((token + 1) * columns)]), tokens: 1, into: &alone,
+                            pool: WorkerPool(threadCount: 1))
+            #expect(alone == Array(batched[(token * rows)..<((token + 1) * rows)]))
+            for row in 0..<rows {
+                let expected = FloatKernels.dotReference(
+                    Array(weights[(row * columns)..<((row + 1) * columns)]),
+                    Array(input[(token * columns)..<((token + 1) * columns)]))
+                #expect(abs(alone[row] - expected) < 1e-4)
+            }
+        }
+    }
+
+    @Test func rejectsGeometryThatDoesNotFit() {
+        let bytes = ByteView(.copying([UInt8](repeating: 0, count: 34)))
+        #expect(WeightMatrix(format: .q8_0, rows: 1, columns: 32, bytes: bytes) != nil)
+        #expect(WeightMatrix(format: .q8_0, rows: 1, columns: 31, bytes: bytes) == nil)
+        #expect(WeightMatrix(format: .q8_0, rows: 2, columns: 32, bytes: bytes) == nil)
+        #expect(WeightMatrix(format: .q2_K, rows: 1, columns: 256, bytes: bytes) == nil)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
