@@ -19,74 +19,74 @@ public struct GGUFMetadata: Sendable {
 
     /// The string under `key`.
     public func string(_ key: String) throws -> String {
-        try required(key, "string") { $0.stringValue }
+        try required(key, "a string") { $0.stringValue }
     }
 
     /// The integer under `key`; any GGUF integer type is accepted (not bool).
     public func integer(_ key: String) throws -> Int {
-        try required(key, "integer (fitting in Int)") { $0.integerValue }
+        try required(key, "an integer") { $0.integerValue }
     }
 
     /// The float under `key`; float32 and float64 are accepted.
     public func float(_ key: String) throws -> Float {
-        try required(key, "float") { $0.floatValue }
+        try required(key, "a float") { $0.floatValue }
     }
 
     /// The bool under `key`.
     public func bool(_ key: String) throws -> Bool {
-        try required(key, "bool") { $0.boolValue }
+        try required(key, "a bool") { $0.boolValue }
     }
 
     /// The array of strings under `key`.
     public func strings(_ key: String) throws -> [String] {
-        try required(key, "array of string") { Self.elements(of: $0, \.stringValue) }
+        try required(key, "an array of strings") { Self.elements(of: $0, \.stringValue) }
     }
 
     /// The array of integers (any integer type) under `key`.
     public func integers(_ key: String) throws -> [Int] {
-        try required(key, "array of integer") { Self.elements(of: $0, \.integerValue) }
+        try required(key, "an array of integers") { Self.elements(of: $0, \.integerValue) }
     }
 
     /// The array of floats (float32 or float64) under `key`.
     public func floats(_ key: String) throws -> [Float] {
-        try required(key, "array of float") { Self.elements(of: $0, \.floatValue) }
+        try required(key, "an array of floats") { Self.elements(of: $0, \.floatValue) }
     }
 
     // MARK: Optional values: nil when absent, an error when present with the wrong type
 
     /// The string under `key`, or nil when absent.
     public func optionalString(_ key: String) throws -> String? {
-        try optional(key, "string") { $0.stringValue }
+        try optional(key, "a string") { $0.stringValue }
     }
 
     /// The integer under `key`, or nil when absent.
     public func optionalInteger(_ key: String) throws -> Int? {
-        try optional(key, "integer (fitting in Int)") { $0.integerValue }
+        try optional(key, "an integer") { $0.integerValue }
     }
 
     /// The float under `key`, or nil when absent.
     public func optionalFloat(_ key: String) throws -> Float? {
-        try optional(key, "float") { $0.floatValue }
+        try optional(key, "a float") { $0.floatValue }
     }
 
     /// The bool under `key`, or nil when absent.
     public func optionalBool(_ key: String) throws -> Bool? {
-        try optional(key, "bool") { $0.boolValue }
+        try optional(key, "a bool") { $0.boolValue }
     }
 
     /// The array of strings under `key`, or nil when absent.
     public func optionalStrings(_ key: String) throws -> [String]? {
-        try optional(key, "array of string") { Self.elements(of: $0, \.stringValue) }
+        try optional(key, "an array of strings") { Self.elements(of: $0, \.stringValue) }
     }
 
     /// The array of integers under `key`, or nil when absent.
     public func optionalIntegers(_ key: String) throws -> [Int]? {
-        try optional(key, "array of integer") { Self.elements(of: $0, \.integerValue) }
+        try optional(key, "an array of integers") { Self.elements(of: $0, \.integerValue) }
     }
 
     /// The array of floats under `key`, or nil when absent.
     public func optionalFloats(_ key: String) throws -> [Float]? {
-        try optional(key, "array of float") { Self.elements(of: $0, \.floatValue) }
+        try optional(key, "an array of floats") { Self.elements(of: $0, \.floatValue) }
     }
 
     // MARK: Conversion
@@ -101,7 +101,9 @@ public struct GGUFMetadata: Sendable {
     private func optional<T>(_ key: String, _ expected: String, _ convert: (GGUFValue) -> T?) throws -> T? {
         guard let value = values[key] else { return nil }
         guard let converted = convert(value) else {
-            throw FormatError(path: path, "metadata key '\(key)': expected \(expected), found \(value.summary)")
+            var found = value.summary
+            if case .uint64(let number) = value, number > UInt64(Int.max) { found += ", which does not fit in Int" }
+            throw FormatError(path: path, "metadata key '\(key)': expected \(expected), found \(found)")
         }
         return converted
     }
