@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import StrataKernels
 
-/// Prints fast-versus-reference timings; run with `STRATA_TIMING=1` in a release build. Timings
-/// vary with the machine and its load, so nothing is asserted.
+/// Prints fast-versus-reference timings. Timings vary with the machine and its load, so nothing
+/// is asserted. Run (release needs `-enable-testing` for the target's `@testable` imports):
+/// `STRATA_TIMING=1 swift test -c release -Xswiftc -enable-testing --filter DequantizationTiming`
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["STRATA_TIMING"] != nil), .serialized)
 struct DequantizationTiming {
     @Test("fast versus reference dequantization", arguments: [4 << 20, 64 << 10])
