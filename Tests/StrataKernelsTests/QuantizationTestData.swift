@@ -1,0 +1,94 @@
+import Foundation
+@testable import StrataKernels
+
+/// The formats `Dequantization` implements, in a fixed order for parameterised tests.
+let computableFormats = QuantFormat.allCases.filter(\.isComputable)
+
+/// SplitMix64: a tiny seeded generator so random blocks are the same on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
+    }
+}
+
+/// Byte offsets of the fp16 scale fields inside one block of `format`.
+func halfScaleOffsets(_ format: QuantFormat) -> [Int] {
+    switch format {
+    case .q4_0, .q5_0, .q8_0: [0]
+    case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+    case .q6_K: [208]
+    default: []
+    }
+}
+
+/// `blockCount` blocks of random bytes whose fp16 scales are finite and of weight-like size
+/// (random bits elsewhere: every code and packed sub-scale is valid). Plain float formats keep
+/// fully random bits, infinities and NaNs included.
+func randomBlocks(_ format: QuantFormat, blockCount: Int, generator: inout SeededGenerator) -> [UInt8] {
+    var bytes = (0..<(blockCount * format.bytesPerBlock)).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    for blockIndex in 0..<blockCount {
+        for offset in halfScaleOffsets(format) {
+            let magnitude = Float.random(in: 1e-4 ... 0.05, using: &generator)
+            let scale = Float16(Bool.random(using: &generator) ? magnitude : -magnitude).bitPattern
+            bytes[blockIndex * format.bytesPerBlock + offset] = UInt8(truncatingIfNeeded: scale)
+            bytes[blockIndex * format.bytesPerBlock + offset + 1] = UInt8(truncatingIfNeeded: scale >> 8)
+        }
+    }
+    return bytes
+}
+
+enum Path { case fast, reference }
+
+/// Dequantizes `bytes` (whole blocks) with one of the two paths.
+func dequantize(_ format: QuantFormat, _ bytes: [UInt8], path: Path) -> [Float] {
+    let count = bytes.count / format.bytesPerBlock * format.blockSize
+    return bytes.withUnsafeBytes { source in
+        [Float](unsafeUninitializedCapacity: count) { buffer, initializedCount in
+            guard let base = source.baseAddress, let destination = buffer.baseAddress else {
+                initializedCount = 0
+                return
+            }
+            switch path {
+            case .fast: Dequantization.dequantize(format, source: base, into: destination, count: count)
+            case .reference: Dequantization.dequantizeReference(format, source: base, into: destination, count: count)
+            }
+            initializedCount = count
+        }
+    }
+}
+
+/// The first index where two float arrays differ in bits (NaN payloads included), or nil.
+func firstBitwiseDifference(_ left: [Float], _ right: [Float]) -> Int? {
+    if left.count != right.count { return min(left.count, right.count) }
+    return left.indices.first { left[$0].bitPattern != right[$0].bitPattern }
+}
+
+/// Raw blocks and the values gguf-py's `dequantize` returned for them (see Fixtures/README.md).
+struct QuantizationFixture {
+    let blocks: [UInt8]
+    let values: [Float]
+
+    init(_ format: QuantFormat) throws {
+        func load(_ suffix: String) throws -> Data {
+            guard let url = Bundle.module.url(forResource: format.description, withExtension: suffix,
+                                              subdirectory: "Fixtures/Quantization") else {
+                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "\(format).\(suffix)"])
+            }
+            return try Data(contentsOf: url)
+        }
+        blocks = [UInt8](try load("blocks"))
+        let valueBytes = try load("values")
+        values = stride(from: 0, to: valueBytes.count, by: 4).map { start in
+            let word = valueBytes[start..<start + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+            return Float(bitPattern: word)
+        }
+    }
+}
