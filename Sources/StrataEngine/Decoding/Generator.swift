@@ -18,6 +18,8 @@ public struct GenerationStats: Sendable, Codable, Equatable {
     public var generationSeconds: Double = 0
     public var stopReason: StopReason = .length
 
+    public init() {}
+
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     /// Generated tokens per second, counting from the first generated token's forward pass.
     public var tokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
