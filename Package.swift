@@ -12,7 +12,7 @@ let kernelFlags: [SwiftSetting] = []
 
 let package = Package(
     name: "Strata",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "strata", targets: ["strata"]),
         .library(name: "StrataEngine", targets: ["StrataEngine"]),

@@ -1,0 +1,41 @@
+import StrataKernels
+import Synchronization
+import Testing
+
+@Suite("WorkerPool")
+struct WorkerPoolTests {
+    @Test(arguments: [1, 2, 3, 8])
+    func everyIndexRunsExactlyOnce(threads: Int) {
+        let pool = WorkerPool(threadCount: threads)
+        for count in [1, 2, 7, 64, 1000] {
+            for granularity in [1, 3, 16] {
+                let hits = (0..<count).map { _ in Atomic<Int>(0) }
+                pool.parallelFor(count: count, granularity: granularity) { range in
+                    #expect(range.lowerBound % granularity == 0)
+                    for index in range { hits[index].add(1, ordering: .relaxed) }
+                }
+                #expect(hits.allSatisfy { $0.load(ordering: .relaxed) == 1 })
+            }
+        }
+    }
+
+    @Test func manySmallRegionsInARowAndAfterSleeping() async throws {
+        let pool = WorkerPool(threadCount: 2)
+        let total = Atomic<Int>(0)
+        for _ in 0..<20_000 {
+            pool.parallelFor(count: 8) { range in total.add(range.count, ordering: .relaxed) }
+        }
+        #expect(total.load(ordering: .relaxed) == 160_000)
+        // Long enough for workers to stop spinning and sleep; they must wake for new work.
+        try await Task.sleep(for: .milliseconds(200))
+        pool.parallelFor(count: 8) { range in total.add(range.count, ordering: .relaxed) }
+        #expect(total.load(ordering: .relaxed) == 160_008)
+    }
+
+    @Test func freeingAPoolStopsItsThreads() {
+        for _ in 0..<50 {
+            let pool = WorkerPool(threadCount: 3)
+            pool.parallelFor(count: 10) { _ in }
+        }
+    }
+}
