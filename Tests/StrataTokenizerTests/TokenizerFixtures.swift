@@ -1,4 +1,5 @@
 import Foundation
+import StrataTestSupport
 import StrataTokenizer
 import Testing
 
@@ -17,17 +18,6 @@ enum TokenizerFixtures {
         try String(contentsOf: url(relativePath), encoding: .utf8)
     }
 
-    /// A real model's GGUF in $STRATA_MODELS or ~/.cache/strata/models.
-    static func modelPath(_ name: String) throws -> String {
-        let directory = ProcessInfo.processInfo.environment["STRATA_MODELS"]
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/models").path
-        let path = "\(directory)/\(name).gguf"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw FixtureError("model \(name).gguf not found in \(directory); run scripts/fetch-models.sh (or set STRATA_MODELS)")
-        }
-        return path
-    }
-
     /// Tokenizer of one of llama.cpp's vocabulary-only GGUF files in `Fixtures/llama-cpp-vocab/`.
     static func llamaCppTokenizer(_ name: String) throws -> Tokenizer {
         try cache.tokenizer(for: url("llama-cpp-vocab/ggml-vocab-\(name).gguf").path)
@@ -35,7 +25,7 @@ enum TokenizerFixtures {
 
     /// Tokenizer of a real model (`smollm2-135m`, `qwen2.5-coder-0.5b`).
     static func modelTokenizer(_ name: String) throws -> Tokenizer {
-        try cache.tokenizer(for: modelPath(name))
+        try cache.tokenizer(for: TestModels.require(name))
     }
 
     private static let cache = TokenizerCache()
