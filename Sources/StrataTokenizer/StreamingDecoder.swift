@@ -5,7 +5,7 @@
 /// the text handed out never contains a broken character that later tokens would have fixed.
 /// The concatenation of everything `append` and `finish` return equals `Tokenizer.decode` of
 /// all the ids.
-public struct StreamingDecoder {
+public struct StreamingDecoder: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecial: Bool
     /// Bytes of an incomplete character at the end of the stream.

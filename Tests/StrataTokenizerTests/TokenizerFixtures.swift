@@ -1,4 +1,6 @@
 import Foundation
+import StrataEngine
+import StrataFormats
 import StrataTestSupport
 import StrataTokenizer
 import Testing
@@ -49,4 +51,9 @@ private final class TokenizerCache: @unchecked Sendable {
         tokenizers[path] = tokenizer
         return tokenizer
     }
+}
+
+/// Reads a vocabulary the way the engine does.
+func loadVocabulary(_ path: String) throws -> Vocabulary {
+    try Vocabulary(gguf: GGUFFile.open(path: path))
 }
