@@ -1,0 +1,167 @@
+/// Text ⇄ token ids for a byte-level BPE vocabulary (GPT-2, SmolLM, Qwen2, Llama 3 families),
+/// reproducing llama.cpp's tokenization exactly.
+///
+/// Build one per model and share it: it is immutable, and `encode`/`decode` are safe to call
+/// from several threads at once.
+public final class Tokenizer: Sendable {
+    /// The vocabulary this tokenizer was built from, unchanged.
+    public let vocabulary: Vocabulary
+
+    private let preTokenizer: PreTokenizer
+    private let encoder: BytePairEncoder
+    private let specialTokens: SpecialTokenSplitter
+    /// Token roles after llama.cpp's corrections (end-of-generation names become control).
+    private let types: [TokenType]
+    /// The bytes each token decodes to, all tokens back to back; `pieceStarts[id]..<pieceStarts[id + 1]`.
+    private let pieceBytes: [UInt8]
+    private let pieceStarts: [Int]
+    private let endOfGeneration: Set<TokenID>
+
+    /// Builds the lookup tables (about 0.1-0.3 s for a 150k-token vocabulary).
+    /// - Throws: `TokenizerError` if the tokenizer family or pre-tokenizer is not supported,
+    ///   or a special-token id is out of range.
+    public init(vocabulary: Vocabulary) throws(TokenizerError) {
+        guard vocabulary.model == "gpt2" else { throw .unsupportedModel(vocabulary.model) }
+        guard !vocabulary.tokens.isEmpty else { throw .emptyVocabulary }
+        let count = vocabulary.tokens.count
+        let roles: [(String, TokenID?)] = [
+            ("BOS", vocabulary.bosID), ("EOS", vocabulary.eosID), ("end-of-turn", vocabulary.endOfTurnID),
+            ("padding", vocabulary.paddingID), ("unknown", vocabulary.unknownID),
+        ]
+        for case (let role, let id?) in roles where id < 0 || Int(id) >= count {
+            throw .tokenOutOfRange(role: role, id: id, count: count)
+        }
+        self.vocabulary = vocabulary
+        preTokenizer = try PreTokenizer(name: vocabulary.preTokenizer)
+
+        var tokenIDs: [String: TokenID] = [:]
+        tokenIDs.reserveCapacity(count)
+        for (index, text) in vocabulary.tokens.enumerated() {
+            tokenIDs[text] = TokenID(index)
+        }
+        encoder = BytePairEncoder(
+            tokens: vocabulary.tokens, tokenIDs: tokenIDs, merges: vocabulary.merges,
+            wholeWords: preTokenizer.wholeWordsSkipMerges)
+
+        var types = (0..<count).map { vocabulary.type(of: TokenID($0)) }
+        let endOfGeneration = EndOfGeneration.tokens(in: vocabulary, tokenIDs: tokenIDs)
+        for id in endOfGeneration.recognisedByName { types[Int(id)] = .control }
+        self.types = types
+        self.endOfGeneration = endOfGeneration.all
+        specialTokens = SpecialTokenSplitter(tokens: vocabulary.tokens, types: types)
+
+        var pieceBytes: [UInt8] = []
+        var pieceStarts: [Int] = [0]
+        pieceStarts.reserveCapacity(count + 1)
+        for (index, text) in vocabulary.tokens.enumerated() {
+            pieceBytes.append(contentsOf: Self.piece(of: text, type: types[index]))
+            pieceStarts.append(pieceBytes.count)
+        }
+        self.pieceBytes = pieceBytes
+        self.pieceStarts = pieceStarts
+    }
+
+    /// Number of tokens in the vocabulary.
+    public var count: Int { vocabulary.tokens.count }
+
+    /// Converts text to token ids.
+    /// - Parameters:
+    ///   - addSpecial: add BOS and/or EOS, but only where the vocabulary asks for them
+    ///     (`addBOS`, `addEOS`); most byte-level models ask for neither.
+    ///   - parseSpecial: recognise control tokens such as `<|im_start|>` written in the text;
+    ///     when false they are tokenized as ordinary text. User-defined tokens are always recognised.
+    public func encode(_ text: String, addSpecial: Bool = false, parseSpecial: Bool = true) -> [TokenID] {
+        var output: [TokenID] = []
+        if addSpecial, vocabulary.addBOS, let bos = vocabulary.bosID {
+            output.append(bos)
+        }
+        let bytes = Array(text.utf8)
+        output.reserveCapacity(output.count + bytes.count / 3)
+
+        var classified = ClassifiedText()
+        var ends: [Int] = []
+        var scratch: [Int] = []
+        var workspace = BytePairEncoder.Workspace()
+        for fragment in specialTokens.split(bytes, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .token(let id):
+                output.append(id)
+            case .text(let range):
+                classified.load(bytes, range)
+                preTokenizer.split(classified, into: &ends, scratch: &scratch)
+                var start = 0
+                for end in ends {
+                    let word = bytes[classified.byteOffsets[start]..<classified.byteOffsets[end]]
+                    encoder.encode(word, into: &output, workspace: &workspace)
+                    start = end
+                }
+            }
+        }
+
+        if addSpecial, vocabulary.addEOS, let eos = vocabulary.eosID {
+            output.append(eos)
+        }
+        return output
+    }
+
+    /// Converts token ids to text. Byte sequences that are not valid UTF-8 (a token sequence
+    /// cut inside a character) become U+FFFD.
+    /// - Parameter skipSpecial: leave out control and unknown tokens such as `<|im_end|>`.
+    public func decode(_ ids: [TokenID], skipSpecial: Bool = false) -> String {
+        var bytes: [UInt8] = []
+        for id in ids {
+            appendBytes(of: id, skipSpecial: skipSpecial, to: &bytes)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The raw bytes token `id` stands for (a control token's own text); empty for ids outside
+    /// the vocabulary and for unused or undefined tokens.
+    public func bytes(of id: TokenID) -> [UInt8] {
+        var bytes: [UInt8] = []
+        appendBytes(of: id, skipSpecial: false, to: &bytes)
+        return bytes
+    }
+
+    /// Appends the bytes of `id` to `bytes`; the one place decoding rules live.
+    func appendBytes(of id: TokenID, skipSpecial: Bool, to bytes: inout [UInt8]) {
+        let index = Int(id)
+        guard index >= 0 && index < count else { return }
+        if skipSpecial && (types[index] == .control || types[index] == .unknown) { return }
+        bytes.append(contentsOf: pieceBytes[pieceStarts[index]..<pieceStarts[index + 1]])
+    }
+
+    /// Whether generating `id` should end the reply: EOS, end-of-turn, and the control tokens
+    /// llama.cpp treats as such by name (`<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, FIM
+    /// padding/repository/file-separator tokens, ...).
+    public func isEndOfGeneration(_ id: TokenID) -> Bool {
+        endOfGeneration.contains(id)
+    }
+
+    /// All end-of-generation tokens, in ascending order.
+    public var endOfGenerationTokens: [TokenID] { endOfGeneration.sorted() }
+
+    /// The role of `id` after llama.cpp's corrections (ids outside the vocabulary are undefined).
+    public func type(of id: TokenID) -> TokenType {
+        let index = Int(id)
+        return index >= 0 && index < count ? types[index] : .undefined
+    }
+
+    /// What a token's text decodes to, following llama.cpp's `token_to_piece`.
+    private static func piece(of text: String, type: TokenType) -> [UInt8] {
+        switch type {
+        case .normal:
+            return ByteAlphabet.decode(text)
+        case .control, .unknown, .userDefined:
+            return Array(text.utf8)
+        case .byte:
+            // `<0xAB>`
+            let utf8 = Array(text.utf8)
+            guard utf8.count == 6, let value = UInt8(String(decoding: utf8[3..<5], as: UTF8.self), radix: 16)
+            else { return [] }
+            return [value]
+        case .undefined, .unused:
+            return []
+        }
+    }
+}
