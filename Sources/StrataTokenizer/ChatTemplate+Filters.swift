@@ -128,6 +128,7 @@ extension TemplateRenderer {
     }
 
     func applyTest(_ name: String, to value: Value, _ arguments: CallArguments) throws -> Bool {
+        guard Self.testNames.contains(name) else { throw Self.failure("unknown test '\(name)'") }
         let other = arguments.value(0, "value") ?? .undefined(hint: "test '\(name)' needs an argument")
         switch (name, value) {
         case ("defined", _): return !value.isUndefined
@@ -194,6 +195,8 @@ extension TemplateRenderer {
     }
 
     private func select(_ value: Value, _ arguments: CallArguments, keeping: Bool, byAttribute: Bool) throws -> [Value] {
+        // jinja2 yields nothing for a falsy sequence (none included) instead of failing.
+        guard value.isTruthy else { return [] }
         var rest = arguments.positional
         var path: Value?
         if byAttribute {
@@ -211,6 +214,7 @@ extension TemplateRenderer {
     }
 
     private func map(_ value: Value, _ arguments: CallArguments) throws -> [Value] {
+        guard value.isTruthy else { return [] }
         let items = try iterate(value)
         if let path = arguments.keywords["attribute"] {
             let fallback = arguments.keywords["default"]

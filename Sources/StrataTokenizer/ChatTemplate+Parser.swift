@@ -7,13 +7,26 @@ struct TemplateParser {
     /// `break` / `continue` are only valid inside a loop body, checked while parsing as
     /// jinja2 does.
     private var loopDepth = 0
+    /// Unknown filter and test names seen so far. jinja2 rejects them when compiling, except
+    /// inside an `if` statement or conditional expression ("soft" places), where a template
+    /// may guard a filter another runtime provides; there the error waits until it runs.
+    private var unknownCallables: [(message: String, position: SourcePosition, isSoft: Bool)] = []
+    private var softDepth = 0
 
     init(tokens: [Token]) {
         self.tokens = tokens
     }
 
     mutating func parseTemplate() throws -> [Node] {
-        try parseBody(until: [], opener: nil).nodes
+        let nodes = try parseBody(until: [], opener: nil).nodes
+        if let unknown = unknownCallables.first(where: { !$0.isSoft }) { throw error(unknown.message, at: unknown.position) }
+        return nodes
+    }
+
+    private mutating func noteIfUnknown(_ name: String, isFilter: Bool, at position: SourcePosition) {
+        let known = isFilter ? TemplateRenderer.filterNames : TemplateRenderer.testNames
+        guard !known.contains(name) else { return }
+        unknownCallables.append(("unknown \(isFilter ? "filter" : "test") '\(name)'", position, softDepth > 0))
     }
 
     // MARK: - Token helpers
@@ -167,6 +180,8 @@ struct TemplateParser {
     }
 
     private mutating func parseIf(at position: SourcePosition) throws -> Node {
+        softDepth += 1
+        defer { softDepth -= 1 }
         var branches: [(condition: Expression, body: [Node])] = []
         var condition = try parseTuple(allowConditional: false)
         try expectBlockEnd()
@@ -302,10 +317,14 @@ struct TemplateParser {
     }
 
     private mutating func parseConditional() throws -> Expression {
+        let firstUnknown = unknownCallables.count
         var expression = try parseOr()
         while isName("if") {
             let position = current.position
             advance()
+            softDepth += 1
+            defer { softDepth -= 1 }
+            for index in firstUnknown..<unknownCallables.count { unknownCallables[index].isSoft = true }
             let condition = try parseOr()
             let otherwise = skip(name: "else") ? try parseConditional() : nil
             expression = Expression(
@@ -548,7 +567,7 @@ struct TemplateParser {
     private mutating func parseFilterCall() throws -> FilterCall {
         let position = current.position
         let name = try parseDottedName()
-        guard TemplateRenderer.filterNames.contains(name) else { throw error("unknown filter '\(name)'", at: position) }
+        noteIfUnknown(name, isFilter: true, at: position)
         let arguments = isSymbol("(") ? try parseArguments() : Arguments()
         return FilterCall(name: name, arguments: arguments, position: position)
     }
@@ -563,9 +582,7 @@ struct TemplateParser {
                 let negated = skip(name: "not")
                 let testPosition = current.position
                 let name = try parseDottedName()
-                guard TemplateRenderer.testNames.contains(name) else {
-                    throw error("unknown test '\(name)'", at: testPosition)
-                }
+                noteIfUnknown(name, isFilter: false, at: testPosition)
                 var arguments = Arguments()
                 if isSymbol("(") {
                     arguments = try parseArguments()

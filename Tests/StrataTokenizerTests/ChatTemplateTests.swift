@@ -217,6 +217,14 @@ private func check(
         #expect(error.message.contains(fragment), "\(error)")
     }
 
+    /// Like jinja2, an unknown filter inside an `if` or a conditional expression only fails
+    /// when it runs, so templates can guard filters other runtimes provide.
+    @Test func unknownFiltersInConditionalsFailOnlyWhenRun() throws {
+        let guarded = try ChatTemplate(source: "{% if flag %}{{ x | from_json }}{% endif %}{{ y | from_json if flag else 'ok' }}")
+        #expect(try guarded.render(context: ["flag": false]) == "ok")
+        #expect(throws: ChatTemplateError.self) { try guarded.render(context: ["flag": true, "x": "1"]) }
+    }
+
     @Test func runtimeErrorsNamePosition() throws {
         let template = try ChatTemplate(source: "line one\n{{ messages[0].content + 1 }}")
         #expect {

@@ -48,6 +48,11 @@ CORPUS_TEMPLATES = [
     ("hermes-2-pro-llama-3-8b-tool-use", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja",
      "<|begin_of_text|>", "<|im_end|>"),
     ("granite-3.3-2b-instruct", "ibm-granite-granite-3.3-2B-Instruct.jinja", "", "<|end_of_text|>"),
+    ("qwen3-coder", "Qwen3-Coder.jinja", "", "<|im_end|>"),
+    ("glm-4.6", "GLM-4.6.jinja", "", "<|user|>"),
+    ("deepseek-v3.1", "deepseek-ai-DeepSeek-V3.1.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    ("qwq-32b", "Qwen-QwQ-32B.jinja", "", "<|im_end|>"),
+    ("kimi-k2", "moonshotai-Kimi-K2.jinja", "", "<|im_end|>"),
 ]
 
 WEATHER_TOOL = {
