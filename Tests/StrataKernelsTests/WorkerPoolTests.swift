@@ -9,12 +9,12 @@ struct WorkerPoolTests {
         let pool = WorkerPool(threadCount: threads)
         for count in [1, 2, 7, 64, 1000] {
             for granularity in [1, 3, 16] {
-                let hits = (0..<count).map { _ in Atomic<Int>(0) }
+                let hits = Mutex([Int](repeating: 0, count: count))
                 pool.parallelFor(count: count, granularity: granularity) { range in
                     #expect(range.lowerBound % granularity == 0)
-                    for index in range { hits[index].add(1, ordering: .relaxed) }
+                    hits.withLock { for index in range { $0[index] += 1 } }
                 }
-                #expect(hits.allSatisfy { $0.load(ordering: .relaxed) == 1 })
+                #expect(hits.withLock { $0.allSatisfy { $0 == 1 } })
             }
         }
     }
