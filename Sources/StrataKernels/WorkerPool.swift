@@ -119,7 +119,9 @@ private final class PoolCore: @unchecked Sendable {
     }
 
     func workerLoop() {
-        var seen = generation.load(ordering: .acquiring)
+        // Regions are counted from 0 when the pool is made; a worker that starts late must still
+        // take part in region 1, so it must not read the current count as "seen".
+        var seen = 0
         while true {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
