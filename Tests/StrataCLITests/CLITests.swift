@@ -1,0 +1,94 @@
+import Foundation
+import StrataTestSupport
+import Testing
+
+/// Runs the built `strata` binary (it sits beside the test bundle) and captures its output.
+struct StrataRun {
+    let status: Int32
+    let output: String
+    let error: String
+
+    init(_ arguments: [String]) throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("strata")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let outputPipe = Pipe()
+        let errorPipe = Pipe()
+        process.standardOutput = outputPipe
+        process.standardError = errorPipe
+        try process.run()
+        let outputData = outputPipe.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errorPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        status = process.terminationStatus
+        output = String(decoding: outputData, as: UTF8.self)
+        error = String(decoding: errorData, as: UTF8.self)
+    }
+
+    func json() throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+    }
+}
+
+@Suite("strata command line", .serialized)
+struct CLITests {
+    @Test func generateJSONFollowsTheContract() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let run = try StrataRun(["generate", "--model", model, "--prompt", "The capital of France is",
+                                 "--temperature", "0", "--max-tokens", "12", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let object = try run.json()
+        #expect(object["prompt_tokens"] as? [Int] == [504, 3575, 282, 4649, 314])
+        // transformers' greedy continuation of this prompt (Tests/StrataEngineTests/Fixtures).
+        #expect(object["tokens"] as? [Int] == [7042, 30, 198, 198, 504, 2988, 314, 42, 216, 34, 32, 33])
+        #expect(object["text"] as? String == " Paris.\n\nThe answer is: 201")
+        #expect(object["stop_reason"] as? String == "length")
+        let stats = try #require(object["stats"] as? [String: Any])
+        for key in ["prompt_tokens_per_second", "tokens_per_second", "load_seconds"] {
+            #expect((stats[key] as? Double ?? -1) > 0, "stats.\(key)")
+        }
+    }
+
+    @Test func generateStopsAtEndOfGeneration() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let run = try StrataRun(["generate", "--model", model, "--prompt", "The capital of France is",
+                                 "--temperature", "0", "--max-tokens", "48", "--json"])
+        let object = try run.json()
+        #expect(object["stop_reason"] as? String == "eos")
+        #expect((object["tokens"] as? [Int])?.count == 29)
+    }
+
+    @Test func inspectAndPerplexityJSON() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let inspect = try StrataRun(["inspect", "--model", model, "--json"]).json()
+        let config = try #require(inspect["config"] as? [String: Any])
+        #expect(config["layer_count"] as? Int == 30 && config["architecture"] as? String == "llama")
+        #expect((inspect["tensors_by_format"] as? [String: Int])?["Q4_1"] != nil)
+
+        let text = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cli-\(UUID()).txt")
+        try String(repeating: "It is a truth universally acknowledged. ", count: 40).write(to: text, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: text) }
+        let run = try StrataRun(["eval", "perplexity", "--model", model, "--file", text.path, "--context", "64", "--windows", "2", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let report = try run.json()
+        #expect(report["windows"] as? Int == 2 && report["tokens_scored"] as? Int == 126)
+        #expect((report["perplexity"] as? Double ?? 0) > 1)
+    }
+
+    @Test func badInputGivesAClearErrorAndNonZeroExit() throws {
+        let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cli-\(UUID()).gguf")
+        try Data("definitely not a model".utf8).write(to: notGGUF)
+        defer { try? FileManager.default.removeItem(at: notGGUF) }
+        let run = try StrataRun(["generate", "--model", notGGUF.path, "--prompt", "hi"])
+        #expect(run.status != 0)
+        #expect(run.error.contains("not a GGUF file") && run.error.contains(notGGUF.path))
+
+        let unknown = try StrataRun(["generate", "--model", "no-such-model", "--prompt", "hi"])
+        #expect(unknown.status != 0 && unknown.error.contains("unknown model 'no-such-model'"))
+
+        let badOption = try StrataRun(["generate", "--prompt", "hi", "--top-p", "2"])
+        #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
+    }
+}
