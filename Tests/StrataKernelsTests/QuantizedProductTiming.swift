@@ -50,6 +50,14 @@ struct QuantizedProductTiming {
                         matrix.multiply(scratch, into: &output, pool: pool)
                     }
                     if tokens == 1 { singleTokenSeconds = seconds }
+                    if tokens == 64 {
+                        // process CPU time over wall time: how many threads really ran
+                        let cpuStart = clock(), wallStart = ContinuousClock.now
+                        for _ in 0..<3 { matrix.multiply(scratch, into: &output, pool: pool) }
+                        let wall = ContinuousClock.now - wallStart
+                        let wallSeconds = Double(wall.components.attoseconds) * 1e-18 + Double(wall.components.seconds)
+                        print("  threads busy: " + String(format: "%.2f", Double(clock() - cpuStart) / Double(CLOCKS_PER_SEC) / wallSeconds))
+                    }
                     let gmacs = macsPerToken * Double(tokens) / seconds / 1e9
                     let gigabytes = Double(matrix.bytes.count) / seconds / 1e9
                     print("\(model) \(name) \(matrix.rows)x\(matrix.columns)\t\(matrix.format)\t\(tokens)\t\(threads)\t"
@@ -57,17 +65,5 @@ struct QuantizedProductTiming {
                 }
             }
         }
-    }
-
-    private func bestSeconds(repetitions: Int, _ body: () -> Void) -> Double {
-        body()
-        var best = Double.infinity
-        for _ in 0..<repetitions {
-            let start = ContinuousClock.now
-            body()
-            let elapsed = ContinuousClock.now - start
-            best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        }
-        return best
     }
 }
