@@ -21,7 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        .target(name: "StrataKernels", swiftSettings: kernelFlags, linkerSettings: [.linkedLibrary("m")]),
+        // The innermost quantized loops, in C for per-function CPU targets chosen at run time.
+        .target(name: "StrataKernelsC", linkerSettings: [.linkedLibrary("m")]),
+        .target(
+            name: "StrataKernels", dependencies: ["StrataKernelsC"], swiftSettings: kernelFlags,
+            linkerSettings: [.linkedLibrary("m")]),
         .target(name: "StrataFormats", dependencies: ["StrataKernels"]),
         .target(name: "StrataTokenizer"),
         .target(name: "StrataEngine", dependencies: ["StrataKernels", "StrataFormats", "StrataTokenizer"]),
@@ -37,7 +41,7 @@ let package = Package(
             dependencies: ["StrataKernels", "StrataFormats"],
             path: "Tests/StrataTestSupport"),
         .testTarget(
-            name: "StrataKernelsTests", dependencies: ["StrataKernels", "StrataTestSupport"],
+            name: "StrataKernelsTests", dependencies: ["StrataKernels", "StrataFormats", "StrataTestSupport"],
             resources: [.copy("Fixtures")], swiftSettings: kernelFlags),
         .testTarget(
             name: "StrataFormatsTests", dependencies: ["StrataFormats", "StrataTestSupport"]),

@@ -33,17 +33,5 @@ struct DequantizationTiming {
         }
     }
 
-    private func bestSeconds(repetitions: Int, _ body: () -> Void) -> Double {
-        body()
-        var best = Double.infinity
-        for _ in 0..<repetitions {
-            let start = ContinuousClock.now
-            body()
-            let elapsed = ContinuousClock.now - start
-            best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        }
-        return best
-    }
-
     private func milliseconds(_ seconds: Double) -> String { String(format: "%.3f", seconds * 1000) }
 }

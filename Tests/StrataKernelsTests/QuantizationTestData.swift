@@ -92,3 +92,17 @@ struct QuantizationFixture {
         }
     }
 }
+
+/// The shortest of `repetitions` timed runs of `body` after one warm-up run, in seconds. The
+/// minimum is the run least disturbed by other work on the machine.
+func bestSeconds(repetitions: Int, _ body: () -> Void) -> Double {
+    body()
+    var best = Double.infinity
+    for _ in 0..<repetitions {
+        let start = ContinuousClock.now
+        body()
+        let elapsed = ContinuousClock.now - start
+        best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+    return best
+}

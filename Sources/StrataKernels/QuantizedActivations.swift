@@ -1,0 +1,123 @@
+import StrataKernelsC
+
+/// The implementation the quantized kernels run, detected once per process.
+enum KernelLevel: Int32, Sendable, CaseIterable {
+    /// Plain C; the same bits as `avx512`, only slower.
+    case portable = 0
+    /// AVX-512 F/BW/VL/VNNI with FMA and F16C.
+    case avx512 = 1
+
+    /// The fastest level this CPU runs: the one place the choice is made.
+    static let detected = KernelLevel(rawValue: strata_detect_level()) ?? .portable
+
+    /// Levels this machine can run, for tests that compare them.
+    static var available: [KernelLevel] { allCases.filter { $0.rawValue <= detected.rawValue } }
+}
+
+/// Token activations quantized to 8-bit blocks for `WeightMatrix.multiply(_:into:pool:)`.
+///
+/// Each run of 32 floats becomes 32 int8 values with one float scale (`max |x| / 127`) and the
+/// block's sum, so a matrix product needs one integer dot product and one float multiply-add
+/// per 32 weights per token. A row is quantized once and reused by every weight row.
+///
+/// Create one per model with the largest `tokens × columns` it will hold; `quantize` then
+/// reuses the same storage and never allocates.
+public struct QuantizedActivations: Sendable {
+    /// Token rows currently held.
+    public private(set) var tokens = 0
+    /// Elements per token row (a multiple of 32).
+    public private(set) var columns = 0
+    /// The most elements (`tokens × columns`) this buffer can hold.
+    public let capacity: Int
+    /// `capacity / 32` blocks; the first `tokens × columns / 32` are valid.
+    var blocks: [strata_activation_block]
+
+    /// An empty buffer with room for `capacity` elements (rounded up to whole blocks).
+    public init(capacity: Int) {
+        precondition(capacity >= 0, "capacity must not be negative")
+        let blockCount = (capacity + 31) / 32
+        self.capacity = blockCount * 32
+        self.blocks = [strata_activation_block](repeating: strata_activation_block(), count: blockCount)
+    }
+
+    /// Quantizes `tokens` rows of `columns` floats from `input` (row after row), replacing the
+    /// previous contents. `columns` must be a multiple of 32.
+    public mutating func quantize(_ input: [Float], tokens: Int, columns: Int) {
+        quantize(input, tokens: tokens, columns: columns, level: .detected)
+    }
+
+    mutating func quantize(_ input: [Float], tokens: Int, columns: Int, level: KernelLevel) {
+        precondition(tokens >= 0 && columns >= 0 && columns % 32 == 0, "columns (\(columns)) must be a multiple of 32")
+        let count = tokens * columns
+        precondition(count <= capacity, "\(tokens) × \(columns) activations exceed the capacity \(capacity)")
+        precondition(input.count >= count, "input holds \(input.count) floats, need \(count)")
+        self.tokens = tokens
+        self.columns = columns
+        input.withUnsafeBufferPointer { source in
+            blocks.withUnsafeMutableBufferPointer { destination in
+                guard let base = source.baseAddress, let output = destination.baseAddress else { return }
+                strata_quantize_activations(level.rawValue, base, count, output)
+            }
+        }
+    }
+
+    /// The float value of every held element (`scale × value`), for tests and diagnostics.
+    public func dequantized() -> [Float] {
+        var result = [Float]()
+        result.reserveCapacity(tokens * columns)
+        for block in blocks.prefix(tokens * columns / 32) {
+            withUnsafeBytes(of: block.values) { values in
+                for value in values { result.append(block.scale * Float(Int8(bitPattern: value))) }
+            }
+        }
+        return result
+    }
+}
+
+extension WeightMatrix {
+    /// Whether `multiply(_:into:pool:)` takes this matrix's format: Q4_0, Q4_1, Q5_0, Q5_1,
+    /// Q8_0, Q4_K, Q5_K and Q6_K. Other formats use the float `multiply(_:tokens:into:pool:)`.
+    public var supportsQuantizedMultiply: Bool { strata_matmul_supports(format.rawValue) != 0 }
+
+    /// `output[t × rows + r] ≈ Σ_c W[r, c] · A[t, c]` for every token row of `activations`,
+    /// with integer dot products between the weight codes and the quantized activations.
+    ///
+    /// Each weight row is read from memory once per call (per ~256 KiB of activations) and
+    /// dotted with the tokens in tiles. Every output element is computed by the same float
+    /// operations whatever the number of tokens or threads, so a token's result is bitwise
+    /// independent of the batch it travels in. Requires `supportsQuantizedMultiply` and
+    /// `activations.columns == columns`.
+    public func multiply(_ activations: QuantizedActivations, into output: inout [Float], pool: WorkerPool) {
+        multiply(activations, into: &output, pool: pool, level: .detected)
+    }
+
+    /// Quantizes `tokens` rows of `input` into `scratch`, then calls `multiply(_:into:pool:)`.
+    /// `scratch` must have room for `tokens × columns` elements.
+    public func multiplyQuantized(_ input: [Float], tokens: Int, into output: inout [Float], pool: WorkerPool,
+                                  scratch: inout QuantizedActivations) {
+        scratch.quantize(input, tokens: tokens, columns: columns)
+        multiply(scratch, into: &output, pool: pool)
+    }
+
+    func multiply(_ activations: QuantizedActivations, into output: inout [Float], pool: WorkerPool, level: KernelLevel) {
+        precondition(supportsQuantizedMultiply, "\(format) has no quantized kernel; use the float multiply")
+        precondition(activations.columns == columns, "activations have \(activations.columns) columns, matrix \(columns)")
+        let tokens = activations.tokens
+        precondition(output.count >= tokens * rows, "output holds \(output.count) floats, need \(tokens * rows)")
+        guard tokens > 0 else { return }
+        let rows = rows, columns = columns, rowByteCount = rowByteCount, format = format.rawValue
+        bytes.withUnsafeBytes { weightBytes in
+            activations.blocks.withUnsafeBufferPointer { activationBlocks in
+                output.withUnsafeMutableBufferPointer { outputBuffer in
+                    nonisolated(unsafe) let weights = weightBytes.baseAddress!
+                    nonisolated(unsafe) let inputs = activationBlocks.baseAddress!
+                    nonisolated(unsafe) let results = outputBuffer.baseAddress!
+                    pool.parallelFor(count: rows, granularity: 16) { range in
+                        strata_matmul(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
+                                      range.upperBound, columns, inputs, tokens, results)
+                    }
+                }
+            }
+        }
+    }
+}

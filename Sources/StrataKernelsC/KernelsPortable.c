@@ -1,0 +1,131 @@
+// Portable C kernels, the fallback for CPUs without AVX-512 VNNI. They repeat the AVX-512
+// arithmetic exactly: integer dot products per group of four bytes (one "lane"), a fused
+// multiply-add per lane into eight float accumulators, and the same final reduction, so a
+// machine gets the same bits whichever level it runs.
+#include "Blocks.h"
+#include <math.h>
+
+#pragma clang fp contract(off)
+
+static float half_to_float(const uint8_t *source) {
+    uint16_t bits = load_u16(source);
+    uint32_t sign = (uint32_t)(bits >> 15) << 31;
+    int exponent = (bits >> 10) & 0x1F;
+    uint32_t mantissa = bits & 0x3FF;
+    float magnitude;
+    if (exponent == 0) {
+        magnitude = ldexpf((float)mantissa, -24); // zero or subnormal, exact
+    } else if (exponent == 0x1F) {
+        uint32_t special = 0x7F800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0);
+        memcpy(&magnitude, &special, sizeof magnitude);
+    } else {
+        magnitude = ldexpf((float)(mantissa | 0x400), exponent - 25);
+    }
+    uint32_t result;
+    memcpy(&result, &magnitude, sizeof result);
+    result |= sign;
+    memcpy(&magnitude, &result, sizeof magnitude);
+    return magnitude;
+}
+
+/// The 32 codes of sub-block `sub` as integers (signed for Q8_0 and Q6_K).
+static void subblock_codes(uint32_t format, const uint8_t *block, int sub, int32_t codes[32]) {
+    switch (format) {
+    case FORMAT_Q4_0:
+    case FORMAT_Q4_1:
+    case FORMAT_Q5_0:
+    case FORMAT_Q5_1: {
+        size_t packed = format == FORMAT_Q4_0 ? 2 : format == FORMAT_Q4_1 ? 4 : format == FORMAT_Q5_0 ? 6 : 8;
+        uint32_t fifth = format == FORMAT_Q5_0 ? load_u32(block + 2) : format == FORMAT_Q5_1 ? load_u32(block + 4) : 0;
+        for (int index = 0; index < 16; index++) {
+            codes[index] = (block[packed + index] & 0x0F) + (int32_t)((fifth >> index) & 1) * 16;
+            codes[index + 16] = (block[packed + index] >> 4) + (int32_t)((fifth >> (index + 16)) & 1) * 16;
+        }
+        break;
+    }
+    case FORMAT_Q8_0:
+        for (int index = 0; index < 32; index++) codes[index] = (int8_t)block[2 + index];
+        break;
+    case FORMAT_Q4_K:
+    case FORMAT_Q5_K: {
+        const uint8_t *packed = block + (format == FORMAT_Q4_K ? 16 : 48) + 32 * (sub / 2);
+        for (int index = 0; index < 32; index++) {
+            int32_t code = (sub & 1) ? packed[index] >> 4 : packed[index] & 0x0F;
+            if (format == FORMAT_Q5_K) code += ((block[16 + index] >> sub) & 1) * 16;
+            codes[index] = code;
+        }
+        break;
+    }
+    default: { // Q6_K
+        int half = sub / 4, quarter = sub % 4;
+        const uint8_t *low = block + 64 * half + 32 * (quarter & 1);
+        const uint8_t *high = block + 128 + 32 * half;
+        for (int index = 0; index < 32; index++) {
+            int32_t nibble = quarter >= 2 ? low[index] >> 4 : low[index] & 0x0F;
+            codes[index] = (nibble | (((high[index] >> (2 * quarter)) & 3) << 4)) - 32;
+        }
+    }
+    }
+}
+
+static float reduce_lanes(const float lanes[8]) {
+    float pairs[4];
+    for (int lane = 0; lane < 4; lane++) pairs[lane] = lanes[lane] + lanes[lane + 4];
+    float even = pairs[0] + pairs[2];
+    float odd = pairs[1] + pairs[3];
+    return even + odd;
+}
+
+void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                               const strata_activation_block *activations, size_t stride,
+                               float *output, size_t output_stride) {
+    const int subblocks = group_subblocks(format);
+    const size_t bytes = group_bytes(format);
+    float accumulators[TOKEN_TILE][8] = {{0}};
+    float offsets[TOKEN_TILE] = {0};
+    for (size_t group = 0; group < groups; group++) {
+        const uint8_t *block = row + group * bytes;
+        group_scales scales;
+        decode_group_scales(format, block, half_to_float(block + first_half_offset(format)),
+                            half_to_float(block + second_half_offset(format)), &scales);
+        for (int sub = 0; sub < subblocks; sub++) {
+            int32_t codes[32];
+            subblock_codes(format, block, sub, codes);
+            const strata_activation_block *column_block = activations + group * subblocks + sub;
+            for (size_t token = 0; token < tile; token++) {
+                const strata_activation_block *input = column_block + token * stride;
+                float scale = scales.scale[sub] * input->scale;
+                for (int lane = 0; lane < 8; lane++) {
+                    int32_t sum = 0;
+                    for (int index = 4 * lane; index < 4 * lane + 4; index++) sum += codes[index] * input->values[index];
+                    if (format == FORMAT_Q6_K) sum *= (int8_t)block[192 + 2 * sub + lane / 4];
+                    accumulators[token][lane] = fmaf((float)sum, scale, accumulators[token][lane]);
+                }
+                if (format_has_offset(format)) offsets[token] = offsets[token] + scales.offset[sub] * input->sum;
+            }
+        }
+    }
+    for (size_t token = 0; token < tile; token++) {
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+    }
+}
+
+void strata_quantize_portable(const float *input, size_t count, strata_activation_block *output) {
+    for (size_t block = 0; block < count / 32; block++) {
+        const float *source = input + 32 * block;
+        float magnitude = 0;
+        for (int index = 0; index < 32; index++) magnitude = fmaxf(magnitude, fabsf(source[index]));
+        float scale = magnitude / 127.0f;
+        float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+        int32_t sum = 0;
+        for (int index = 0; index < 32; index++) {
+            // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
+            float scaled = nearbyintf(source[index] * inverse);
+            int32_t code = scaled > 127.0f ? 127 : scaled < -127.0f ? -127 : (int32_t)scaled;
+            output[block].values[index] = (int8_t)code;
+            sum += code;
+        }
+        output[block].scale = scale;
+        output[block].sum = scale * (float)sum;
+    }
+}

@@ -1,0 +1,42 @@
+// The innermost loops of Strata's quantized matrix kernels, in C for per-function CPU targets
+// (Swift has none). Only StrataKernels calls these; it wraps them in safe Swift.
+#ifndef STRATA_KERNELS_C_H
+#define STRATA_KERNELS_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 32 activations quantized to int8: element i means `scale × values[i]`.
+typedef struct {
+    /// max |x| / 127 over the block's floats (0 for an all-zero block).
+    float scale;
+    /// `scale × Σ values[i]`, the block's sum, for weight formats with an offset.
+    float sum;
+    int8_t values[32];
+} strata_activation_block;
+
+/// Which implementation runs; chosen once by the caller from `strata_detect_level`.
+enum {
+    STRATA_LEVEL_PORTABLE = 0,
+    STRATA_LEVEL_AVX512 = 1,
+};
+
+/// The fastest level this CPU runs (AVX-512 F/BW/VL/VNNI with FMA and F16C, else portable C).
+int strata_detect_level(void);
+
+/// Quantizes `count` floats (a multiple of 32) into `count / 32` blocks.
+void strata_quantize_activations(int level, const float *input, size_t count, strata_activation_block *output);
+
+/// 1 when `strata_matmul` implements the GGML type number `format`, else 0.
+int strata_matmul_supports(uint32_t format);
+
+/// `output[t × rows + r] = Σ_c W[r, c] × A[t, c]` for rows `row_begin..<row_end` and tokens
+/// `0..<tokens`. `weights` points at row 0 (`row_bytes` per row, `columns` elements, a whole
+/// number of the format's blocks); `activations` holds `tokens × columns / 32` blocks, token
+/// after token. Each output element takes the same float operations whatever `tokens`, the
+/// row range or the level, so results do not depend on batch size or thread split.
+void strata_matmul(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                   size_t row_begin, size_t row_end, size_t columns,
+                   const strata_activation_block *activations, size_t tokens, float *output);
+
+#endif

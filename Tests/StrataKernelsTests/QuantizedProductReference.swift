@@ -1,0 +1,81 @@
+@testable import StrataKernels
+
+/// The quantized formats `WeightMatrix.multiply(_:into:pool:)` implements.
+let quantizedProductFormats: [QuantFormat] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+/// Allowed distance between a kernel's output and the Double reference over the same quantized
+/// activations, relative to `Σ_c |Â[t, c]| × max_c |W[r, c]|`. The kernels' integer dot
+/// products are exact, so only float rounding remains: a few float32 ulps per 32-element
+/// block (scale product, multiply-add, the offset term) and the final 8-lane reduction. A
+/// single wrong 4-bit code in a 256-column row moves the result by ~1e-3 of that magnitude.
+let quantizedProductTolerance = 3e-5
+
+/// A block as `QuantizedActivations` should hold it, computed field by field in Swift.
+struct ReferenceActivationBlock: Equatable {
+    var scale: Float
+    var sum: Float
+    var values: [Int8]
+}
+
+/// The activation quantizer's definition: scale `max |x| / 127`, codes `x × (1 / scale)`
+/// rounded to nearest even, sum `scale × Σ codes`.
+func referenceQuantize(_ input: [Float]) -> [ReferenceActivationBlock] {
+    stride(from: 0, to: input.count, by: 32).map { start in
+        let block = input[start..<start + 32]
+        let magnitude = block.reduce(Float(0)) { max($0, abs($1)) }
+        let scale = magnitude / 127
+        let inverse: Float = scale != 0 ? 1 / scale : 0
+        let values = block.map { Int8(max(-127, min(127, ($0 * inverse).rounded(.toNearestOrEven)))) }
+        let sum = scale * Float(values.reduce(Int32(0)) { $0 + Int32($1) })
+        return ReferenceActivationBlock(scale: scale, sum: sum, values: values)
+    }
+}
+
+extension QuantizedActivations {
+    /// The held blocks in the reference's shape.
+    var referenceBlocks: [ReferenceActivationBlock] {
+        blocks.prefix(tokens * columns / 32).map { block in
+            let values = withUnsafeBytes(of: block.values) { Array($0).map { Int8(bitPattern: $0) } }
+            return ReferenceActivationBlock(scale: block.scale, sum: block.sum, values: values)
+        }
+    }
+}
+
+/// A `rows × columns` matrix over a heap copy of `bytes`.
+func weightMatrix(_ format: QuantFormat, rows: Int, columns: Int, bytes: [UInt8]) -> WeightMatrix {
+    guard let matrix = WeightMatrix(format: format, rows: rows, columns: columns, bytes: ByteView(ByteStorage.copying(bytes)))
+    else { preconditionFailure("\(format) \(rows)×\(columns) does not fit \(bytes.count) bytes") }
+    return matrix
+}
+
+/// `Σ_c W[r, c] · A[t, c]` in Double with W from `dequantizeReference` (laid out `[t × rows + r]`),
+/// and for each element the magnitude the tolerance is relative to.
+func referenceProduct(_ matrix: WeightMatrix, weightBytes: [UInt8], activations: [Float], tokens: Int)
+    -> (values: [Double], magnitudes: [Double]) {
+    let weights = dequantize(matrix.format, weightBytes, path: .reference)
+    var values = [Double](repeating: 0, count: tokens * matrix.rows)
+    var magnitudes = values
+    for row in 0..<matrix.rows {
+        let weightRow = weights[(row * matrix.columns)..<((row + 1) * matrix.columns)]
+        let largest = weightRow.reduce(0.0) { max($0, Double(abs($1))) }
+        for token in 0..<tokens {
+            var sum = 0.0, absoluteSum = 0.0
+            for column in 0..<matrix.columns {
+                let activation = Double(activations[token * matrix.columns + column])
+                sum += Double(weightRow[weightRow.startIndex + column]) * activation
+                absoluteSum += abs(activation)
+            }
+            values[token * matrix.rows + row] = sum
+            magnitudes[token * matrix.rows + row] = absoluteSum * largest
+        }
+    }
+    return (values, magnitudes)
+}
+
+/// Random activations of transformer-like size, a few large outliers included.
+func randomActivations(count: Int, generator: inout SeededGenerator) -> [Float] {
+    (0..<count).map { _ in
+        let value = Float.random(in: -1...1, using: &generator)
+        return Int.random(in: 0..<50, using: &generator) == 0 ? value * 20 : value
+    }
+}
