@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import StrataKernelsC
 import Synchronization
 
 /// The one source of parallelism: a fixed set of threads, created once, that split index
@@ -127,7 +128,9 @@ private final class PoolCore: @unchecked Sendable {
             while generation.load(ordering: .acquiring) == seen {
                 if stopping.load(ordering: .relaxed) { return }
                 spins += 1
-                if spins < 20_000 {
+                // A decode step issues a region every few microseconds, and waking a sleeping
+                // thread costs tens of microseconds, so spin for about a millisecond first.
+                if spins < Self.spinsBeforeSleeping {
                     spinPause()
                 } else {
                     sleepers.add(1, ordering: .sequentiallyConsistent)
@@ -143,11 +146,11 @@ private final class PoolCore: @unchecked Sendable {
         }
     }
 
+    /// About a millisecond of PAUSE instructions on current x86 cores.
+    static let spinsBeforeSleeping = 50_000
+
     @inline(__always)
-    private func spinPause() {
-        // Tell the CPU this is a spin-wait loop (x86 PAUSE) without calling out of Swift.
-        _ = generation.load(ordering: .relaxed)
-    }
+    private func spinPause() { strata_spin_pause() }
 }
 
 /// A mutex and condition variable for workers that have spun long enough.

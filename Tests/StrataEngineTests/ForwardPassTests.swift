@@ -15,13 +15,14 @@ struct ForwardPassTests {
 
     var full: LayerPlan { .full(layerCount: model.config.layerCount) }
 
-    @Test("a token's logits are bitwise the same decoded alone, prefilled in a batch, or on another thread count")
-    func batchAndThreadInvariance() throws {
-        var batched = Transformer(model: model, pool: WorkerPool(threadCount: 2))
+    @Test("a token's logits are bitwise the same decoded alone, prefilled in a batch, or on another thread count",
+          arguments: Numerics.allCases)
+    func batchAndThreadInvariance(numerics: Numerics) throws {
+        var batched = Transformer(model: model, pool: WorkerPool(threadCount: 2), numerics: numerics)
         var batchedCache = batched.makeCache(capacity: 64)
         let all = try batched.forward(tokens: tokens, startPosition: 0, plan: full, cache: &batchedCache, logits: .all)
 
-        var single = Transformer(model: model, pool: WorkerPool(threadCount: 1))
+        var single = Transformer(model: model, pool: WorkerPool(threadCount: 1), numerics: numerics)
         var singleCache = single.makeCache(capacity: 64)
         for (position, token) in tokens.enumerated() {
             let logits = try single.forward(tokens: [token], startPosition: position, plan: full, cache: &singleCache)

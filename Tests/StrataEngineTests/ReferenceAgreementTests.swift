@@ -23,7 +23,7 @@ struct ReferenceAgreementTests {
             let tokens = model.tokenizer.encode(prompt.prompt, addSpecial: true, parseSpecial: true)
             try #require(tokens == prompt.promptTokens, "prompt \(prompt.prompt.debugDescription)")
 
-            var transformer = Transformer(model: model)
+            var transformer = Transformer(model: model, numerics: .exact)
             var cache = transformer.makeCache(capacity: 128)
             let logits = try transformer.forward(
                 tokens: tokens, startPosition: 0, plan: .full(layerCount: model.config.layerCount), cache: &cache)
@@ -67,7 +67,7 @@ struct ReferenceAgreementTests {
         let reference = try TransformersReference.load(model: modelName).perplexity
         let tokens = model.tokenizer.encode(try Fixture.text("pride-and-prejudice.txt"), addSpecial: false, parseSpecial: false)
         #expect(tokens.count == reference.textTokens)
-        var transformer = Transformer(model: model)
+        var transformer = Transformer(model: model, numerics: .exact)
         let report = try evaluatePerplexity(
             transformer: &transformer, tokens: tokens, context: reference.context, windows: reference.windows)
         #expect(report.tokensScored == reference.tokensScored)
@@ -80,7 +80,7 @@ struct ReferenceAgreementTests {
         let model = try LoadedModels.model("smollm2-135m")
         let tokens = model.tokenizer.encode(try Fixture.text("gpl-3.txt"), addSpecial: false, parseSpecial: false)
         #expect(tokens.count == 7639)
-        var transformer = Transformer(model: model)
+        var transformer = Transformer(model: model, numerics: .exact)
         let report = try evaluatePerplexity(transformer: &transformer, tokens: tokens, context: 512, scoring: .secondHalf)
         #expect(report.windows == 14 && report.tokensScored == 14 * 255)
         // llama.cpp (flash attention on) measured 18.3914; a float64 forward gives 18.3001.

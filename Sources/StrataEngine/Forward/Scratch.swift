@@ -1,3 +1,5 @@
+import StrataKernels
+
 /// Activation buffers for one forward pass, sized for a number of tokens and reused, so a
 /// decoding step allocates nothing. Grows only when a larger batch arrives.
 struct Scratch {
@@ -24,6 +26,9 @@ struct Scratch {
     var cosines: [Float] = []
     /// [tokens × rotaryDimensions/2]
     var sines: [Float] = []
+    /// The current sublayer input quantized to 8-bit blocks (fast path), shared by the
+    /// matrices that read it (q/k/v, gate/up).
+    var quantized = QuantizedActivations(capacity: 0)
 
     mutating func reserve(tokens: Int, config: ModelConfig) {
         guard tokens > tokenCapacity else { return }
@@ -41,6 +46,8 @@ struct Scratch {
         up = buffer(config.feedForwardSize)
         cosines = buffer(config.rotaryDimensions / 2)
         sines = buffer(config.rotaryDimensions / 2)
+        let widest = max(config.hiddenSize, config.feedForwardSize, config.headCount * config.headDimensions)
+        quantized = QuantizedActivations(capacity: tokens * widest)
         tokenCapacity = tokens
     }
 }

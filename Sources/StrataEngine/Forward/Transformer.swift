@@ -22,21 +22,35 @@ public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 }
 
+/// How matrix products are computed.
+public enum Numerics: String, Sendable, Codable, CaseIterable {
+    /// Weights dequantized to float32, activations in float32: matches transformers on the
+    /// dequantized GGUF weights (to ~1e-5 in the logits). Used by the reference tests.
+    case exact
+    /// Activations quantized to 8-bit blocks once per matrix input and multiplied with integer
+    /// dot products, as llama.cpp does: several times faster, within the quality bounds the
+    /// tests check (perplexity within 1%, top-1 agreement except at near-ties).
+    case fast
+
+    /// What front ends use unless told otherwise: the fast path only once it meets the quality
+    /// bounds on the reference texts (see FastPathQualityTests); until then, exact.
+    public static let recommended = Numerics.exact
+}
+
 /// Runs a model: ONE forward pass, parameterised by a `LayerPlan`, over a `KVCache`.
-///
-/// The exact path dequantizes weights to float32 and computes in float32, matching
-/// transformers on the dequantized GGUF weights.
 public struct Transformer: Sendable {
     public let model: LanguageModel
     public let pool: WorkerPool
+    public let numerics: Numerics
     private var scratch = Scratch()
     private let inverseFrequencies: [Float]
 
     public var config: ModelConfig { model.config }
 
-    public init(model: LanguageModel, pool: WorkerPool = WorkerPool()) {
+    public init(model: LanguageModel, pool: WorkerPool = WorkerPool(), numerics: Numerics = .recommended) {
         self.model = model
         self.pool = pool
+        self.numerics = numerics
         inverseFrequencies = RotaryEmbedding.inverseFrequencies(
             dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
     }
@@ -106,9 +120,10 @@ public struct Transformer: Sendable {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        layer.query.multiply(scratch.normalized, tokens: tokens, into: &scratch.query, pool: pool)
-        layer.key.multiply(scratch.normalized, tokens: tokens, into: &scratch.key, pool: pool)
-        layer.value.multiply(scratch.normalized, tokens: tokens, into: &scratch.value, pool: pool)
+        prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
+        Self.multiply(layer.query, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.query, pool: pool)
+        Self.multiply(layer.key, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.key, pool: pool)
+        Self.multiply(layer.value, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.value, pool: pool)
         if let bias = layer.queryBias { FloatKernels.addBias(bias, into: &scratch.query, rows: tokens, columns: bias.count) }
         if let bias = layer.keyBias { FloatKernels.addBias(bias, into: &scratch.key, rows: tokens, columns: bias.count) }
         if let bias = layer.valueBias { FloatKernels.addBias(bias, into: &scratch.value, rows: tokens, columns: bias.count) }
@@ -126,7 +141,8 @@ public struct Transformer: Sendable {
             startPosition: startPosition,
             shape: .init(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions),
             scale: 1 / Float(config.headDimensions).squareRoot(), into: &scratch.attention, pool: pool)
-        layer.attentionOutput.multiply(scratch.attention, tokens: tokens, into: &scratch.projection, pool: pool)
+        prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
+        Self.multiply(layer.attentionOutput, scratch.attention, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.projection, pool: pool)
         FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
     }
 
@@ -134,10 +150,12 @@ public struct Transformer: Sendable {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        layer.gate.multiply(scratch.normalized, tokens: tokens, into: &scratch.gate, pool: pool)
-        layer.up.multiply(scratch.normalized, tokens: tokens, into: &scratch.up, pool: pool)
+        prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
+        Self.multiply(layer.gate, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.gate, pool: pool)
+        Self.multiply(layer.up, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.up, pool: pool)
         FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
-        layer.down.multiply(scratch.gate, tokens: tokens, into: &scratch.projection, pool: pool)
+        prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
+        Self.multiply(layer.down, scratch.gate, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.projection, pool: pool)
         FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
     }
 
@@ -154,7 +172,33 @@ public struct Transformer: Sendable {
         FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: model.weights.outputNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
         logits.values = [Float](repeating: 0, count: rows.count * config.vocabularySize)
-        model.weights.output.multiply(scratch.normalized, tokens: rows.count, into: &logits.values, pool: pool)
+        prepareInput(scratch.normalized, tokens: rows.count, columns: hiddenSize)
+        Self.multiply(model.weights.output, scratch.normalized, scratch.quantized, numerics: numerics, tokens: rows.count, into: &logits.values, pool: pool)
         return logits
+    }
+
+    /// In the fast path, quantizes `input` (`[tokens × columns]`) once for every matrix that
+    /// reads it next.
+    private mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) {
+        if numerics == .fast && columns % 32 == 0 {
+            scratch.quantized.quantize(input, tokens: tokens, columns: columns)
+        }
+    }
+
+    /// `output = matrix × input`; `input` is the array last given to `prepareInput`, and
+    /// `quantized` its 8-bit form in the fast path.
+    ///
+    /// Static on purpose: a method call would borrow a copy of `self` while `output` (a scratch
+    /// buffer inside it) is written, forcing a copy-on-write of the buffer on every call.
+    private static func multiply(
+        _ matrix: WeightMatrix, _ input: [Float], _ quantized: QuantizedActivations, numerics: Numerics,
+        tokens: Int, into output: inout [Float], pool: WorkerPool
+    ) {
+        if numerics == .fast && matrix.supportsQuantizedMultiply && quantized.columns == matrix.columns
+            && quantized.tokens == tokens {
+            matrix.multiply(quantized, into: &output, pool: pool)
+        } else {
+            matrix.multiply(input, tokens: tokens, into: &output, pool: pool)
+        }
     }
 }

@@ -39,4 +39,8 @@ void strata_matmul(int level, uint32_t format, const void *weights, size_t row_b
                    size_t row_begin, size_t row_end, size_t columns,
                    const strata_activation_block *activations, size_t tokens, float *output);
 
+/// Tells the CPU the caller is in a spin-wait loop (x86 PAUSE): saves power and lets the
+/// sibling hyper-thread run.
+void strata_spin_pause(void);
+
 #endif

@@ -51,7 +51,7 @@ struct PerplexityCommand: ParsableCommand {
             throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
         }
         let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
-        var transformer = Transformer(model: model, pool: modelOptions.makePool())
+        var transformer = modelOptions.makeTransformer(model)
         let report = try evaluatePerplexity(
             transformer: &transformer, tokens: tokens, context: context, windows: windows,
             scoring: llamaCpp ? .secondHalf : .allPredictions

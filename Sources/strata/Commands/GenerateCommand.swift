@@ -35,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
         guard promptTokens.count < model.config.contextLength else {
             throw CommandFailure("the prompt has \(promptTokens.count) tokens; the model's context is \(model.config.contextLength)")
         }
-        let transformer = Transformer(model: model, pool: modelOptions.makePool())
+        let transformer = modelOptions.makeTransformer(model)
         var generator = Generator(
             transformer: transformer, prompt: promptTokens,
             parameters: GenerationParameters(maxTokens: generation.maxTokens, sampling: generation.sampling))

@@ -3,6 +3,8 @@ import Foundation
 import StrataEngine
 import StrataKernels
 
+extension Numerics: ExpressibleByArgument {}
+
 /// `--model` and `--threads`, shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "A registered model name (see `strata pull --list`) or a path to a .gguf file.")
@@ -10,6 +12,12 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
+
+    @Option(help: "Matrix-product numerics: 'exact' (float32, matches transformers) or 'fast' (8-bit activations with integer dot products, as llama.cpp). Default: \(Numerics.recommended.rawValue).")
+    var numerics: Numerics = .recommended
+
+    @Flag(help: "Shorthand for --numerics exact.")
+    var exact = false
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
@@ -27,7 +35,10 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    func makePool() -> WorkerPool { WorkerPool(threadCount: threads) }
+    /// A transformer over `model` with the chosen threads and numerics.
+    func makeTransformer(_ model: LanguageModel) -> Transformer {
+        Transformer(model: model, pool: WorkerPool(threadCount: threads), numerics: exact ? .exact : numerics)
+    }
 }
 
 /// Prints `value` as pretty, key-sorted JSON on stdout.

@@ -1,0 +1,180 @@
+import ArgumentParser
+import Foundation
+import StrataAnalysis
+import StrataEngine
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prompt processing and generation speed, the cost of small batches, and peak memory.",
+        discussion: """
+            Like llama-bench: pp (one forward pass over --prompt-tokens tokens) and tg (--gen-tokens \
+            tokens decoded one at a time from an empty cache), each repeated after a warm-up; the \
+            median and spread are reported. The batch-cost curve times one forward pass of n tokens \
+            on top of 128 cached ones (the shape of a speculative verification) relative to n = 1. \
+            Machines here are shared and noisy: compare figures measured side by side in one run.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prompt-processing test.")
+    var promptTokens = 512
+
+    @Option(name: .customLong("gen-tokens"), help: "Tokens in the generation test.")
+    var generatedTokens = 128
+
+    @Option(name: .customLong("batch-sizes"), help: "Comma-separated batch sizes for the batch-cost curve.")
+    var batchSizes = "1,2,4,8,16"
+
+    @Option(help: "Timed runs of each test (after one warm-up).")
+    var repetitions = 5
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        if promptTokens < 1 || generatedTokens < 1 { throw ValidationError("--prompt-tokens and --gen-tokens must be at least 1") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, found \(repetitions)") }
+        _ = try parsedBatchSizes()
+    }
+
+    func parsedBatchSizes() throws -> [Int] {
+        let sizes = batchSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("--batch-sizes must be positive integers separated by commas, found '\(batchSizes)'")
+        }
+        return Array(Set(sizes.compactMap { $0 } + [1])).sorted()
+    }
+
+    func run() throws {
+        let (model, _) = try modelOptions.load()
+        var transformer = modelOptions.makeTransformer(model)
+        var options = SpeedBenchmarkOptions()
+        options.promptTokens = promptTokens
+        options.generatedTokens = generatedTokens
+        options.batchSizes = try parsedBatchSizes()
+        options.repetitions = repetitions
+        guard max(promptTokens, generatedTokens, options.batchContext + (options.batchSizes.max() ?? 1)) <= model.config.contextLength else {
+            throw CommandFailure("the benchmark needs more positions than the model's context \(model.config.contextLength)")
+        }
+        let report = try runSpeedBenchmark(transformer: &transformer, options: options) { step in
+            printError("\rbench: \(step)".padding(toLength: 40, withPad: " ", startingAt: 0), terminator: "")
+        }
+        printError("")
+        let output = BenchOutput(
+            model: modelOptions.model, modelFile: model.file.path, numerics: transformer.numerics.rawValue,
+            threads: transformer.pool.threadCount, commit: SourceInfo.commit, machine: MachineInfo.current(),
+            promptTokens: promptTokens, generatedTokens: generatedTokens, report: report)
+        if json {
+            try printJSON(output)
+            return
+        }
+        print(String(format: "%@ (%@, %d threads, %@ numerics) on %@",
+                     output.model, model.config.architecture.rawValue, output.threads, output.numerics, output.machine.cpu))
+        print(String(format: "  pp%-4d %8.1f tokens/s  (min %.1f, max %.1f, sd %.1f)", promptTokens, report.prompt.median,
+                     report.prompt.minimum, report.prompt.maximum, report.prompt.standardDeviation))
+        print(String(format: "  tg%-4d %8.1f tokens/s  (min %.1f, max %.1f, sd %.1f)", generatedTokens, report.generation.median,
+                     report.generation.minimum, report.generation.maximum, report.generation.standardDeviation))
+        print("  batch cost (time of n tokens / time of 1):")
+        for size in report.batchCost.keys.sorted() {
+            print(String(format: "    n=%-3d %6.2fx  (%.2f ms)", size, report.batchCost[size]!, report.batchSeconds[size]! * 1000))
+        }
+        print(String(format: "  peak RSS %.1f MiB (model file %.1f MiB, KV cache %.1f MiB)",
+                     Double(report.peakResidentBytes) / 1_048_576, Double(model.file.fileSize) / 1_048_576,
+                     Double(report.kvCacheBytes) / 1_048_576))
+    }
+}
+
+/// `strata bench --json` output.
+struct BenchOutput: Encodable {
+    var model: String
+    var modelFile: String
+    var numerics: String
+    var threads: Int
+    var commit: String
+    var machine: MachineInfo
+    var promptTokens: Int
+    var generatedTokens: Int
+    var report: SpeedReport
+
+    enum CodingKeys: String, CodingKey {
+        case model, numerics, threads, commit, machine
+        case modelFile = "model_file"
+        case promptTokens = "prompt_tokens"
+        case generatedTokens = "gen_tokens"
+        case promptTokensPerSecond = "prompt_tokens_per_second"
+        case promptSpread = "prompt_tokens_per_second_spread"
+        case tokensPerSecond = "tokens_per_second"
+        case generationSpread = "tokens_per_second_spread"
+        case batchCost = "batch_cost"
+        case batchMilliseconds = "batch_milliseconds"
+        case peakResidentBytes = "peak_rss_bytes"
+        case kvCacheBytes = "kv_cache_bytes"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(model, forKey: .model)
+        try container.encode(modelFile, forKey: .modelFile)
+        try container.encode(numerics, forKey: .numerics)
+        try container.encode(threads, forKey: .threads)
+        try container.encode(commit, forKey: .commit)
+        try container.encode(machine, forKey: .machine)
+        try container.encode(promptTokens, forKey: .promptTokens)
+        try container.encode(generatedTokens, forKey: .generatedTokens)
+        try container.encode(report.prompt.median, forKey: .promptTokensPerSecond)
+        try container.encode(report.prompt, forKey: .promptSpread)
+        try container.encode(report.generation.median, forKey: .tokensPerSecond)
+        try container.encode(report.generation, forKey: .generationSpread)
+        try container.encode(Dictionary(uniqueKeysWithValues: report.batchCost.map { (String($0.key), $0.value) }), forKey: .batchCost)
+        try container.encode(Dictionary(uniqueKeysWithValues: report.batchSeconds.map { (String($0.key), $0.value * 1000) }),
+                             forKey: .batchMilliseconds)
+        try container.encode(report.peakResidentBytes, forKey: .peakResidentBytes)
+        try container.encode(report.kvCacheBytes, forKey: .kvCacheBytes)
+    }
+}
+
+/// The machine a measurement ran on.
+struct MachineInfo: Encodable {
+    var cpu: String
+    var cores: Int
+    var flags: [String]
+    var memoryBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case cpu, cores, flags
+        case memoryBytes = "memory_bytes"
+    }
+
+    static func current() -> MachineInfo {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> String? {
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix(name) }
+                .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let interesting: Set<String> = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avxvnni"]
+        let flags = (field("flags") ?? "").split(separator: " ").map(String.init).filter(interesting.contains).sorted()
+        return MachineInfo(cpu: field("model name") ?? "unknown", cores: ProcessInfo.processInfo.activeProcessorCount,
+                           flags: flags, memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+    }
+}
+
+/// The source revision this binary was built from, read from the source tree's git.
+enum SourceInfo {
+    static var commit: String {
+        let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "-C", sourceRoot, "describe", "--always", "--dirty"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "unknown" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
+    }
+}
