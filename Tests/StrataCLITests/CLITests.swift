@@ -92,3 +92,36 @@ struct CLITests {
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
     }
 }
+
+@Suite("strata plan options")
+struct CLIPlanTests {
+    @Test func skipShorthandsEqualTheSamePlanFile() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let steps = (0..<30).filter { ![3, 7, 8, 9].contains($0) }.map { layer in
+            #"{"layer": \#(layer), "attention": \#(layer != 20), "ffn": \#(layer != 25)}"#
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("strata-plan-\(UUID()).json")
+        try #"{"layer_count": 30, "steps": [\#(steps.joined(separator: ","))]}"#.write(to: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let common = ["generate", "--model", model, "--prompt", "The capital of France is", "--temperature", "0",
+                      "--max-tokens", "10", "--json", "--exact"]
+        let shorthand = try StrataRun(common + ["--skip-layers", "3,7-9", "--skip-attention", "20", "--skip-ffn", "25"]).json()
+        let file = try StrataRun(common + ["--plan", path.path]).json()
+        let full = try StrataRun(common).json()
+        #expect(shorthand["tokens"] as? [Int] == file["tokens"] as? [Int])
+        #expect(shorthand["tokens"] as? [Int] != full["tokens"] as? [Int])
+    }
+
+    @Test func badPlansAreRefusedClearly() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let common = ["generate", "--model", model, "--prompt", "hi", "--max-tokens", "1"]
+        let outOfRange = try StrataRun(common + ["--skip-layers", "31"])
+        #expect(outOfRange.status != 0 && outOfRange.error.contains("layer 31 does not exist"))
+        let garbage = try StrataRun(common + ["--skip-layers", "3-x"])
+        #expect(garbage.status != 0 && garbage.error.contains("invalid layer list '3-x'"))
+        let everything = try StrataRun(common + ["--skip-layers", "0-29"])
+        #expect(everything.status != 0 && everything.error.contains("no steps"))
+        let missing = try StrataRun(common + ["--plan", "/nonexistent/plan.json"])
+        #expect(missing.status != 0 && missing.error.contains("/nonexistent/plan.json"))
+    }
+}

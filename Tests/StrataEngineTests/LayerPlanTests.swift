@@ -21,3 +21,115 @@ struct LayerPlanTests {
         #expect(try JSONDecoder().decode(LayerPlan.self, from: Data(json.utf8)) == plan)
     }
 }
+
+@Suite("Plan files and validation")
+struct PlanFileTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(UUID()).json").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func layerListsParseRangesAndRejectGarbage() throws {
+        #expect(try LayerPlan.parseLayerList("3,7-9") == [3, 7, 8, 9])
+        #expect(try LayerPlan.parseLayerList(" 1 , 2") == [1, 2])
+        for bad in ["", "a", "3-", "9-7", "-2", "1,,2", "1-2-3"] {
+            #expect(throws: PlanError.invalidLayerList(bad)) { try LayerPlan.parseLayerList(bad) }
+        }
+    }
+
+    @Test func planFileRoundTripsWithOptionalFields() throws {
+        let plan = LayerPlan(layerCount: 4, steps: [LayerStep(layer: 0), LayerStep(layer: 3, runsFFN: false)],
+                             model: "tiny", method: "manual", notes: "test")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(UUID()).json").path
+        try plan.write(to: path)
+        #expect(try LayerPlan.load(path: path) == plan)
+        #expect(throws: PlanError.self) { try plan.write(to: path) }
+        // Sublayer flags default to true.
+        let minimal = try write(#"{"layer_count": 2, "steps": [{"layer": 1}]}"#)
+        #expect(try LayerPlan.load(path: minimal).steps == [LayerStep(layer: 1)])
+    }
+
+    @Test func badFilesGiveClearErrors() throws {
+        func reason(_ text: String) throws -> String {
+            let path = try write(text)
+            do {
+                _ = try LayerPlan.load(path: path)
+                return "loaded"
+            } catch {
+                #expect(error.description.contains(path))
+                return error.description
+            }
+        }
+        #expect(try reason("{not json").contains("not valid JSON"))
+        #expect(try reason(#"{"layer_count": 2}"#).contains("missing key 'steps'"))
+        #expect(try reason(#"{"layer_count": 2, "steps": [{"attention": true}]}"#).contains("missing key 'layer' in steps.[0]"))
+        #expect(try reason(#"{"layer_count": "two", "steps": []}"#).contains("layer_count should be Int"))
+        #expect(throws: PlanError.unreadable(path: "/nonexistent/plan.json", reason: "no such file")) {
+            try LayerPlan.load(path: "/nonexistent/plan.json")
+        }
+    }
+
+    @Test func validationNamesTheProblem() {
+        #expect(throws: PlanError.empty) { try LayerPlan(layerCount: 3, steps: []).validate(layerCount: 3) }
+        #expect(throws: PlanError.layerCountMismatch(plan: 4, model: 3)) { try LayerPlan.full(layerCount: 4).validate(layerCount: 3) }
+        #expect(throws: PlanError.layerOutOfRange(step: 1, layer: 5, layerCount: 3)) {
+            try LayerPlan(layerCount: 3, steps: [LayerStep(layer: 0), LayerStep(layer: 5)]).validate(layerCount: 3)
+        }
+    }
+
+    @Test func skippingRemovesLayersAndSublayers() {
+        let plan = LayerPlan.full(layerCount: 5).skipping(layers: [1, 3], attention: [4], ffn: [0])
+        #expect(plan.steps == [LayerStep(layer: 0, runsFFN: false), LayerStep(layer: 2), LayerStep(layer: 4, runsAttention: false)])
+    }
+
+    @Test func repeatedLayersGetTheirOwnCacheSlots() {
+        let plan = LayerPlan(layerCount: 4, steps: [0, 1, 2, 1, 2, 3].map { LayerStep(layer: $0) })
+        #expect(plan.cacheSlots == [0, 1, 2, 4, 5, 3])
+        #expect(LayerPlan.full(layerCount: 3).cacheSlots == [0, 1, 2])
+    }
+}
+
+@Suite("Plans on a real model")
+struct PlanForwardTests {
+    @Test func computeFractionCountsSublayerWeights() throws {
+        let config = try LoadedModels.model("smollm2-135m").config
+        let full = LayerPlan.full(layerCount: 30)
+        #expect(full.computeFraction(config: config) == 1)
+        #expect(abs(full.skipping(layers: Set(0..<15)).computeFraction(config: config) - 0.5) < 1e-12)
+        let noFFN = full.skipping(ffn: Set(0..<30)).computeFraction(config: config)
+        // SmolLM2: attention 576 × (2·576 + 2·192) weights, FFN 3 × 576 × 1536 per layer.
+        #expect(abs(noFFN - 884_736.0 / (884_736.0 + 2_654_208.0)) < 1e-12)
+    }
+
+    @Test("a looping plan gives the same logits decoded token by token as prefilled (own cache slots per repeat)")
+    func loopingPlanIsBatchInvariant() throws {
+        let model = try LoadedModels.model("smollm2-135m")
+        let plan = LayerPlan(layerCount: 30, steps: (0..<30).map { LayerStep(layer: $0) } + (10..<14).map { LayerStep(layer: $0) })
+        let tokens = model.tokenizer.encode("It is a truth universally acknowledged, that a single man", addSpecial: false)
+        var transformer = Transformer(model: model, numerics: .exact)
+        var cache = transformer.makeCache(capacity: 32)
+        let batch = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+        cache.truncate(to: 0)
+        for (position, token) in tokens.enumerated() {
+            let single = try transformer.forward(tokens: [token], startPosition: position, plan: plan, cache: &cache)
+            #expect(Array(single.last) == Array(batch.row(position)), "position \(position)")
+        }
+    }
+
+    @Test func skippingLayersChangesTheOutputAndMatchesAnEquivalentPlan() throws {
+        let model = try LoadedModels.model("smollm2-135m")
+        let tokens = model.tokenizer.encode("The capital of France is", addSpecial: false)
+        var transformer = Transformer(model: model, numerics: .exact)
+        func logits(_ plan: LayerPlan) throws -> [Float] {
+            var cache = transformer.makeCache(capacity: 16)
+            return Array(try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache).last)
+        }
+        let skipped = LayerPlan.full(layerCount: 30).skipping(layers: [3, 7, 8, 9], attention: [20], ffn: [25])
+        let explicit = LayerPlan(layerCount: 30, steps: (0..<30).filter { ![3, 7, 8, 9].contains($0) }.map {
+            LayerStep(layer: $0, runsAttention: $0 != 20, runsFFN: $0 != 25)
+        })
+        #expect(try logits(skipped) == logits(explicit))
+        #expect(try logits(skipped) != logits(.full(layerCount: 30)))
+    }
+}

@@ -17,6 +17,8 @@ public struct SpeedBenchmarkOptions: Sendable {
     public var batchContext = 128
     /// Timed runs of each test, after one untimed warm-up.
     public var repetitions = 5
+    /// The plan to time (default: the full model).
+    public var plan: LayerPlan?
 
     public init() {}
 }
@@ -67,7 +69,7 @@ public func runSpeedBenchmark(
     progress: ((String) -> Void)? = nil
 ) throws -> SpeedReport {
     let config = transformer.config
-    let plan = LayerPlan.full(layerCount: config.layerCount)
+    let plan = options.plan ?? .full(layerCount: config.layerCount)
     let largestBatch = options.batchSizes.max() ?? 1
     let capacity = max(options.promptTokens, options.generatedTokens, options.batchContext + largestBatch)
     var cache = transformer.makeCache(capacity: capacity)

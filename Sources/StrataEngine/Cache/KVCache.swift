@@ -9,9 +9,10 @@ public struct KVCache: Sendable {
     public let capacity: Int
     /// Floats per position per layer (`kvHeads × headDimensions`).
     public let rowWidth: Int
-    /// Per layer: [capacity × kvHeads × headDimensions]
+    /// Per slot (one per layer, plus one per repeated step of a looping plan):
+    /// [capacity × kvHeads × headDimensions]
     public internal(set) var keys: [[Float]]
-    /// Per layer: [capacity × kvHeads × headDimensions]
+    /// Per slot: [capacity × kvHeads × headDimensions]
     public internal(set) var values: [[Float]]
 
     /// A cache for `config` holding up to `capacity` positions (default: the model's context).
@@ -27,6 +28,14 @@ public struct KVCache: Sendable {
     public mutating func truncate(to newCount: Int) {
         precondition(newCount >= 0 && newCount <= count, "cannot truncate a cache of \(count) positions to \(newCount)")
         count = newCount
+    }
+
+    /// Makes sure slots `0..<count` exist (plans that repeat layers need more than one per layer).
+    mutating func reserveSlots(_ count: Int) {
+        while keys.count < count {
+            keys.append([Float](repeating: 0, count: capacity * rowWidth))
+            values.append([Float](repeating: 0, count: capacity * rowWidth))
+        }
     }
 
     /// Marks positions up to `newCount` as filled (called by the forward pass once every layer wrote them).

@@ -43,6 +43,9 @@ public struct Transformer: Sendable {
     public let pool: WorkerPool
     public let numerics: Numerics
     private var scratch = Scratch()
+    /// The KV-cache slot of each step of `slotPlan`, kept so a decoding step does not rebuild it.
+    private var slots: [Int] = []
+    private var slotPlan: LayerPlan?
     private let inverseFrequencies: [Float]
 
     public var config: ModelConfig { model.config }
@@ -77,11 +80,10 @@ public struct Transformer: Sendable {
         guard startPosition + count <= cache.capacity else {
             throw .contextFull(needed: startPosition + count, capacity: cache.capacity)
         }
-        guard plan.layerCount == config.layerCount else {
-            throw .invalidPlan("made for \(plan.layerCount) layers, the model has \(config.layerCount)")
-        }
-        if let step = plan.steps.first(where: { $0.layer < 0 || $0.layer >= config.layerCount }) {
-            throw .invalidPlan("layer \(step.layer) is outside 0..<\(config.layerCount)")
+        do {
+            try plan.validate(layerCount: config.layerCount)
+        } catch {
+            throw .invalidPlan(error.description)
         }
         for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
             throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
@@ -97,12 +99,17 @@ public struct Transformer: Sendable {
             positions: startPosition..<(startPosition + count), inverseFrequencies: inverseFrequencies,
             cosines: &scratch.cosines, sines: &scratch.sines)
 
+        if plan != slotPlan {
+            slots = plan.cacheSlots
+            slotPlan = plan
+        }
+        cache.reserveSlots((slots.max() ?? 0) + 1)
         for (stepIndex, step) in plan.steps.enumerated() {
             let layer = weights.layers[step.layer]
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             if step.runsAttention {
-                attention(layer: layer, index: step.layer, tokens: count, startPosition: startPosition, cache: &cache)
+                attention(layer: layer, slot: slots[stepIndex], tokens: count, startPosition: startPosition, cache: &cache)
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
@@ -116,7 +123,7 @@ public struct Transformer: Sendable {
         return outputLogits(tokens: count, selection: selection)
     }
 
-    private mutating func attention(layer: LayerWeights, index: Int, tokens: Int, startPosition: Int, cache: inout KVCache) {
+    private mutating func attention(layer: LayerWeights, slot index: Int, tokens: Int, startPosition: Int, cache: inout KVCache) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)

@@ -16,30 +16,154 @@ public struct LayerStep: Sendable, Codable, Equatable, Hashable {
         case runsAttention = "attention"
         case runsFFN = "ffn"
     }
+
+    /// `attention` and `ffn` default to true when a plan file leaves them out.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        layer = try container.decode(Int.self, forKey: .layer)
+        runsAttention = try container.decodeIfPresent(Bool.self, forKey: .runsAttention) ?? true
+        runsFFN = try container.decodeIfPresent(Bool.self, forKey: .runsFFN) ?? true
+    }
 }
 
 /// The order in which the forward pass runs layers and sublayers. Every method that changes
 /// depth (pruning, sublayer skipping, drafting, loops) is a plan handed to the same forward pass.
+///
+/// Steps may omit layers, switch sublayers off, repeat or reorder layers. Written as plan.json:
+/// `{"model", "layer_count", "steps": [{"layer", "attention", "ffn"}], "method", "notes"}`.
 public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     /// Layers of the model the plan was made for.
     public var layerCount: Int
     public var steps: [LayerStep]
+    /// The model the plan was made for (informational).
+    public var model: String?
+    /// How the plan was made (`block-influence`, `angular`, `manual`, ...).
+    public var method: String?
+    /// Free text: what was removed and why.
+    public var notes: String?
 
-    public init(layerCount: Int, steps: [LayerStep]) {
+    public init(layerCount: Int, steps: [LayerStep], model: String? = nil, method: String? = nil, notes: String? = nil) {
         self.layerCount = layerCount
         self.steps = steps
+        self.model = model
+        self.method = method
+        self.notes = notes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case layerCount = "layer_count"
+        case steps, model, method, notes
     }
 
     /// Every layer once, in order, with both sublayers.
     public static func full(layerCount: Int) -> LayerPlan {
-        LayerPlan(layerCount: layerCount, steps: (0..<layerCount).map { LayerStep(layer: $0) })
+        LayerPlan(layerCount: layerCount, steps: (0..<layerCount).map { LayerStep(layer: $0) }, method: "full")
     }
 
-    /// Whether this is exactly the full model.
-    public var isFull: Bool { self == .full(layerCount: layerCount) }
+    /// Whether this runs exactly the full model (whatever its descriptive fields say).
+    public var isFull: Bool { steps == LayerPlan.full(layerCount: layerCount).steps }
 
-    enum CodingKeys: String, CodingKey {
-        case layerCount = "layer_count"
-        case steps
+    /// This plan without the given layers, and with the given attention / FFN sublayers off.
+    public func skipping(layers: Set<Int> = [], attention: Set<Int> = [], ffn: Set<Int> = []) -> LayerPlan {
+        var plan = self
+        plan.steps = steps.compactMap { step in
+            guard !layers.contains(step.layer) else { return nil }
+            var step = step
+            if attention.contains(step.layer) { step.runsAttention = false }
+            if ffn.contains(step.layer) { step.runsFFN = false }
+            return step
+        }
+        return plan
+    }
+
+    /// Checks the plan against a model of `layerCount` layers; the error says what is wrong.
+    public func validate(layerCount modelLayers: Int) throws(PlanError) {
+        guard layerCount == modelLayers else { throw .layerCountMismatch(plan: layerCount, model: modelLayers) }
+        guard !steps.isEmpty else { throw .empty }
+        if let index = steps.firstIndex(where: { $0.layer < 0 || $0.layer >= modelLayers }) {
+            throw .layerOutOfRange(step: index, layer: steps[index].layer, layerCount: modelLayers)
+        }
+    }
+
+    /// For each step, the KV-cache slot its attention uses: a layer's first occurrence uses slot
+    /// `layer`, so plans that share layers (a draft and the full model) share their cache
+    /// entries; later repeats of a layer get slots from `layerCount` on, so a looped layer
+    /// never overwrites the keys of its earlier pass.
+    public var cacheSlots: [Int] {
+        var seen: Set<Int> = []
+        var nextExtra = layerCount
+        return steps.map { step in
+            if seen.insert(step.layer).inserted { return step.layer }
+            defer { nextExtra += 1 }
+            return nextExtra
+        }
+    }
+}
+
+/// Why a plan cannot be used.
+public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
+    case layerCountMismatch(plan: Int, model: Int)
+    case empty
+    case layerOutOfRange(step: Int, layer: Int, layerCount: Int)
+    case unreadable(path: String, reason: String)
+    case invalidLayerList(String)
+
+    public var description: String {
+        switch self {
+        case .layerCountMismatch(let plan, let model):
+            "the plan is for a model with \(plan) layers, this model has \(model)"
+        case .empty:
+            "the plan has no steps: it would skip every layer"
+        case .layerOutOfRange(let step, let layer, let layerCount):
+            "step \(step) runs layer \(layer), outside 0..<\(layerCount)"
+        case .unreadable(let path, let reason):
+            "cannot read plan \(path): \(reason)"
+        case .invalidLayerList(let text):
+            "invalid layer list '\(text)': expected indices and ranges like 3,7-9"
+        }
+    }
+}
+
+extension LayerPlan {
+    /// Parses a layer list such as `3,7-9` (ranges inclusive) into a set of indices.
+    public static func parseLayerList(_ text: String) throws(PlanError) -> Set<Int> {
+        var layers: Set<Int> = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+                .map { Int($0.trimmingCharacters(in: " ")) }
+            switch bounds.count {
+            case 1:
+                guard let index = bounds[0], index >= 0 else { throw .invalidLayerList(text) }
+                layers.insert(index)
+            case 2:
+                guard let low = bounds[0], let high = bounds[1], low >= 0, low <= high else { throw .invalidLayerList(text) }
+                layers.formUnion(low...high)
+            default:
+                throw .invalidLayerList(text)
+            }
+        }
+        return layers
+    }
+
+    /// Fraction of the full model's per-token layer compute this plan runs, counting each
+    /// sublayer by its weight count (attention: q, k, v, o; FFN: gate, up, down).
+    public func computeFraction(config: ModelConfig) -> Double {
+        let queryWidth = config.headCount * config.headDimensions
+        let kvWidth = config.kvHeadCount * config.headDimensions
+        let attention = Double(config.hiddenSize * (2 * queryWidth + 2 * kvWidth))
+        let feedForward = Double(3 * config.hiddenSize * config.feedForwardSize)
+        let kept = steps.reduce(0.0) { sum, step in
+            sum + (step.runsAttention ? attention : 0) + (step.runsFFN ? feedForward : 0)
+        }
+        return kept / (Double(config.layerCount) * (attention + feedForward))
+    }
+}
+
+private extension Substring {
+    func trimmingCharacters(in set: Character) -> Substring {
+        var result = self
+        while result.first == set { result = result.dropFirst() }
+        while result.last == set { result = result.dropLast() }
+        return result
     }
 }

@@ -16,6 +16,7 @@ struct BenchCommand: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var planOptions: PlanOptions
 
     @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prompt-processing test.")
     var promptTokens = 512
@@ -54,6 +55,7 @@ struct BenchCommand: ParsableCommand {
         options.generatedTokens = generatedTokens
         options.batchSizes = try parsedBatchSizes()
         options.repetitions = repetitions
+        options.plan = try planOptions.plan(for: model.config)
         guard max(promptTokens, generatedTokens, options.batchContext + (options.batchSizes.max() ?? 1)) <= model.config.contextLength else {
             throw CommandFailure("the benchmark needs more positions than the model's context \(model.config.contextLength)")
         }

@@ -22,6 +22,7 @@ struct PerplexityCommand: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var planOptions: PlanOptions
 
     @Option(name: .shortAndLong, help: "The text file to score.")
     var file: String
@@ -54,7 +55,7 @@ struct PerplexityCommand: ParsableCommand {
         var transformer = modelOptions.makeTransformer(model)
         let report = try evaluatePerplexity(
             transformer: &transformer, tokens: tokens, context: context, windows: windows,
-            scoring: llamaCpp ? .secondHalf : .allPredictions
+            scoring: llamaCpp ? .secondHalf : .allPredictions, plan: try planOptions.plan(for: model.config)
         ) { window, total, running in
             printError(String(format: "\rwindow %d/%d  perplexity so far %.4f", window, total, running),
                        terminator: window == total ? "\n" : "")

@@ -15,6 +15,7 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var generation: GenerationOptions
+    @OptionGroup var planOptions: PlanOptions
 
     @Option(name: .shortAndLong, help: "The prompt text.")
     var prompt: String
@@ -38,7 +39,8 @@ struct GenerateCommand: ParsableCommand {
         let transformer = modelOptions.makeTransformer(model)
         var generator = Generator(
             transformer: transformer, prompt: promptTokens,
-            parameters: GenerationParameters(maxTokens: generation.maxTokens, sampling: generation.sampling))
+            parameters: GenerationParameters(
+                maxTokens: generation.maxTokens, sampling: generation.sampling, plan: try planOptions.plan(for: model.config)))
         var generated: [TokenID] = []
         var stats = GenerationStats()
         while let event = generator.next() {

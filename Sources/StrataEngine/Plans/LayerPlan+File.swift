@@ -1,0 +1,45 @@
+import Foundation
+
+extension LayerPlan {
+    /// Reads a plan.json file. Errors name the file and what is wrong in it.
+    public static func load(path: String) throws(PlanError) -> LayerPlan {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
+        }
+        do {
+            return try JSONDecoder().decode(LayerPlan.self, from: data)
+        } catch let error as DecodingError {
+            throw .unreadable(path: path, reason: Self.explain(error))
+        } catch {
+            throw .unreadable(path: path, reason: "\(error)")
+        }
+    }
+
+    /// Writes the plan as JSON; refuses to replace an existing file unless `overwrite`.
+    public func write(to path: String, overwrite: Bool = false) throws {
+        if !overwrite && FileManager.default.fileExists(atPath: path) {
+            throw PlanError.unreadable(path: path, reason: "the file exists; choose another name or allow overwriting")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    private static func explain(_ error: DecodingError) -> String {
+        func location(_ path: [any CodingKey]) -> String {
+            path.isEmpty ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing key '\(key.stringValue)' in \(location(context.codingPath))"
+        case .typeMismatch(let type, let context):
+            return "\(location(context.codingPath)) should be \(type)"
+        case .valueNotFound(let type, let context):
+            return "\(location(context.codingPath)) is null, expected \(type)"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(location(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
