@@ -130,8 +130,12 @@ private final class PoolCore: @unchecked Sendable {
                 spins += 1
                 // A decode step issues a region every few microseconds, and waking a sleeping
                 // thread costs tens of microseconds, so spin for about a millisecond first.
-                if spins < Self.spinsBeforeSleeping {
+                if spins < Self.spinsBeforeYielding {
                     spinPause()
+                } else if spins < Self.spinsBeforeSleeping {
+                    // On a busy machine the thread that will hand out work may be waiting for
+                    // this core: give it up rather than burn it.
+                    sched_yield()
                 } else {
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     sleep.wait { self.generation.load(ordering: .sequentiallyConsistent) != seen || self.stopping.load(ordering: .sequentiallyConsistent) }
@@ -146,8 +150,10 @@ private final class PoolCore: @unchecked Sendable {
         }
     }
 
-    /// About a millisecond of PAUSE instructions on current x86 cores.
-    static let spinsBeforeSleeping = 50_000
+    /// PAUSE spins (a few microseconds) before a waiting worker starts yielding its core, and
+    /// spins plus yields (about a millisecond when idle) before it sleeps.
+    static let spinsBeforeYielding = 2_000
+    static let spinsBeforeSleeping = 20_000
 
     @inline(__always)
     private func spinPause() { strata_spin_pause() }

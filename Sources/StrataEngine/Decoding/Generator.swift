@@ -37,31 +37,46 @@ public enum GenerationEvent: Sendable, Equatable {
 public struct GenerationParameters: Sendable {
     public var maxTokens: Int
     public var sampling: SamplingParameters
+    /// The plan of the model that decides the output (default: the full model).
     public var plan: LayerPlan?
     /// KV cache capacity; default: prompt + maxTokens, at most the model's context length.
     public var contextLength: Int?
+    /// Self-speculative decoding, or nil for plain decoding. The output follows exactly the
+    /// same distribution (greedy: the same tokens) either way.
+    public var speculation: SpeculationParameters?
 
-    public init(maxTokens: Int = 128, sampling: SamplingParameters = .init(), plan: LayerPlan? = nil, contextLength: Int? = nil) {
+    public init(
+        maxTokens: Int = 128, sampling: SamplingParameters = .init(), plan: LayerPlan? = nil,
+        contextLength: Int? = nil, speculation: SpeculationParameters? = nil
+    ) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.plan = plan
         self.contextLength = contextLength
+        self.speculation = speculation
     }
 }
 
-/// The token loop as a plain synchronous iterator: prefill the prompt in one batch, then one
-/// forward pass per generated token. Front ends wrap it in streams.
+/// The token loop as a plain synchronous iterator: prefill the prompt in one batch, then
+/// rounds that each decide one or more tokens (one forward pass per token when decoding
+/// plainly; draft + one batched verification when speculating). Front ends wrap it in streams.
 public struct Generator: IteratorProtocol, Sendable {
     public private(set) var transformer: Transformer
     public private(set) var cache: KVCache
+    /// The prompt and every token yielded so far.
     public private(set) var tokens: [TokenID]
     public private(set) var stats = GenerationStats()
-    private let parameters: GenerationParameters
-    private let plan: LayerPlan
-    private var sampler: Sampler
+    public var speculationStats: SpeculationStats { speculator?.stats ?? SpeculationStats() }
+    let parameters: GenerationParameters
+    let plan: LayerPlan
+    var sampler: Sampler
     private var decoder: StreamingDecoder
-    private var pendingLogits: Logits?
+    /// Tokens the model has decided but not yet yielded.
+    private var ready: [TokenID] = []
+    private var readyIndex = 0
+    private var prefilled = false
     private var finished = false
+    private var speculator: Speculator?
     private let clock = ContinuousClock()
 
     /// Prepares generation after `prompt` (which must not be empty).
@@ -76,40 +91,51 @@ public struct Generator: IteratorProtocol, Sendable {
         sampler = Sampler(parameters: parameters.sampling)
         decoder = StreamingDecoder(tokenizer: transformer.model.tokenizer)
         stats.promptTokens = prompt.count
+        speculator = parameters.speculation.map { Speculator(parameters: $0, config: config) }
     }
 
     public mutating func next() -> GenerationEvent? {
         guard !finished else { return nil }
-        if let reason = pendingStop { return finish(reason) }
         do {
-            if pendingLogits == nil {
+            if !prefilled {
                 let start = clock.now
-                pendingLogits = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache)
+                let logits = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache)
+                ready = [sampler.sample(logits: logits.last, history: tokens)]
+                prefilled = true
                 stats.promptSeconds = seconds(since: start)
             }
-            guard stats.generatedTokens < parameters.maxTokens, let logits = pendingLogits else { return finish(.length) }
-            let start = clock.now
-            defer { stats.generationSeconds += seconds(since: start) }
-            let token = sampler.sample(logits: logits.last, history: tokens)
+            guard stats.generatedTokens < parameters.maxTokens else { return finish(.length) }
+            if readyIndex == ready.count {
+                guard cache.count < cache.capacity else { return finish(.context) }
+                let start = clock.now
+                ready = try decideTokens()
+                readyIndex = 0
+                stats.generationSeconds += seconds(since: start)
+            }
+            let token = ready[readyIndex]
+            readyIndex += 1
             if transformer.model.tokenizer.isEndOfGeneration(token) { return finish(.endOfGeneration) }
             tokens.append(token)
             stats.generatedTokens += 1
-            let text = decoder.append(token)
-            if stats.generatedTokens < parameters.maxTokens {
-                if cache.count >= cache.capacity {
-                    pendingStop = .context
-                } else {
-                    pendingLogits = try transformer.forward(tokens: [token], startPosition: cache.count, plan: plan, cache: &cache)
-                }
-            }
-            return .token(token, text: text)
+            return .token(token, text: decoder.append(token))
         } catch {
             return finish(.context)
         }
     }
 
-    /// A stop decided after yielding the last token.
-    private var pendingStop: StopReason?
+    /// One round: the last yielded token is not in the cache yet; process it (and any draft)
+    /// and return the tokens the model decides next (at least one).
+    private mutating func decideTokens() throws -> [TokenID] {
+        if var speculator {
+            defer { self.speculator = speculator }
+            let remaining = parameters.maxTokens - stats.generatedTokens
+            return try speculator.round(
+                transformer: &transformer, cache: &cache, tokens: tokens, plan: plan, sampler: &sampler,
+                limit: min(remaining, cache.capacity - cache.count) - 1)
+        }
+        let logits = try transformer.forward(tokens: [tokens[tokens.count - 1]], startPosition: cache.count, plan: plan, cache: &cache)
+        return [sampler.sample(logits: logits.last, history: tokens)]
+    }
 
     private mutating func finish(_ reason: StopReason) -> GenerationEvent {
         finished = true

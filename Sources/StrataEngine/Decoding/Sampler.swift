@@ -24,8 +24,13 @@ public struct Sampler: Sendable {
     private var random: RandomSource
 
     public init(parameters: SamplingParameters) {
+        self.init(parameters: parameters, seed: parameters.seed)
+    }
+
+    /// A sampler with `parameters` but its own random stream.
+    public init(parameters: SamplingParameters, seed: UInt64) {
         self.parameters = parameters
-        random = RandomSource(seed: parameters.seed)
+        random = RandomSource(seed: seed)
     }
 
     /// The next token for `logits`, given the tokens so far (for the repetition penalty).

@@ -16,6 +16,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var generation: GenerationOptions
     @OptionGroup var planOptions: PlanOptions
+    @OptionGroup var speculationOptions: SpeculationOptions
 
     @Option(name: .shortAndLong, help: "The prompt text.")
     var prompt: String
@@ -40,7 +41,8 @@ struct GenerateCommand: ParsableCommand {
         var generator = Generator(
             transformer: transformer, prompt: promptTokens,
             parameters: GenerationParameters(
-                maxTokens: generation.maxTokens, sampling: generation.sampling, plan: try planOptions.plan(for: model.config)))
+                maxTokens: generation.maxTokens, sampling: generation.sampling, plan: try planOptions.plan(for: model.config),
+                speculation: try speculationOptions.parameters(for: model.config)))
         var generated: [TokenID] = []
         var stats = GenerationStats()
         while let event = generator.next() {
@@ -59,12 +61,19 @@ struct GenerateCommand: ParsableCommand {
                 model: modelOptions.model, promptTokens: promptTokens, tokens: generated,
                 text: model.tokenizer.decode(generated), stopReason: stats.stopReason.rawValue,
                 stats: .init(promptTokensPerSecond: stats.promptTokensPerSecond, tokensPerSecond: stats.tokensPerSecond,
-                             loadSeconds: loadSeconds)))
+                             loadSeconds: loadSeconds),
+                speculation: speculationOptions.speculative ? generator.speculationStats : nil))
         } else {
             print("")
             printError(String(format: "[%d prompt tokens at %.1f t/s, %d generated at %.1f t/s, stop: %@, load %.2f s]",
                               stats.promptTokens, stats.promptTokensPerSecond, stats.generatedTokens,
                               stats.tokensPerSecond, stats.stopReason.rawValue, loadSeconds))
+            if speculationOptions.speculative {
+                let speculation = generator.speculationStats
+                printError(String(format: "[speculation %@: %d drafted, %d accepted (%.0f%%), %.2f accepted per verify, %d verify passes]",
+                                  speculation.draftPlan, speculation.drafted, speculation.accepted,
+                                  100 * speculation.acceptanceRate, speculation.meanAcceptedPerVerify, speculation.verifyPasses))
+            }
         }
     }
 
@@ -107,8 +116,9 @@ struct GenerateOutput: Encodable {
     var text: String
     var stopReason: String
     var stats: Stats
+    var speculation: SpeculationStats?
     enum CodingKeys: String, CodingKey {
-        case model, tokens, text, stats
+        case model, tokens, text, stats, speculation
         case promptTokens = "prompt_tokens"
         case stopReason = "stop_reason"
     }

@@ -1,0 +1,131 @@
+import StrataTokenizer
+
+/// Where self-speculative decoding gets its draft tokens.
+public enum DraftSource: Sendable, Equatable, CustomStringConvertible {
+    /// The most recent earlier occurrence of the last 3, 2 or 1 tokens in the prompt and the
+    /// text so far, and the tokens that followed it ("prompt lookup"): free to compute.
+    case ngram
+    /// The same model run with a layer plan that skips layers or sublayers.
+    case plan(LayerPlan)
+    /// The first `layers` layers plus the LM head.
+    case earlyExit(layers: Int)
+    /// Per round: n-gram drafts when the history has a match, otherwise the `fallback` plan if
+    /// the measured costs say it pays, otherwise plain decoding.
+    case auto(fallback: LayerPlan?)
+
+    public var description: String {
+        switch self {
+        case .ngram: "ngram"
+        case .plan(let plan): "plan(\(plan.method ?? "custom"), \(plan.steps.count) steps)"
+        case .earlyExit(let layers): "early-exit:\(layers)"
+        case .auto(let fallback): fallback.map { "auto(ngram, then \($0.method ?? "plan") with \($0.steps.count) steps)" } ?? "auto(ngram)"
+        }
+    }
+}
+
+/// Settings of self-speculative decoding.
+public struct SpeculationParameters: Sendable, Equatable {
+    public var draft: DraftSource
+    /// Most tokens drafted per round (K).
+    public var maxDraft: Int
+    /// A model draft stops when its most likely token is less likely than this (γ).
+    public var confidence: Float
+    /// Adapt the draft length to the running acceptance and measured costs.
+    public var adaptive: Bool
+
+    public init(draft: DraftSource = .auto(fallback: nil), maxDraft: Int = 8, confidence: Float = 0.5, adaptive: Bool = true) {
+        self.draft = draft
+        self.maxDraft = maxDraft
+        self.confidence = confidence
+        self.adaptive = adaptive
+    }
+}
+
+/// Counts of one speculative generation.
+public struct SpeculationStats: Sendable, Codable, Equatable {
+    /// Draft tokens proposed.
+    public var drafted = 0
+    /// Draft tokens the full model confirmed.
+    public var accepted = 0
+    /// Batched forward passes of the full model (each yields at least one token).
+    public var verifyPasses = 0
+    /// Rounds that drafted from n-gram lookup / from a layer plan / not at all.
+    public var ngramRounds = 0
+    public var planRounds = 0
+    public var plainRounds = 0
+    /// Layer forwards the draft passes ran, and those the full model would have run for the
+    /// same tokens decoded plainly.
+    public var draftLayerForwards = 0
+    public var draftPlan: String = ""
+
+    public init() {}
+
+    public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
+    /// Draft tokens accepted per verification pass.
+    public var meanAcceptedPerVerify: Double { verifyPasses > 0 ? Double(accepted) / Double(verifyPasses) : 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case drafted, accepted
+        case verifyPasses = "verify_passes"
+        case ngramRounds = "ngram_rounds"
+        case planRounds = "plan_rounds"
+        case plainRounds = "plain_rounds"
+        case draftLayerForwards = "draft_layer_forwards"
+        case draftPlan = "draft_plan"
+        case acceptanceRate = "acceptance_rate"
+        case meanAcceptedPerVerify = "mean_accepted_per_verify"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(drafted, forKey: .drafted)
+        try container.encode(accepted, forKey: .accepted)
+        try container.encode(verifyPasses, forKey: .verifyPasses)
+        try container.encode(ngramRounds, forKey: .ngramRounds)
+        try container.encode(planRounds, forKey: .planRounds)
+        try container.encode(plainRounds, forKey: .plainRounds)
+        try container.encode(draftLayerForwards, forKey: .draftLayerForwards)
+        try container.encode(draftPlan, forKey: .draftPlan)
+        try container.encode(acceptanceRate, forKey: .acceptanceRate)
+        try container.encode(meanAcceptedPerVerify, forKey: .meanAcceptedPerVerify)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        drafted = try container.decode(Int.self, forKey: .drafted)
+        accepted = try container.decode(Int.self, forKey: .accepted)
+        verifyPasses = try container.decode(Int.self, forKey: .verifyPasses)
+        ngramRounds = try container.decode(Int.self, forKey: .ngramRounds)
+        planRounds = try container.decode(Int.self, forKey: .planRounds)
+        plainRounds = try container.decode(Int.self, forKey: .plainRounds)
+        draftLayerForwards = try container.decode(Int.self, forKey: .draftLayerForwards)
+        draftPlan = try container.decode(String.self, forKey: .draftPlan)
+    }
+}
+
+/// Prompt-lookup drafting: finds the most recent earlier occurrence of the history's last n
+/// tokens (n = `longest` down to 1) and proposes the tokens that followed it.
+public enum NGramDrafter {
+    public static func propose(history: [TokenID], maximum: Int, longest: Int = 3) -> [TokenID] {
+        guard maximum > 0, history.count >= 2 else { return [] }
+        for length in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
+            let suffixStart = history.count - length
+            // Latest match first: recent text predicts the continuation best.
+            var start = suffixStart - 1
+            while start >= 0 {
+                var matches = true
+                for offset in 0..<length where history[start + offset] != history[suffixStart + offset] {
+                    matches = false
+                    break
+                }
+                if matches {
+                    let follow = start + length
+                    let end = min(follow + maximum, history.count)
+                    if follow < end { return Array(history[follow..<end]) }
+                }
+                start -= 1
+            }
+        }
+        return []
+    }
+}

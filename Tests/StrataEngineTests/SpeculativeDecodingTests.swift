@@ -1,0 +1,115 @@
+@testable import StrataEngine
+import StrataTokenizer
+import Testing
+
+/// Prompts of the three kinds the speculative benchmark uses.
+let speculationPrompts = [
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n\ndef factorial(n):",
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
+    "<|im_start|>user\nList three primary colours.<|im_end|>\n<|im_start|>assistant\n",
+]
+
+@Suite("Self-speculative decoding", .serialized)
+struct SpeculativeDecodingTests {
+    func generate(_ model: LanguageModel, prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .greedy,
+                  speculation: SpeculationParameters?) -> (tokens: [TokenID], stats: SpeculationStats) {
+        var generator = Generator(
+            transformer: Transformer(model: model), prompt: prompt,
+            parameters: GenerationParameters(maxTokens: maxTokens, sampling: sampling, speculation: speculation))
+        var tokens: [TokenID] = []
+        while let event = generator.next() { if case .token(let token, _) = event { tokens.append(token) } }
+        return (tokens, generator.speculationStats)
+    }
+
+    @Test("greedy speculative output equals plain greedy output for every draft source",
+          arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
+    func greedyIsLossless(modelName: String) throws {
+        let model = try LoadedModels.model(modelName)
+        let layers = model.config.layerCount
+        let skipPlan = LayerPlan.full(layerCount: layers).skipping(layers: Set(stride(from: layers / 2, to: layers - 2, by: 3)))
+        let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan)]
+        for text in speculationPrompts {
+            let prompt = model.tokenizer.encode(text, addSpecial: true)
+            let plain = generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
+            for source in sources {
+                let (tokens, stats) = generate(model, prompt: prompt, maxTokens: 40,
+                                               speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
+                #expect(tokens == plain, "\(modelName) \(source) on \(text.prefix(20).debugDescription)")
+                #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
+            }
+        }
+    }
+
+    @Test("n-gram drafts are accepted on repetitive text, and each verify pass yields at least one token")
+    func ngramPaysOnRepetition() throws {
+        let model = try LoadedModels.model("smollm2-135m")
+        let text = String(repeating: "alpha beta gamma delta epsilon zeta eta theta. ", count: 6)
+        let prompt = model.tokenizer.encode(text, addSpecial: false)
+        let (tokens, stats) = generate(model, prompt: prompt, maxTokens: 48, speculation: SpeculationParameters(draft: .ngram))
+        #expect(tokens == generate(model, prompt: prompt, maxTokens: 48, speculation: nil).tokens)
+        #expect(stats.acceptanceRate > 0.5, "acceptance \(stats.acceptanceRate)")
+        #expect(stats.verifyPasses < 48 && stats.verifyPasses + stats.accepted >= 47)
+    }
+
+    @Test func ngramDrafterProposesWhatFollowedTheLatestMatch() {
+        #expect(NGramDrafter.propose(history: [1, 2, 3, 9, 1, 2, 3, 7, 1, 2, 3], maximum: 2) == [7, 1])
+        #expect(NGramDrafter.propose(history: [5, 6, 5], maximum: 4) == [6, 5])
+        #expect(NGramDrafter.propose(history: [1, 2, 3], maximum: 4) == [])
+    }
+
+    /// Pearson's chi-square statistic of observed counts against expected probabilities.
+    func chiSquare(_ counts: [TokenID: Int], _ distribution: TokenDistribution, draws: Int) -> Double {
+        zip(distribution.tokens, distribution.probabilities).reduce(0) { sum, pair in
+            let expected = Double(pair.1) * Double(draws)
+            let observed = Double(counts[pair.0, default: 0])
+            return sum + (observed - expected) * (observed - expected) / expected
+        }
+    }
+
+    @Test("speculative sampling draws the next token from the full model's distribution (chi-square)")
+    func samplingPreservesTheDistribution() throws {
+        let model = try LoadedModels.model("smollm2-135m")
+        let prompt = model.tokenizer.encode("Once upon a time, there was a little", addSpecial: false)
+        let sampling = SamplingParameters(temperature: 1.5, topK: 4, topP: 1, minP: 0)
+        // A weak draft (a third of the layers) so that drafts are often rejected and the
+        // residual distribution does real work.
+        let draftPlan = LayerPlan(layerCount: 30, steps: (0..<10).map { LayerStep(layer: $0) })
+        var transformer = Transformer(model: model)
+        var cache = transformer.makeCache(capacity: prompt.count + 8)
+        let context = Array(prompt.dropLast())
+        let full = LayerPlan.full(layerCount: 30)
+        _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
+        let target = Sampler(parameters: sampling).distribution(
+            logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,
+            history: prompt)
+        cache.truncate(to: context.count)
+        let draftLogits = try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: draftPlan, cache: &cache)
+        let draft = Sampler(parameters: sampling).distribution(logits: draftLogits.last, history: prompt)
+
+        let draws = 1500
+        var counts: [TokenID: Int] = [:]
+        var draftCounts: [TokenID: Int] = [:]
+        var stats = SpeculationStats()
+        for seed in 0..<draws {
+            var parameters = sampling
+            parameters.seed = UInt64(seed)
+            var sampler = Sampler(parameters: parameters)
+            var drawer = Sampler(parameters: parameters)
+            var speculator = Speculator(parameters: SpeculationParameters(draft: .plan(draftPlan), maxDraft: 1, confidence: 0, adaptive: false),
+                                        config: model.config)
+            cache.truncate(to: context.count)
+            let decided = try speculator.round(transformer: &transformer, cache: &cache, tokens: prompt, plan: full,
+                                               sampler: &sampler, limit: 1)
+            counts[decided[0], default: 0] += 1
+            draftCounts[drawer.draw(from: draft), default: 0] += 1
+            stats.drafted += speculator.stats.drafted
+            stats.accepted += speculator.stats.accepted
+        }
+        // df = 3; the 0.1% critical value is 16.27.
+        let statistic = chiSquare(counts, target, draws: draws)
+        #expect(statistic < 16.27, "chi-square \(statistic); target \(target), counts \(counts)")
+        #expect(stats.accepted < stats.drafted, "some drafts must be rejected for the test to mean anything")
+        // Control: the draft's own distribution is distinguishable from the target with this many draws.
+        #expect(chiSquare(draftCounts, target, draws: draws) > 16.27, "draft \(draft) vs target \(target)")
+    }
+}
