@@ -60,6 +60,10 @@ struct TaskCommand<Selection: TaskSelection>: ParsableCommand {
     @Option(help: "Score only the first N documents (in file order).")
     var limit: Int?
 
+    @Flag(name: .customLong("no-prefix-sharing"), help: ArgumentHelp(
+        "Run every request whole instead of sharing a document's prefix (same results; for timing).", visibility: .hidden))
+    var noPrefixSharing = false
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -74,7 +78,7 @@ struct TaskCommand<Selection: TaskSelection>: ParsableCommand {
         let plan = try planOptions.plan(for: model.config)
         var transformer = modelOptions.makeTransformer(model)
         let report = try evaluateTask(task, documents: documents, transformer: &transformer, plan: plan,
-                                      progress: taskProgress(task))
+                                      sharesPrefix: !noPrefixSharing, progress: taskProgress(task))
         if json {
             try printJSON(report)
         } else {
