@@ -22,6 +22,8 @@ public enum ParetoChart {
     private static let panelHeight = 300.0
     private static let margin = (left: 62.0, right: 24.0, top: 34.0, bottom: 46.0)
     private static let columns = 2
+    /// Height of the title and legend above the panels.
+    private static let header = 58.0
 
     /// The chart as a standalone SVG document.
     public static func svg(_ report: PlanComparisonReport, x axis: Axis) -> String {
@@ -35,7 +37,7 @@ public enum ParetoChart {
         let columnCount = min(columns, max(1, metrics.count))
         let rows = (metrics.count + columnCount - 1) / columnCount
         let width = panelWidth * Double(columnCount)
-        let height = 40 + panelHeight * Double(max(1, rows))
+        let height = header + panelHeight * Double(max(1, rows))
         let xTitle = axis == .speed ? "generation speed relative to the full model (×)" : "fraction of layer compute kept"
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(format(width))" height="\(format(height))" \
@@ -44,6 +46,9 @@ public enum ParetoChart {
             <text x="\(format(width / 2))" y="24" font-size="16" font-weight="bold" text-anchor="middle">\
             \(escape(report.model)): quality against \(axis == .speed ? "speed" : "compute")\
             \(report.limit.map { " (first \($0) documents per task)" } ?? "")</text>
+            <text x="\(format(width / 2))" y="44" font-size="11" text-anchor="middle" fill="#444">\
+            <tspan fill="#c53030">● full model</tspan>   <tspan fill="#2b6cb0">● on the Pareto frontier (dashed: \
+            nothing beats it on both axes)</tspan>   <tspan fill="#718096">● dominated</tspan></text>
 
             """
         if metrics.isEmpty {
@@ -51,7 +56,7 @@ public enum ParetoChart {
         }
         for (index, metric) in metrics.enumerated() {
             let originX = panelWidth * Double(index % columnCount)
-            let originY = 40 + panelHeight * Double(index / columnCount)
+            let originY = header + panelHeight * Double(index / columnCount)
             svg += panel(report.entries, metric: metric, x: x, higherXIsBetter: axis == .speed, xTitle: xTitle,
                          originX: originX, originY: originY)
         }
