@@ -1,6 +1,6 @@
 /// The default text `strata eval compare` measures perplexity on: the first three chapters of
 /// Jane Austen's *Pride and Prejudice* (1813, public domain; the same text as the engine's test
-/// fixture), about 5,000 tokens, so a comparison runs without any file.
+/// fixture), 18 KB of text, so a comparison runs without any file.
 ///
 /// Kept in source, not as a resource, so the binary needs no bundle beside it.
 public let defaultPerplexityText = #"""
