@@ -38,7 +38,7 @@ let package = Package(
             ]),
         .target(
             name: "StrataTestSupport",
-            dependencies: ["StrataKernels", "StrataFormats"],
+            dependencies: ["StrataKernels", "StrataFormats", "StrataEngine"],
             path: "Tests/StrataTestSupport"),
         .testTarget(
             name: "StrataKernelsTests", dependencies: ["StrataKernels", "StrataFormats", "StrataTestSupport"],
@@ -52,6 +52,9 @@ let package = Package(
         .testTarget(
             name: "StrataEngineTests",
             dependencies: ["StrataEngine", "StrataAnalysis", "StrataTestSupport"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "StrataEvaluationTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),

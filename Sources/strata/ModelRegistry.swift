@@ -19,11 +19,7 @@ enum ModelRegistry {
     }
 
     /// The fetch script of the source tree this binary was built from (or `$STRATA_FETCH_SCRIPT`).
-    static var fetchScript: String {
-        if let configured = ProcessInfo.processInfo.environment["STRATA_FETCH_SCRIPT"], !configured.isEmpty { return configured }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/fetch-models.sh").path
-    }
+    static var fetchScript: String { fetchScriptPath("fetch-models.sh", override: "STRATA_FETCH_SCRIPT") }
 
     /// The file for `model`, pulling a registered model first if it is not installed yet.
     static func resolve(_ model: String) throws -> String {
@@ -46,19 +42,31 @@ enum ModelRegistry {
 
     /// Runs the fetch script for `name`, its progress going to stderr.
     static func pull(_ name: String) throws {
-        let script = fetchScript
-        guard FileManager.default.fileExists(atPath: script) else {
-            throw CommandFailure("cannot find the fetch script at \(script); set STRATA_FETCH_SCRIPT to scripts/fetch-models.sh")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, name]
-        process.standardOutput = FileHandle.standardError
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CommandFailure("fetching \(name) failed (exit \(process.terminationStatus)); see the messages above")
-        }
+        try runFetchScript(fetchScript, environmentVariable: "STRATA_FETCH_SCRIPT", arguments: [name], what: name)
+    }
+}
+
+/// The fetch script named `name` in the `scripts` folder of the source tree this binary was
+/// built from, or the path in the environment variable `override`.
+func fetchScriptPath(_ name: String, override: String) -> String {
+    if let configured = ProcessInfo.processInfo.environment[override], !configured.isEmpty { return configured }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path
+}
+
+/// Runs one of the repository's fetch scripts with its progress going to stderr.
+func runFetchScript(_ script: String, environmentVariable: String, arguments: [String], what: String) throws {
+    guard FileManager.default.fileExists(atPath: script) else {
+        throw CommandFailure("cannot find the fetch script at \(script); set \(environmentVariable) to the repository's scripts/\(URL(fileURLWithPath: script).lastPathComponent)")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [script] + arguments
+    process.standardOutput = FileHandle.standardError
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CommandFailure("fetching \(what) failed (exit \(process.terminationStatus)); see the messages above")
     }
 }
 

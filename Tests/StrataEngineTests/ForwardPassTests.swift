@@ -1,4 +1,5 @@
 import StrataEngine
+import StrataTestSupport
 import StrataKernels
 import StrataTokenizer
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import StrataEngine
+import StrataTestSupport
 import Testing
 
 @Suite("LayerPlan")

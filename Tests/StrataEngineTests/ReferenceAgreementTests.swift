@@ -1,6 +1,7 @@
 import Foundation
 import StrataAnalysis
 import StrataEngine
+import StrataTestSupport
 import StrataTokenizer
 import Testing
 

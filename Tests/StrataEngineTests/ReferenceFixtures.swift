@@ -59,18 +59,3 @@ struct FixtureMissing: Error, CustomStringConvertible {
     let name: String
     var description: String { "fixture \(name) is missing from Tests/StrataEngineTests/Fixtures" }
 }
-
-/// Real models, loaded once per test process (loading maps the file; it copies no weights).
-enum LoadedModels {
-    nonisolated(unsafe) private static var cache: [String: LanguageModel] = [:]
-    private static let lock = NSLock()
-
-    static func model(_ name: String) throws -> LanguageModel {
-        lock.lock()
-        defer { lock.unlock() }
-        if let model = cache[name] { return model }
-        let model = try LanguageModel(path: TestModels.require(name))
-        cache[name] = model
-        return model
-    }
-}

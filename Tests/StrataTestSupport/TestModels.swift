@@ -1,4 +1,5 @@
 import Foundation
+import StrataEngine
 
 /// Locates the real models that `scripts/fetch-models.sh` installs, so tests that need them
 /// fail with instructions instead of passing silently when they are missing.
@@ -37,5 +38,21 @@ public struct MissingModel: Error, CustomStringConvertible {
     public var description: String {
         "model '\(name)' not found at \(path); run `scripts/fetch-models.sh \(name)` "
             + "(or set STRATA_MODELS to the directory holding \(name).gguf)"
+    }
+}
+
+/// Real models, loaded once per test process (loading maps the file; it copies no weights).
+public enum LoadedModels {
+    nonisolated(unsafe) private static var cache: [String: LanguageModel] = [:]
+    private static let lock = NSLock()
+
+    /// The installed model called `name`, loaded on first use.
+    public static func model(_ name: String) throws -> LanguageModel {
+        lock.lock()
+        defer { lock.unlock() }
+        if let model = cache[name] { return model }
+        let model = try LanguageModel(path: TestModels.require(name))
+        cache[name] = model
+        return model
     }
 }

@@ -83,10 +83,7 @@ public func evaluatePerplexity(
 
 /// Natural-log probability of `token` under softmax(`logits`), computed in double precision.
 public func logProbability(of token: TokenID, in logits: ArraySlice<Float>) -> Double {
-    let maximum = Double(logits.max() ?? 0)
-    var sum = 0.0
-    for value in logits { sum += exp(Double(value) - maximum) }
-    return Double(logits[logits.startIndex + Int(token)]) - maximum - log(sum)
+    tokenPrediction(of: token, in: logits).logProbability
 }
 
 #if canImport(Glibc)

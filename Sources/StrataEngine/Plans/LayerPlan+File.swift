@@ -9,7 +9,7 @@ extension LayerPlan {
         do {
             return try JSONDecoder().decode(LayerPlan.self, from: data)
         } catch let error as DecodingError {
-            throw .unreadable(path: path, reason: Self.explain(error))
+            throw .unreadable(path: path, reason: error.summary())
         } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
@@ -23,23 +23,5 @@ extension LayerPlan {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
-
-    private static func explain(_ error: DecodingError) -> String {
-        func location(_ path: [any CodingKey]) -> String {
-            path.isEmpty ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            return "missing key '\(key.stringValue)' in \(location(context.codingPath))"
-        case .typeMismatch(let type, let context):
-            return "\(location(context.codingPath)) should be \(type)"
-        case .valueNotFound(let type, let context):
-            return "\(location(context.codingPath)) is null, expected \(type)"
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "\(location(context.codingPath)): \(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
-        }
     }
 }

@@ -7,7 +7,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Measure model quality.",
-        subcommands: [PerplexityCommand.self])
+        subcommands: [PerplexityCommand.self, CompareCommand.self] + taskCommands)
 }
 
 struct PerplexityCommand: ParsableCommand {

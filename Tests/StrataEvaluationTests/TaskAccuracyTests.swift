@@ -1,0 +1,49 @@
+import Foundation
+import StrataAnalysis
+import StrataEngine
+import StrataTestSupport
+import Testing
+
+/// Set to run the slower checks on qwen2.5-coder-0.5b too.
+private let longTests = ProcessInfo.processInfo.environment["STRATA_LONG_TESTS"] != nil
+
+@Suite("Task accuracy on real models and data", .serialized)
+struct TaskAccuracyTests {
+    func evaluate(_ task: EvaluationTask, model name: String, limit: Int?) throws -> TaskReport {
+        let documents = try TaskDataset.load(path: TestData.require(task.rawValue), kind: task.kind, limit: limit)
+        var transformer = Transformer(model: try LoadedModels.model(name))
+        let report = try evaluateTask(task, documents: documents, transformer: &transformer)
+        print("\(name) \(task.rawValue): accuracy \(report.accuracy), acc_per_char \(report.accuracyPerCharacter ?? .nan), "
+              + "mean log p \(report.meanContinuationLogProbability), \(report.documents) documents, \(report.seconds) s")
+        return report
+    }
+
+    @Test("LAMBADA, first 300 passages: within 2 points of transformers' accuracy (smollm2-135m)")
+    func lambadaSmolLM() throws {
+        try checkLambada(model: "smollm2-135m")
+    }
+
+    @Test("LAMBADA, first 300 passages: within 2 points of transformers' accuracy (qwen2.5-coder-0.5b)",
+          .enabled(if: longTests, "set STRATA_LONG_TESTS=1"))
+    func lambadaQwen() throws {
+        try checkLambada(model: "qwen2.5-coder-0.5b")
+    }
+
+    func checkLambada(model: String) throws {
+        let reference = try #require(try LambadaReference.load().results[model])
+        let report = try evaluate(.lambada, model: model, limit: 300)
+        #expect(report.documents == 300)
+        #expect(abs(report.accuracy - reference.accuracy) <= 0.02, "accuracy \(report.accuracy), reference \(reference.accuracy)")
+        #expect(abs(report.meanContinuationLogProbability - reference.meanContinuationLogProbability) <= 0.02,
+                "mean log p \(report.meanContinuationLogProbability), reference \(reference.meanContinuationLogProbability)")
+    }
+
+    @Test("ARC-Easy validation runs end to end well above chance (0.25)",
+          arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
+    func arcEasy(model: String) throws {
+        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : 200)
+        #expect(report.documents == (longTests ? 570 : 200))
+        #expect(report.accuracy > 0.4 && report.accuracy < 0.95)
+        #expect(try #require(report.accuracyPerCharacter) > 0.4)
+    }
+}
