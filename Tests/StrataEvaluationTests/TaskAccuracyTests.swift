@@ -41,9 +41,9 @@ struct TaskAccuracyTests {
     @Test("ARC-Easy validation runs end to end well above chance (0.25)",
           arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
     func arcEasy(model: String) throws {
-        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : 200)
-        #expect(report.documents == (longTests ? 570 : 200))
-        #expect(report.accuracy > 0.4 && report.accuracy < 0.95)
-        #expect(try #require(report.accuracyPerCharacter) > 0.4)
+        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : 100)
+        #expect(report.documents == (longTests ? 570 : 100))
+        #expect(report.accuracy > 0.35 && report.accuracy < 0.95)
+        #expect(try #require(report.accuracyPerCharacter) > 0.35)
     }
 }
