@@ -54,6 +54,9 @@ let package = Package(
             dependencies: ["StrataEngine", "StrataAnalysis", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
+            name: "StrataAnalysisTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
             name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),
     ]
 )
