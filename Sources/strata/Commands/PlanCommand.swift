@@ -63,6 +63,7 @@ struct PlanCommand: ParsableCommand {
         var plan: LayerPlan
         do {
             if method == .finerCut {
+                if fromAnalysis != nil { printError("finercut measures on the model itself; --from-analysis is ignored") }
                 let (calibration, _) = try calibrationOptions.calibration(for: model)
                 var transformer = modelOptions.makeTransformer(model)
                 plan = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, target: target,
