@@ -9,7 +9,7 @@ extension ImportanceReport {
             ("ppl -layer", perplexityWithoutLayer), ("ppl -attn", perplexityWithoutAttention), ("ppl -ffn", perplexityWithoutFFN),
         ]
         columns.removeAll { $0.values.count != layerCount }
-        var lines = [String(format: "%@ — %d windows × %d tokens of %@", model, windows, context, text)]
+        var lines = [String(format: "%@ — %d window%@ × %d tokens of %@", model, windows, windows == 1 ? "" : "s", context, text)]
         if let perplexityFull { lines.append(String(format: "full-model perplexity %.4f", perplexityFull)) }
         let widths = columns.map { max($0.header.count, 10) }
         lines.append("layer" + zip(columns, widths).map { " " + $0.header.leftPadded(to: $1) }.joined())

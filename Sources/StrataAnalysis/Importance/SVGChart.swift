@@ -38,9 +38,11 @@ enum SVGChart {
         guard let count = series.map(\.values.count).max(), count > 0, let minimum = all.min(), let maximum = all.max() else {
             return ""
         }
-        let lowExponent = floor(log10(minimum)), highExponent = max(ceil(log10(maximum)), lowExponent + 1)
+        // Headroom above the highest point keeps the legend (drawn in the plot's top band) clear.
+        let lowExponent = floor(log10(minimum)), highExponent = max(log10(maximum) + 0.6, lowExponent + 1)
         func y(_ value: Double) -> Double {
-            top + plotHeight * (1 - (log10(max(value, minimum)) - lowExponent) / (highExponent - lowExponent))
+            // Every value >= 10^lowExponent except non-positive ones, which sit on the bottom edge.
+            top + plotHeight * (1 - (max(log10(max(value, 1e-300)), lowExponent) - lowExponent) / (highExponent - lowExponent))
         }
         let slot = plotWidth / Double(count)
         func x(_ layer: Int) -> Double { left + (Double(layer) + 0.5) * slot }
@@ -49,7 +51,8 @@ enum SVGChart {
             for multiple in [1.0, 2, 5] where Double(exponent) + log10(multiple) <= highExponent {
                 let value = multiple * pow(10, Double(exponent))
                 // Intermediate ticks only when few decades are shown, so labels do not collide.
-                if multiple == 1 || highExponent - lowExponent <= 2 { ticks.append((y(value), format(value))) }
+                let label = value >= 1e5 ? "1e\(exponent)".replacingOccurrences(of: "1e", with: multiple == 1 ? "1e" : "\(Int(multiple))e") : format(value)
+                if multiple == 1 || highExponent - lowExponent <= 2 { ticks.append((y(value), label)) }
             }
         }
         var body = frame(title: title, xLabel: "layer removed", yLabel: yLabel)
