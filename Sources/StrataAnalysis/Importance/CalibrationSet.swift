@@ -1,0 +1,36 @@
+import StrataEngine
+import StrataTokenizer
+
+/// Non-overlapping windows of `context` tokens cut from the start of a tokenized text; each
+/// window is evaluated on its own (fresh cache), as the perplexity evaluation does.
+public struct CalibrationSet: Sendable {
+    /// `[windows][context]` token ids.
+    public let windows: [[TokenID]]
+    public let context: Int
+
+    /// The first `windows` whole windows of `tokens` (all whole windows when nil).
+    public init(tokens: [TokenID], context: Int, windows requested: Int? = nil) throws {
+        guard context >= 2 else { throw EvaluationError.invalidArgument("context must be at least 2, found \(context)") }
+        if let requested, requested < 1 {
+            throw EvaluationError.invalidArgument("windows must be at least 1, found \(requested)")
+        }
+        let available = tokens.count / context
+        let count = min(requested ?? available, available)
+        guard count > 0 else { throw EvaluationError.textTooShort(tokens: tokens.count, context: context) }
+        self.context = context
+        windows = (0..<count).map { Array(tokens[($0 * context)..<(($0 + 1) * context)]) }
+    }
+
+    /// Predictions scored per window (every position after the first predicts the next token).
+    public var predictionsPerWindow: Int { context - 1 }
+}
+
+/// Summed negative log-likelihood (natural log) of each window token after the first, given
+/// the `.all` logits of a forward pass over the window.
+func windowNegativeLogLikelihood(logits: Logits, tokens: [TokenID]) -> Double {
+    var total = 0.0
+    for position in 0..<(tokens.count - 1) {
+        total -= logProbability(of: tokens[position + 1], in: logits.row(position))
+    }
+    return total
+}

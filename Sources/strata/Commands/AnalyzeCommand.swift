@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import StrataAnalysis
+import StrataEngine
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Measure how much each layer matters.",
+        discussion: """
+            On non-overlapping calibration windows (no BOS): Block Influence, angular distances \
+            d(l, n), LIM, ZD, each sublayer's residual contribution ratio, the logit lens (top-1 \
+            agreement and KL to the full model per layer), and perplexity with each layer, each \
+            attention and each FFN sublayer removed. The removal perplexities are most of the cost \
+            (3 × layers passes per window); --no-ablations skips them. Progress goes to stderr.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var calibrationOptions: CalibrationOptions
+
+    @Option(help: ArgumentHelp("Write the report as JSON to this file.", valueName: "file"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Write a self-contained HTML report with charts to this file.", valueName: "file"))
+    var report: String?
+
+    @Option(name: .customLong("lens-positions"), help: "Positions per window for the logit lens (0 skips it).")
+    var lensPositions = 64
+
+    @Flag(name: .customLong("no-ablations"), help: "Skip the removal perplexities (the slow part).")
+    var noAblations = false
+
+    func validate() throws {
+        if lensPositions < 0 { throw ValidationError("--lens-positions must be 0 or more, found \(lensPositions)") }
+    }
+
+    func run() throws {
+        let (model, _) = try modelOptions.load()
+        let (calibration, textName) = try calibrationOptions.calibration(for: model)
+        var transformer = modelOptions.makeTransformer(model)
+        let options = ImportanceOptions(ablations: noAblations ? [] : Ablation.allCases, logitLensPositions: lensPositions)
+        let result = try analyzeImportance(
+            transformer: &transformer, calibration: calibration, modelName: modelOptions.model, textName: textName,
+            options: options, progress: printProgress)
+        printError("")
+        if let json {
+            try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+        if let report {
+            try Data(result.html().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+        }
+        print(result.table())
+        printError(String(format: "analysis took %.1f s", result.seconds))
+    }
+}

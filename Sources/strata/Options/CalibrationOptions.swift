@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import StrataAnalysis
+import StrataEngine
+
+/// The calibration text of `analyze` and `plan`: a file, or the bundled passage.
+struct CalibrationOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Calibration text file (default: the opening of Pride and Prejudice, bundled).")
+    var file: String?
+
+    @Option(help: "Tokens per calibration window.")
+    var context: Int = 512
+
+    @Option(help: "Number of calibration windows (non-overlapping, from the start of the text).")
+    var windows: Int = 4
+
+    func validate() throws {
+        if context < 2 { throw ValidationError("--context must be at least 2, found \(context)") }
+        if windows < 1 { throw ValidationError("--windows must be at least 1, found \(windows)") }
+    }
+
+    /// The tokenized windows, and a name for the text to record in reports.
+    func calibration(for model: LanguageModel) throws -> (set: CalibrationSet, name: String) {
+        let text: String
+        let name: String
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("cannot read \(file)") }
+            guard let decoded = String(data: data, encoding: .utf8) else { throw CommandFailure("\(file) is not UTF-8 text") }
+            text = decoded
+            name = file
+        } else {
+            text = CalibrationText.prideAndPrejudice
+            name = CalibrationText.prideAndPrejudiceName
+        }
+        guard context <= model.config.contextLength else {
+            throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
+        }
+        let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        guard tokens.count >= context * windows else {
+            throw CommandFailure("\(file ?? "the bundled text") has \(tokens.count) tokens, fewer than --windows \(windows) × --context \(context)")
+        }
+        return (try CalibrationSet(tokens: tokens, context: context, windows: windows), name)
+    }
+}
+
+/// Draws `progress` as one rewritten line on stderr.
+func printProgress(_ progress: AnalysisProgress) {
+    let left = progress.secondsLeft.map { String(format: ", about %.0f s left", $0) } ?? ""
+    printError(String(format: "\r\u{1B}[K%3.0f%%  %@%@", progress.fractionDone * 100, progress.activity, left), terminator: "")
+}

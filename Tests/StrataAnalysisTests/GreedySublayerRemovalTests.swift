@@ -1,0 +1,50 @@
+import StrataAnalysis
+import StrataEngine
+import StrataTestSupport
+import Testing
+
+@Suite("FinerCut greedy sublayer removal on SmolLM2-135M (short calibration)")
+struct GreedySublayerRemovalTests {
+    let model: LanguageModel
+    let calibration: CalibrationSet
+
+    init() throws {
+        model = try LanguageModel(path: TestModels.require("smollm2-135m"))
+        let tokens = model.tokenizer.encode(CalibrationText.prideAndPrejudice, addSpecial: false, parseSpecial: false)
+        // One short window keeps the 60 candidate passes per round cheap.
+        calibration = try CalibrationSet(tokens: tokens, context: 24, windows: 1)
+    }
+
+    @Test("the first removal is the sublayer whose single removal costs least, as the analysis measures it")
+    func firstRemovalMatchesAblation() throws {
+        var transformer = Transformer(model: model, numerics: .exact)
+        let analysis = try analyzeImportance(
+            transformer: &transformer, calibration: calibration, modelName: "smollm2-135m", textName: "test",
+            options: ImportanceOptions(ablations: [.attention, .feedForward], logitLensPositions: 0, measuresWeightOutliers: false))
+        let (plan, removals) = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, target: .count(2))
+        #expect(removals.count == 2)
+        let candidates = analysis.perplexityWithoutAttention.enumerated().map { ($0.element, $0.offset, Ablation.attention) }
+            + analysis.perplexityWithoutFFN.enumerated().map { ($0.element, $0.offset, Ablation.feedForward) }
+        let best = try #require(candidates.min { $0.0 < $1.0 })
+        #expect(removals[0].layer == best.1 && removals[0].sublayer == best.2)
+        #expect(abs(removals[0].perplexity - best.0) <= 1e-9 * best.0)
+        // The plan switches off exactly the removed sublayers.
+        let off = plan.steps.flatMap { step in
+            (step.runsAttention ? [] : ["\(step.layer) attention"]) + (step.runsFFN ? [] : ["\(step.layer) ffn"])
+        }
+        #expect(Set(off) == Set(removals.map { "\($0.layer) \($0.sublayer.rawValue)" }))
+        #expect(plan.method == "finercut")
+    }
+
+    @Test("a compute-fraction target never removes more than asked")
+    func budget() throws {
+        var transformer = Transformer(model: model, numerics: .exact)
+        let cost = SublayerCost(config: model.config)
+        // Room for one attention sublayer and no FFN sublayer: one cheap round, then a stop.
+        let fraction = 1.5 * cost.attention / cost.total
+        let (plan, removals) = try greedySublayerRemoval(
+            transformer: &transformer, calibration: calibration, target: .computeFraction(fraction))
+        #expect(removals.count == 1 && removals.first?.sublayer == .attention)
+        #expect(cost.removedFraction(plan) <= fraction)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import StrataTestSupport
+import Testing
+
+@Suite("strata plan", .serialized)
+struct PlanCommandTests {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("strata-plan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    @Test("refuses bad input with a clear message and no plan file")
+    func refusesBadInput() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let out = path("bad.json")
+        let cases: [([String], String)] = [
+            (["--method", "magic", "--remove", "2"], "magic"),
+            (["--method", "block-influence", "--remove", "30"], "1...29"),
+            (["--method", "unified", "--remove", "29"], "1...28"),
+            (["--method", "unified", "--compute-fraction", "1.5"], "between 0 and 1"),
+            (["--method", "unified", "--compute-fraction", "0.001"], "removes nothing"),
+            (["--method", "unified"], "--remove N or --compute-fraction F"),
+            (["--method", "unified", "--remove", "2", "--compute-fraction", "0.1"], "not both"),
+            (["--method", "attention-only", "--compute-fraction", "0.5"], "at most"),
+        ]
+        for (arguments, message) in cases {
+            let run = try StrataRun(["plan", "--model", model, "--out", out] + arguments)
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.error.contains(message), "\(arguments): \(run.error)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+
+    @Test("writes a unified plan, and refuses to overwrite it without --force")
+    func writesAndProtectsThePlan() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let out = path("unified.json")
+        let first = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "14", "--out", out])
+        #expect(first.status == 0, "\(first.error)")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let layers = (object["steps"] as? [[String: Any]])?.compactMap { $0["layer"] as? Int }
+        #expect(layers == [0, 1] + Array(stride(from: 3, through: 29, by: 2)))
+        #expect(object["method"] as? String == "unified")
+        #expect((object["notes"] as? String)?.contains("of layer compute") == true)
+        let again = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "3", "--out", out])
+        #expect(again.status != 0 && again.error.contains("--force"))
+        let forced = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "3", "--out", out, "--force"])
+        #expect(forced.status == 0, "\(forced.error)")
+    }
+
+    @Test("block-influence and ffn-only plans take their scores from an analysis file")
+    func usesAnalysisFile() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let analysis = path("analysis.json")
+        var influence = [Double](repeating: 0.5, count: 30)
+        influence[7] = 0.01
+        influence[20] = 0.02
+        var ffn = [Double](repeating: 30, count: 30)
+        ffn[12] = 21
+        let report: [String: Any] = [
+            "model": "synthetic", "layer_count": 30, "windows": 1, "context": 8, "text": "none",
+            "block_influence": influence, "angular_distance": [[Double]](), "lim": [Double](), "zd": [Double](),
+            "attention_contribution": [Double](), "ffn_contribution": [Double](), "logit_lens_agreement": [Double](),
+            "logit_lens_kl": [Double](), "logit_lens_positions": 0, "perplexity_without_layer": [Double](),
+            "perplexity_without_attention": [Double](), "perplexity_without_ffn": ffn, "seconds": 0,
+        ]
+        try JSONSerialization.data(withJSONObject: report).write(to: URL(fileURLWithPath: analysis))
+
+        let influenceOut = path("bi.json")
+        let run = try StrataRun(["plan", "--model", model, "--method", "block-influence", "--remove", "2",
+                                 "--from-analysis", analysis, "--out", influenceOut])
+        #expect(run.status == 0, "\(run.error)")
+        let plan = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: influenceOut))) as? [String: Any])
+        let layers = Set((plan["steps"] as? [[String: Any]])?.compactMap { $0["layer"] as? Int } ?? [])
+        #expect(layers == Set(0..<30).subtracting([7, 20]))
+
+        let ffnOut = path("ffn.json")
+        let ffnRun = try StrataRun(["plan", "--model", model, "--method", "ffn-only", "--remove", "1",
+                                    "--from-analysis", analysis, "--out", ffnOut])
+        #expect(ffnRun.status == 0, "\(ffnRun.error)")
+        let ffnPlan = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ffnOut))) as? [String: Any])
+        let skipped = (ffnPlan["steps"] as? [[String: Any]])?.filter { $0["ffn"] as? Bool == false }.compactMap { $0["layer"] as? Int }
+        #expect(skipped == [12])
+
+        // The analysis lacks angular distances: say so.
+        let angular = try StrataRun(["plan", "--model", model, "--method", "angular", "--remove", "2",
+                                     "--from-analysis", analysis, "--out", path("angular.json")])
+        #expect(angular.status != 0 && angular.error.contains("angular_distance"), "\(angular.error)")
+    }
+}
