@@ -14,11 +14,13 @@ enum KernelLevel: Int32, Sendable, CaseIterable {
     static var available: [KernelLevel] { allCases.filter { $0.rawValue <= detected.rawValue } }
 }
 
-/// Token activations quantized to 8-bit blocks for `WeightMatrix.multiply(_:into:pool:)`.
+/// Token activations quantized to 16-bit blocks for `WeightMatrix.multiply(_:into:pool:)`.
 ///
-/// Each run of 32 floats becomes 32 int8 values with one float scale (`max |x| / 127`) and the
-/// block's sum, so a matrix product needs one integer dot product and one float multiply-add
-/// per 32 weights per token. A row is quantized once and reused by every weight row.
+/// Each run of 32 floats becomes 32 int16 values with one float scale (`max |x| / 32767`) and
+/// the block's sum, so a matrix product needs one integer dot product and one float
+/// multiply-add per 32 weights per token. Eight bits were not enough: small models carry
+/// activation outliers that made int8 rounding flip next-token choices. A row is quantized
+/// once and reused by every weight row.
 ///
 /// Create one per model with the largest `tokens × columns` it will hold; `quantize` then
 /// reuses the same storage and never allocates.
@@ -66,8 +68,8 @@ public struct QuantizedActivations: Sendable {
         var result = [Float]()
         result.reserveCapacity(tokens * columns)
         for block in blocks.prefix(tokens * columns / 32) {
-            withUnsafeBytes(of: block.values) { values in
-                for value in values { result.append(block.scale * Float(Int8(bitPattern: value))) }
+            withUnsafeBytes(of: block.values) { bytes in
+                for value in bytes.bindMemory(to: Int16.self) { result.append(block.scale * Float(value)) }
             }
         }
         return result

@@ -36,11 +36,8 @@ static inline int group_subblocks(uint32_t format) {
     return format == FORMAT_Q4_K || format == FORMAT_Q5_K || format == FORMAT_Q6_K ? 8 : 1;
 }
 
-/// Formats whose codes are signed (multiplied through the sign trick), not unsigned.
-static inline int format_is_signed(uint32_t format) { return format == FORMAT_Q8_0 || format == FORMAT_Q6_K; }
-
 /// Formats with an offset term `offset × activation sum` per sub-block.
-static inline int format_has_offset(uint32_t format) { return !format_is_signed(format); }
+static inline int format_has_offset(uint32_t format) { return format != FORMAT_Q8_0 && format != FORMAT_Q6_K; }
 
 static inline uint16_t load_u16(const uint8_t *source) {
     uint16_t value;
@@ -90,7 +87,7 @@ static inline void decode_group_scales(uint32_t format, const uint8_t *block, fl
         }
         break;
     }
-    default: // Q6_K: the 16 signed sub-block scales are applied in the integer lanes
+    default: // Q6_K: the 16 signed sub-block scales multiply the codes in the integer lanes
         for (int index = 0; index < 8; index++) {
             scales->scale[index] = first;
             scales->offset[index] = 0;

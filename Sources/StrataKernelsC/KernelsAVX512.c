@@ -1,8 +1,7 @@
-// AVX-512 VNNI kernels. Each 32-weight sub-block becomes 32 bytes of codes, dotted with a
-// token's 32 int8 activations by one vpdpbusd (unsigned × signed bytes, four products summed
-// per int32 lane), converted to float and fused-multiply-added into that token's 8-lane
-// accumulator. Signed codes (Q8_0, Q6_K) go through the sign trick: |code| times the
-// activation negated where the code is negative.
+// AVX-512 VNNI kernels. Each 32-weight sub-block becomes 32 int16 codes (widened once per
+// token tile), dotted with a token's 32 int16 activations by one vpdpwssd (two products summed
+// per int32 lane, 16 lanes), converted to float and fused-multiply-added into that token's
+// 16-lane accumulator. Signed codes need no special handling in 16 bits.
 #if defined(__x86_64__)
 #include "Blocks.h"
 #include <immintrin.h>
@@ -25,60 +24,87 @@ STRATA_INLINE __m128 group_halves(uint32_t format, const uint8_t *block) {
     return format == FORMAT_Q6_K ? _mm_permute_ps(halves, 0xFF) : halves;
 }
 
-/// 16 bytes of packed nibbles as 32 codes: low nibbles first, then high (Q4_0/Q4_1/Q5_x order).
-STRATA_INLINE __m256i split_nibbles(const uint8_t *source) {
-    __m128i packed = _mm_loadu_si128((const __m128i *)source);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+/// 16 bytes of packed nibbles as 32 int16 codes: low nibbles first, then high (Q4_0/Q4_1/Q5_x).
+STRATA_INLINE __m512i split_nibbles(const uint8_t *source) {
+    __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)source));
+    __m256i low = _mm256_and_si256(bytes, _mm256_set1_epi16(0x0F));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(low), _mm256_srli_epi16(bytes, 4), 1);
 }
 
-/// The 32 codes of sub-block `sub` of a group: unsigned, or signed for Q8_0 and Q6_K.
-STRATA_INLINE __m256i subblock_codes(uint32_t format, const uint8_t *block, int sub) {
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+/// The 32 codes of sub-block `sub` of a group as int16: unsigned, or signed for Q8_0 and Q6_K.
+/// Q6_K's codes come multiplied by their 8-bit sub-block scales (`sixth_scales`, 16 words):
+/// |code × scale| ≤ 32 × 128 fits 16 bits, and the integer dot product stays exact.
+STRATA_INLINE __m512i subblock_codes(uint32_t format, const uint8_t *block, int sub, __m512i sixth_scales) {
+    const __m512i low_nibbles = _mm512_set1_epi16(0x0F);
     switch (format) {
     case FORMAT_Q4_0: return split_nibbles(block + 2);
     case FORMAT_Q4_1: return split_nibbles(block + 4);
     case FORMAT_Q5_0: // bit i of the 32-bit qh field is the fifth bit of element i
-        return _mm256_mask_add_epi8(split_nibbles(block + 6), (__mmask32)load_u32(block + 2),
-                                    split_nibbles(block + 6), _mm256_set1_epi8(16));
+        return _mm512_mask_add_epi16(split_nibbles(block + 6), (__mmask32)load_u32(block + 2),
+                                     split_nibbles(block + 6), _mm512_set1_epi16(16));
     case FORMAT_Q5_1:
-        return _mm256_mask_add_epi8(split_nibbles(block + 8), (__mmask32)load_u32(block + 4),
-                                    split_nibbles(block + 8), _mm256_set1_epi8(16));
-    case FORMAT_Q8_0: return _mm256_loadu_si256((const __m256i *)(block + 2));
+        return _mm512_mask_add_epi16(split_nibbles(block + 8), (__mmask32)load_u32(block + 4),
+                                     split_nibbles(block + 8), _mm512_set1_epi16(16));
+    case FORMAT_Q8_0: return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(block + 2)));
     case FORMAT_Q4_K:
     case FORMAT_Q5_K: {
         // sub-blocks 2p and 2p+1 share 32 bytes: low nibbles, then high nibbles
         size_t codes_offset = format == FORMAT_Q4_K ? 16 : 48;
-        __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes_offset + 32 * (sub / 2)));
-        __m256i codes = (sub & 1) ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles)
-                                  : _mm256_and_si256(packed, low_nibbles);
+        __m512i packed = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(block + codes_offset + 32 * (sub / 2))));
+        __m512i codes = (sub & 1) ? _mm512_srli_epi16(packed, 4) : _mm512_and_si512(packed, low_nibbles);
         if (format == FORMAT_Q4_K) return codes;
         // fifth bit of element l of sub-block s: bit s of qh[l]
         __m256i fifth = _mm256_loadu_si256((const __m256i *)(block + 16));
         __mmask32 high = _mm256_test_epi8_mask(fifth, _mm256_set1_epi8((char)(1 << sub)));
-        return _mm256_mask_add_epi8(codes, high, codes, _mm256_set1_epi8(16));
+        return _mm512_mask_add_epi16(codes, high, codes, _mm512_set1_epi16(16));
     }
     default: { // Q6_K: half h = sub / 4, quarter q = sub % 4
         int half = sub / 4, quarter = sub % 4;
-        __m256i packed = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32 * (quarter & 1)));
-        __m256i low = quarter >= 2 ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles)
-                                   : _mm256_and_si256(packed, low_nibbles);
-        __m256i high_bits = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
-        __m256i high = _mm256_and_si256(_mm256_srl_epi16(high_bits, _mm_cvtsi32_si128(2 * quarter)),
-                                        _mm256_set1_epi8(3));
-        // high ≤ 3 per byte, so the 16-bit shift cannot carry into the next byte
-        __m256i codes = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-        return _mm256_sub_epi8(codes, _mm256_set1_epi8(32));
+        __m512i packed = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(block + 64 * half + 32 * (quarter & 1))));
+        __m512i low = quarter >= 2 ? _mm512_srli_epi16(packed, 4) : _mm512_and_si512(packed, low_nibbles);
+        __m512i high_bits = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half)));
+        __m512i high = _mm512_and_si512(_mm512_srli_epi16(high_bits, 2 * quarter), _mm512_set1_epi16(3));
+        __m512i codes = _mm512_sub_epi16(_mm512_or_si512(low, _mm512_slli_epi16(high, 4)), _mm512_set1_epi16(32));
+        // words 0-15 take scale 2s, words 16-31 scale 2s+1
+        __m512i index = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * sub)), 0xFFFF0000u, (short)(2 * sub + 1));
+        return _mm512_mullo_epi16(codes, _mm512_permutexvar_epi16(index, sixth_scales));
     }
     }
 }
 
-/// The float sum of an 8-lane accumulator, in the order the portable level repeats:
-/// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
-STRATA_INLINE float reduce_lanes(__m256 lanes) {
+/// The float sum of a 16-lane accumulator, in the order the portable level repeats:
+/// lanes l and l + 8 first, then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+STRATA_INLINE float reduce_lanes(__m512 wide) {
+    __m256 lanes = _mm256_add_ps(_mm512_castps512_ps256(wide), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wide), 1)));
     __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
     __m128 quads = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
     return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
+}
+
+/// Adds one group (one block of the format) to the accumulators of `tile` tokens. Sub-block
+/// k of the row goes to accumulator k mod 2 (`parity` is the group's first sub-block's), so a
+/// single token has two independent multiply-add chains instead of one.
+STRATA_INLINE void add_group(const uint32_t format, const int tile, const uint8_t *block,
+                             const strata_activation_block *column_block, size_t stride, int parity,
+                             __m512 accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
+    const int subblocks = group_subblocks(format);
+    group_scales scales;
+    __m128 halves = group_halves(format, block);
+    decode_group_scales(format, block, _mm_cvtss_f32(halves), _mm_cvtss_f32(_mm_movehdup_ps(halves)), &scales);
+    __m512i sixth_scales = _mm512_setzero_si512();
+    if (format == FORMAT_Q6_K) sixth_scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192))));
+    for (int sub = 0; sub < subblocks; sub++) {
+        __m512i codes = subblock_codes(format, block, sub, sixth_scales);
+        const int chain = (parity + sub) & 1;
+        for (int token = 0; token < tile; token++) {
+            const strata_activation_block *input = column_block + sub + token * stride;
+            __m512i values = _mm512_loadu_si512((const void *)input->values);
+            __m512i lanes = _mm512_dpwssd_epi32(_mm512_setzero_si512(), codes, values);
+            __m512 scale = _mm512_set1_ps(scales.scale[sub] * input->scale);
+            accumulators[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, accumulators[token][chain]);
+            if (format_has_offset(format)) offsets[token][chain] = offsets[token][chain] + scales.offset[sub] * input->sum;
+        }
+    }
 }
 
 /// One weight row against `tile` tokens (constant after inlining). `activations` is token 0's
@@ -88,48 +114,26 @@ STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, con
                                       float *output, size_t output_stride) {
     const int subblocks = group_subblocks(format);
     const size_t bytes = group_bytes(format);
-    __m256 accumulators[TOKEN_TILE];
-    float offsets[TOKEN_TILE];
+    __m512 accumulators[TOKEN_TILE][2];
+    float offsets[TOKEN_TILE][2];
     for (int token = 0; token < tile; token++) {
-        accumulators[token] = _mm256_setzero_ps();
-        offsets[token] = 0;
+        accumulators[token][0] = accumulators[token][1] = _mm512_setzero_ps();
+        offsets[token][0] = offsets[token][1] = 0;
     }
-    for (size_t group = 0; group < groups; group++) {
-        const uint8_t *block = row + group * bytes;
-        group_scales scales;
-        __m128 halves = group_halves(format, block);
-        decode_group_scales(format, block, _mm_cvtss_f32(halves), _mm_cvtss_f32(_mm_movehdup_ps(halves)), &scales);
-        __m512i sixth_scales = _mm512_setzero_si512();
-        if (format == FORMAT_Q6_K) sixth_scales = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 192)));
-        for (int sub = 0; sub < subblocks; sub++) {
-            __m256i codes = subblock_codes(format, block, sub);
-            __mmask32 negative = 0;
-            if (format_is_signed(format)) {
-                negative = _mm256_movepi8_mask(codes);
-                codes = _mm256_abs_epi8(codes);
-            }
-            // Q6_K: lanes 0-3 hold the first 16 elements (scale 2s), lanes 4-7 the next 16
-            __m256i lane_scales = _mm256_setzero_si256();
-            if (format == FORMAT_Q6_K) {
-                __m512i index = _mm512_set1_epi32(2 * sub);
-                index = _mm512_mask_add_epi32(index, 0xF0, index, _mm512_set1_epi32(1));
-                lane_scales = _mm512_castsi512_si256(_mm512_permutexvar_epi32(index, sixth_scales));
-            }
-            const strata_activation_block *column_block = activations + group * subblocks + sub;
-            for (int token = 0; token < tile; token++) {
-                const strata_activation_block *input = column_block + token * stride;
-                __m256i values = _mm256_loadu_si256((const __m256i *)input->values);
-                if (format_is_signed(format)) values = _mm256_mask_sub_epi8(values, negative, _mm256_setzero_si256(), values);
-                __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, values);
-                if (format == FORMAT_Q6_K) lanes = _mm256_mullo_epi32(lanes, lane_scales);
-                __m256 scale = _mm256_set1_ps(scales.scale[sub] * input->scale);
-                accumulators[token] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), scale, accumulators[token]);
-                if (format_has_offset(format)) offsets[token] = offsets[token] + scales.offset[sub] * input->sum;
-            }
+    size_t group = 0;
+    if (subblocks == 1) {
+        // one-sub-block groups in pairs, so each chain is a constant register
+        for (; group + 2 <= groups; group += 2) {
+            add_group(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
+            add_group(format, tile, row + (group + 1) * bytes, activations + group + 1, stride, 1, accumulators, offsets);
         }
     }
+    for (; group < groups; group++) {
+        add_group(format, tile, row + group * bytes, activations + group * subblocks, stride, 0, accumulators, offsets);
+    }
     for (int token = 0; token < tile; token++) {
-        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+        float sum = reduce_lanes(_mm512_add_ps(accumulators[token][0], accumulators[token][1]));
+        output[token * output_stride] = sum + (offsets[token][0] + offsets[token][1]);
     }
 }
 
@@ -152,18 +156,21 @@ void strata_row_avx512(uint32_t format, size_t tile, const uint8_t *row, size_t 
 
 STRATA_TARGET
 void strata_quantize_avx512(const float *input, size_t count, strata_activation_block *output) {
+    const __m512i smallest = _mm512_set1_epi32(-32767);
     for (size_t block = 0; block < count / 32; block++) {
         __m512 first = _mm512_loadu_ps(input + 32 * block);
         __m512 second = _mm512_loadu_ps(input + 32 * block + 16);
         __m512 magnitude = _mm512_max_ps(_mm512_abs_ps(first), _mm512_abs_ps(second));
-        float scale = _mm512_reduce_max_ps(magnitude) / 127.0f;
+        float scale = _mm512_reduce_max_ps(magnitude) / 32767.0f;
         float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-        // vcvtps2dq rounds to nearest even under the default MXCSR, as the portable nearbyintf
-        __m512i low = _mm512_cvtps_epi32(_mm512_mul_ps(first, _mm512_set1_ps(inverse)));
-        __m512i high = _mm512_cvtps_epi32(_mm512_mul_ps(second, _mm512_set1_ps(inverse)));
-        _mm_storeu_si128((__m128i *)output[block].values, _mm512_cvtsepi32_epi8(low));
-        _mm_storeu_si128((__m128i *)(output[block].values + 16), _mm512_cvtsepi32_epi8(high));
+        // vcvtps2dq rounds to nearest even under the default MXCSR, as the portable nearbyintf;
+        // codes stay within ±32767 (vpmovsdw alone would allow -32768)
+        __m512i low = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(first, _mm512_set1_ps(inverse))), smallest);
+        __m512i high = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(second, _mm512_set1_ps(inverse))), smallest);
+        _mm256_storeu_si256((__m256i *)output[block].values, _mm512_cvtsepi32_epi16(low));
+        _mm256_storeu_si256((__m256i *)(output[block].values + 16), _mm512_cvtsepi32_epi16(high));
         output[block].scale = scale;
+        // |Σ codes| ≤ 32 × 32767 < 2^24, so the conversion is exact
         output[block].sum = scale * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(low, high));
     }
 }

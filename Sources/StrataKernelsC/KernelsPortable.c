@@ -1,7 +1,7 @@
 // Portable C kernels, the fallback for CPUs without AVX-512 VNNI. They repeat the AVX-512
-// arithmetic exactly: integer dot products per group of four bytes (one "lane"), a fused
-// multiply-add per lane into eight float accumulators, and the same final reduction, so a
-// machine gets the same bits whichever level it runs.
+// arithmetic exactly: integer dot products per pair of elements (one "lane"), a fused
+// multiply-add per lane into sixteen float accumulators per chain, and the same final
+// reduction, so a machine gets the same bits whichever level it runs.
 #include "Blocks.h"
 #include <math.h>
 
@@ -68,8 +68,9 @@ static void subblock_codes(uint32_t format, const uint8_t *block, int sub, int32
     }
 }
 
-static float reduce_lanes(const float lanes[8]) {
-    float pairs[4];
+static float reduce_lanes(const float wide[16]) {
+    float lanes[8], pairs[4];
+    for (int lane = 0; lane < 8; lane++) lanes[lane] = wide[lane] + wide[lane + 8];
     for (int lane = 0; lane < 4; lane++) pairs[lane] = lanes[lane] + lanes[lane + 4];
     float even = pairs[0] + pairs[2];
     float odd = pairs[1] + pairs[3];
@@ -77,12 +78,13 @@ static float reduce_lanes(const float lanes[8]) {
 }
 
 void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                               const strata_activation_block *activations, size_t stride,
-                               float *output, size_t output_stride) {
+                         const strata_activation_block *activations, size_t stride,
+                         float *output, size_t output_stride) {
     const int subblocks = group_subblocks(format);
     const size_t bytes = group_bytes(format);
-    float accumulators[TOKEN_TILE][8] = {{0}};
-    float offsets[TOKEN_TILE] = {0};
+    // two chains: sub-block k of the row goes to chain k mod 2, as on the AVX-512 level
+    float accumulators[TOKEN_TILE][2][16] = {{{0}}};
+    float offsets[TOKEN_TILE][2] = {{0}};
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
         group_scales scales;
@@ -91,22 +93,26 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
         for (int sub = 0; sub < subblocks; sub++) {
             int32_t codes[32];
             subblock_codes(format, block, sub, codes);
+            if (format == FORMAT_Q6_K) {
+                for (int index = 0; index < 32; index++) codes[index] *= (int8_t)block[192 + 2 * sub + index / 16];
+            }
+            const int chain = (int)((group * (size_t)subblocks + (size_t)sub) & 1);
             const strata_activation_block *column_block = activations + group * subblocks + sub;
             for (size_t token = 0; token < tile; token++) {
                 const strata_activation_block *input = column_block + token * stride;
                 float scale = scales.scale[sub] * input->scale;
-                for (int lane = 0; lane < 8; lane++) {
-                    int32_t sum = 0;
-                    for (int index = 4 * lane; index < 4 * lane + 4; index++) sum += codes[index] * input->values[index];
-                    if (format == FORMAT_Q6_K) sum *= (int8_t)block[192 + 2 * sub + lane / 4];
-                    accumulators[token][lane] = fmaf((float)sum, scale, accumulators[token][lane]);
+                for (int lane = 0; lane < 16; lane++) {
+                    int32_t sum = codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
+                    accumulators[token][chain][lane] = fmaf((float)sum, scale, accumulators[token][chain][lane]);
                 }
-                if (format_has_offset(format)) offsets[token] = offsets[token] + scales.offset[sub] * input->sum;
+                if (format_has_offset(format)) offsets[token][chain] = offsets[token][chain] + scales.offset[sub] * input->sum;
             }
         }
     }
     for (size_t token = 0; token < tile; token++) {
-        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+        float wide[16];
+        for (int lane = 0; lane < 16; lane++) wide[lane] = accumulators[token][0][lane] + accumulators[token][1][lane];
+        output[token * output_stride] = reduce_lanes(wide) + (offsets[token][0] + offsets[token][1]);
     }
 }
 
@@ -115,14 +121,14 @@ void strata_quantize_portable(const float *input, size_t count, strata_activatio
         const float *source = input + 32 * block;
         float magnitude = 0;
         for (int index = 0; index < 32; index++) magnitude = fmaxf(magnitude, fabsf(source[index]));
-        float scale = magnitude / 127.0f;
+        float scale = magnitude / 32767.0f;
         float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
         int32_t sum = 0;
         for (int index = 0; index < 32; index++) {
             // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
             float scaled = nearbyintf(source[index] * inverse);
-            int32_t code = scaled > 127.0f ? 127 : scaled < -127.0f ? -127 : (int32_t)scaled;
-            output[block].values[index] = (int8_t)code;
+            int32_t code = scaled > 32767.0f ? 32767 : scaled < -32767.0f ? -32767 : (int32_t)scaled;
+            output[block].values[index] = (int16_t)code;
             sum += code;
         }
         output[block].scale = scale;

@@ -14,18 +14,18 @@ let quantizedProductTolerance = 3e-5
 struct ReferenceActivationBlock: Equatable {
     var scale: Float
     var sum: Float
-    var values: [Int8]
+    var values: [Int16]
 }
 
-/// The activation quantizer's definition: scale `max |x| / 127`, codes `x × (1 / scale)`
+/// The activation quantizer's definition: scale `max |x| / 32767`, codes `x × (1 / scale)`
 /// rounded to nearest even, sum `scale × Σ codes`.
 func referenceQuantize(_ input: [Float]) -> [ReferenceActivationBlock] {
     stride(from: 0, to: input.count, by: 32).map { start in
         let block = input[start..<start + 32]
         let magnitude = block.reduce(Float(0)) { max($0, abs($1)) }
-        let scale = magnitude / 127
+        let scale = magnitude / 32767
         let inverse: Float = scale != 0 ? 1 / scale : 0
-        let values = block.map { Int8(max(-127, min(127, ($0 * inverse).rounded(.toNearestOrEven)))) }
+        let values = block.map { Int16(max(-32767, min(32767, ($0 * inverse).rounded(.toNearestOrEven)))) }
         let sum = scale * Float(values.reduce(Int32(0)) { $0 + Int32($1) })
         return ReferenceActivationBlock(scale: scale, sum: sum, values: values)
     }
@@ -35,7 +35,7 @@ extension QuantizedActivations {
     /// The held blocks in the reference's shape.
     var referenceBlocks: [ReferenceActivationBlock] {
         blocks.prefix(tokens * columns / 32).map { block in
-            let values = withUnsafeBytes(of: block.values) { Array($0).map { Int8(bitPattern: $0) } }
+            let values = withUnsafeBytes(of: block.values) { Array($0.bindMemory(to: Int16.self)) }
             return ReferenceActivationBlock(scale: block.scale, sum: block.sum, values: values)
         }
     }

@@ -26,7 +26,7 @@ struct Scratch {
     var cosines: [Float] = []
     /// [tokens × rotaryDimensions/2]
     var sines: [Float] = []
-    /// The current sublayer input quantized to 8-bit blocks (fast path), shared by the
+    /// The current sublayer input quantized to 16-bit blocks (fast path), shared by the
     /// matrices that read it (q/k/v, gate/up).
     var quantized = QuantizedActivations(capacity: 0)
 

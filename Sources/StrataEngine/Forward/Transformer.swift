@@ -30,14 +30,14 @@ public enum Numerics: String, Sendable, Codable, CaseIterable {
     /// Weights dequantized to float32, activations in float32: matches transformers on the
     /// dequantized GGUF weights (to ~1e-5 in the logits). Used by the reference tests.
     case exact
-    /// Activations quantized to 8-bit blocks once per matrix input and multiplied with integer
+    /// Activations quantized to 16-bit blocks once per matrix input and multiplied with integer
     /// dot products, as llama.cpp does: several times faster, within the quality bounds the
     /// tests check (perplexity within 1%, top-1 agreement except at near-ties).
     case fast
 
-    /// What front ends use unless told otherwise: the fast path only once it meets the quality
-    /// bounds on the reference texts (see FastPathQualityTests); until then, exact.
-    public static let recommended = Numerics.exact
+    /// What front ends use unless told otherwise: the fast path, which meets the quality bounds
+    /// on the reference texts (FastPathQualityTests) since activations are quantized to 16 bits.
+    public static let recommended = Numerics.fast
 }
 
 /// Runs a model: ONE forward pass, parameterised by a `LayerPlan`, over a `KVCache`.
@@ -238,7 +238,7 @@ public struct Transformer: Sendable {
     }
 
     /// `output = matrix × input`; `input` is the array last given to `prepareInput`, and
-    /// `quantized` its 8-bit form in the fast path.
+    /// `quantized` its 16-bit form in the fast path.
     ///
     /// Static on purpose: a method call would borrow a copy of `self` while `output` (a scratch
     /// buffer inside it) is written, forcing a copy-on-write of the buffer on every call.

@@ -6,13 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// 32 activations quantized to int8: element i means `scale × values[i]`.
+/// 32 activations quantized to int16: element i means `scale × values[i]`. Sixteen bits keep
+/// the rounding error of an activation ~256 times below eight bits, which small models with
+/// large activation outliers need to keep their next-token choices.
 typedef struct {
-    /// max |x| / 127 over the block's floats (0 for an all-zero block).
+    /// max |x| / 32767 over the block's floats (0 for an all-zero block).
     float scale;
     /// `scale × Σ values[i]`, the block's sum, for weight formats with an offset.
     float sum;
-    int8_t values[32];
+    int16_t values[32];
 } strata_activation_block;
 
 /// Which implementation runs; chosen once by the caller from `strata_detect_level`.

@@ -13,7 +13,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Matrix-product numerics: 'exact' (float32, matches transformers) or 'fast' (8-bit activations with integer dot products, as llama.cpp). Default: \(Numerics.recommended.rawValue).")
+    @Option(help: "Matrix-product numerics: 'exact' (float32, matches transformers) or 'fast' (16-bit activations with integer dot products). Default: \(Numerics.recommended.rawValue).")
     var numerics: Numerics = .recommended
 
     @Flag(help: "Shorthand for --numerics exact.")
