@@ -1,6 +1,7 @@
 import StrataAnalysis
 import StrataEngine
 import StrataTokenizer
+import StrataTestSupport
 import Testing
 
 /// The fast path (16-bit activations, integer dot products) against the reference: it may be

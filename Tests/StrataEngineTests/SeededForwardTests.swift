@@ -1,6 +1,7 @@
 import StrataEngine
 import StrataKernels
 import StrataTokenizer
+import StrataTestSupport
 import Testing
 
 /// Keeps the residual stream entering every step of one forward pass.

@@ -1,5 +1,6 @@
 @testable import StrataEngine
 import StrataTokenizer
+import StrataTestSupport
 import Testing
 
 /// Prompts of the three kinds the speculative benchmark uses.
