@@ -51,47 +51,55 @@ static inline uint32_t load_u32(const uint8_t *source) {
     return value;
 }
 
-/// Per 32-element sub-block of a group: the weight scale and the offset coefficient, so a
-/// sub-block contributes `scale × a.scale × Σ code·value + offset × a.sum`.
+/// A group's scales, arranged so that the float work per token is one multiply-add per
+/// sub-block and one per group: the group contributes
+/// `scale × Σ_sub a.scale[sub] × Σ_i (code_i × multiplier) × a.value_i + Σ_sub offset[sub] × a.sum[sub]`.
+/// The integer multipliers (K formats' sub-block scales) are applied to the 16-bit codes,
+/// where `|code × multiplier|` ≤ 4096 cannot overflow.
 typedef struct {
-    float scale[8];
+    /// fp16 `d` of a K group, the block scale of a 32-element format.
+    float scale;
     float offset[8];
+    /// Q4_K/Q5_K six-bit sub-block scales (1 for other formats; Q6_K's are per 16 elements).
+    int16_t multiplier[8];
 } group_scales;
+
+/// The six-bit scales (low 8 bytes) and minimums (high 8 bytes) of a Q4_K/Q5_K group, packed
+/// as GGML's get_scale_min_k4 reads them, unpacked four at a time in 32-bit words.
+static inline void unpack_k_scales(const uint8_t *block, uint64_t *scales, uint64_t *minimums) {
+    uint32_t first = load_u32(block + 4), second = load_u32(block + 8), third = load_u32(block + 12);
+    uint32_t upper_scales = (third & 0x0F0F0F0Fu) | (((first >> 6) & 0x03030303u) << 4);
+    uint32_t upper_minimums = ((third >> 4) & 0x0F0F0F0Fu) | (((second >> 6) & 0x03030303u) << 4);
+    *scales = (uint64_t)(first & 0x3F3F3F3Fu) | ((uint64_t)upper_scales << 32);
+    *minimums = (uint64_t)(second & 0x3F3F3F3Fu) | ((uint64_t)upper_minimums << 32);
+}
 
 /// Fills `scales` from a group's header given its fp16 fields already converted (each level
 /// converts with its own instruction; both conversions are exact). Products of an fp16 value
 /// and a small integer are exact in float, so these are the same bits on every level.
 static inline void decode_group_scales(uint32_t format, const uint8_t *block, float first, float second,
                                        group_scales *scales) {
+    scales->scale = first;
+    for (int index = 0; index < 8; index++) {
+        scales->offset[index] = 0;
+        scales->multiplier[index] = 1;
+    }
     switch (format) {
-    case FORMAT_Q4_0: scales->scale[0] = first; scales->offset[0] = -8.0f * first; break;
-    case FORMAT_Q5_0: scales->scale[0] = first; scales->offset[0] = -16.0f * first; break;
+    case FORMAT_Q4_0: scales->offset[0] = -8.0f * first; break;
+    case FORMAT_Q5_0: scales->offset[0] = -16.0f * first; break;
     case FORMAT_Q4_1:
-    case FORMAT_Q5_1: scales->scale[0] = first; scales->offset[0] = second; break;
-    case FORMAT_Q8_0: scales->scale[0] = first; scales->offset[0] = 0; break;
+    case FORMAT_Q5_1: scales->offset[0] = second; break;
     case FORMAT_Q4_K:
     case FORMAT_Q5_K: {
-        // six-bit scales and minimums, packed as GGML's get_scale_min_k4 reads them
-        const uint8_t *packed = block + 4;
+        uint64_t packed_scales, packed_minimums;
+        unpack_k_scales(block, &packed_scales, &packed_minimums);
         for (int index = 0; index < 8; index++) {
-            uint8_t scale, minimum;
-            if (index < 4) {
-                scale = packed[index] & 63;
-                minimum = packed[index + 4] & 63;
-            } else {
-                scale = (uint8_t)((packed[index + 4] & 0x0F) | ((packed[index - 4] >> 6) << 4));
-                minimum = (uint8_t)((packed[index + 4] >> 4) | ((packed[index] >> 6) << 4));
-            }
-            scales->scale[index] = first * (float)scale;
-            scales->offset[index] = -(second * (float)minimum);
+            scales->multiplier[index] = (int16_t)((packed_scales >> (8 * index)) & 0xFF);
+            scales->offset[index] = -(second * (float)((packed_minimums >> (8 * index)) & 0xFF));
         }
         break;
     }
-    default: // Q6_K: the 16 signed sub-block scales multiply the codes in the integer lanes
-        for (int index = 0; index < 8; index++) {
-            scales->scale[index] = first;
-            scales->offset[index] = 0;
-        }
+    default: break; // Q8_0 has no offset; Q6_K's 16 signed scales multiply the codes in place
     }
 }
 

@@ -81,28 +81,64 @@ STRATA_INLINE float reduce_lanes(__m512 wide) {
     return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
 }
 
+/// `a × b + c` rounded once, as the portable level's fmaf.
+STRATA_INLINE float fused_multiply_add(float a, float b, float c) {
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
+/// A group's scales (see `group_scales`); Q4_K/Q5_K minimums are converted eight at a time.
+STRATA_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_scales *scales, uint64_t *multipliers) {
+    __m128 halves = group_halves(format, block);
+    const float first = _mm_cvtss_f32(halves), second = _mm_cvtss_f32(_mm_movehdup_ps(halves));
+    if (format != FORMAT_Q4_K && format != FORMAT_Q5_K) {
+        decode_group_scales(format, block, first, second, scales);
+        return;
+    }
+    uint64_t minimums;
+    unpack_k_scales(block, multipliers, &minimums);
+    __m256 products = _mm256_mul_ps(_mm256_set1_ps(second),
+                                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimums))));
+    _mm256_storeu_ps(scales->offset, _mm256_xor_ps(products, _mm256_set1_ps(-0.0f)));
+    scales->scale = first;
+}
+
 /// Adds one group (one block of the format) to the accumulators of `tile` tokens. Sub-block
-/// k of the row goes to accumulator k mod 2 (`parity` is the group's first sub-block's), so a
-/// single token has two independent multiply-add chains instead of one.
+/// k of the row goes to chain k mod 2 (`parity` is the group's first sub-block's), so a
+/// single token has two independent multiply-add chains instead of one. Within a group the
+/// chains sum `a.scale × lanes` per sub-block; the group scale multiplies that once.
 STRATA_INLINE void add_group(const uint32_t format, const int tile, const uint8_t *block,
                              const strata_activation_block *column_block, size_t stride, int parity,
                              __m512 accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
     const int subblocks = group_subblocks(format);
     group_scales scales;
-    __m128 halves = group_halves(format, block);
-    decode_group_scales(format, block, _mm_cvtss_f32(halves), _mm_cvtss_f32(_mm_movehdup_ps(halves)), &scales);
+    uint64_t multipliers = 0;
+    group_scales_of(format, block, &scales, &multipliers);
     __m512i sixth_scales = _mm512_setzero_si512();
     if (format == FORMAT_Q6_K) sixth_scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192))));
+    __m512 partial[TOKEN_TILE][2];
+    for (int token = 0; token < tile; token++) partial[token][0] = partial[token][1] = _mm512_setzero_ps();
+    // unrolled, so the chain and the multiplier are constants and the accumulators registers
+#pragma clang loop unroll(full)
     for (int sub = 0; sub < subblocks; sub++) {
         __m512i codes = subblock_codes(format, block, sub, sixth_scales);
+        if (format == FORMAT_Q4_K || format == FORMAT_Q5_K) {
+            codes = _mm512_mullo_epi16(codes, _mm512_set1_epi16((short)((multipliers >> (8 * sub)) & 0xFF)));
+        }
         const int chain = (parity + sub) & 1;
         for (int token = 0; token < tile; token++) {
             const strata_activation_block *input = column_block + sub + token * stride;
             __m512i values = _mm512_loadu_si512((const void *)input->values);
             __m512i lanes = _mm512_dpwssd_epi32(_mm512_setzero_si512(), codes, values);
-            __m512 scale = _mm512_set1_ps(scales.scale[sub] * input->scale);
-            accumulators[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, accumulators[token][chain]);
-            if (format_has_offset(format)) offsets[token][chain] = offsets[token][chain] + scales.offset[sub] * input->sum;
+            partial[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_set1_ps(input->scale), partial[token][chain]);
+            if (format_has_offset(format)) {
+                offsets[token][chain] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][chain]);
+            }
+        }
+    }
+    for (int chain = 0; chain < 2; chain++) {
+        if (subblocks == 1 && chain != parity) continue;
+        for (int token = 0; token < tile; token++) {
+            accumulators[token][chain] = _mm512_fmadd_ps(partial[token][chain], _mm512_set1_ps(scales.scale), accumulators[token][chain]);
         }
     }
 }

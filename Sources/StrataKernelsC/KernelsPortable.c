@@ -90,22 +90,30 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
         group_scales scales;
         decode_group_scales(format, block, half_to_float(block + first_half_offset(format)),
                             half_to_float(block + second_half_offset(format)), &scales);
+        float partial[TOKEN_TILE][2][16] = {{{0}}};
         for (int sub = 0; sub < subblocks; sub++) {
             int32_t codes[32];
             subblock_codes(format, block, sub, codes);
-            if (format == FORMAT_Q6_K) {
-                for (int index = 0; index < 32; index++) codes[index] *= (int8_t)block[192 + 2 * sub + index / 16];
+            for (int index = 0; index < 32; index++) {
+                codes[index] *= format == FORMAT_Q6_K ? (int8_t)block[192 + 2 * sub + index / 16] : scales.multiplier[sub];
             }
             const int chain = (int)((group * (size_t)subblocks + (size_t)sub) & 1);
             const strata_activation_block *column_block = activations + group * subblocks + sub;
             for (size_t token = 0; token < tile; token++) {
                 const strata_activation_block *input = column_block + token * stride;
-                float scale = scales.scale[sub] * input->scale;
                 for (int lane = 0; lane < 16; lane++) {
                     int32_t sum = codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
-                    accumulators[token][chain][lane] = fmaf((float)sum, scale, accumulators[token][chain][lane]);
+                    partial[token][chain][lane] = fmaf((float)sum, input->scale, partial[token][chain][lane]);
                 }
-                if (format_has_offset(format)) offsets[token][chain] = offsets[token][chain] + scales.offset[sub] * input->sum;
+                if (format_has_offset(format)) offsets[token][chain] = fmaf(scales.offset[sub], input->sum, offsets[token][chain]);
+            }
+        }
+        for (int chain = 0; chain < 2; chain++) {
+            if (subblocks == 1 && (size_t)chain != (group & 1)) continue;
+            for (size_t token = 0; token < tile; token++) {
+                for (int lane = 0; lane < 16; lane++) {
+                    accumulators[token][chain][lane] = fmaf(partial[token][chain][lane], scales.scale, accumulators[token][chain][lane]);
+                }
             }
         }
     }
