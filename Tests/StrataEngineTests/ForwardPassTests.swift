@@ -63,7 +63,7 @@ struct ForwardPassTests {
             try transformer.forward(tokens: [1], startPosition: 2, plan: full, cache: &cache)
         }
         let badPlan = LayerPlan(layerCount: 30, steps: [LayerStep(layer: 30)])
-        #expect(throws: ForwardError.invalidPlan("layer 30 is outside 0..<30")) {
+        #expect(throws: ForwardError.invalidPlan("step 0 runs layer 30, outside 0..<30")) {
             try transformer.forward(tokens: [1], startPosition: 0, plan: badPlan, cache: &cache)
         }
         #expect(throws: ForwardError.self) {
