@@ -99,3 +99,13 @@ struct PlanBuilderTests {
         #expect(abs(cost.removedFraction(plan) - 5.0 / 16) < 1e-12)
     }
 }
+
+@Suite("Bundled calibration text")
+struct CalibrationTextTests {
+    @Test func isTheOpeningOfTheDefaultPerplexityText() {
+        let text = CalibrationText.prideAndPrejudice
+        #expect(text.unicodeScalars.count == 11_468)
+        #expect(text.hasPrefix("PRIDE AND PREJUDICE") && text.hasSuffix("another young man."))
+        #expect(defaultPerplexityText.hasPrefix(text) && defaultPerplexityText.count > text.count)
+    }
+}
