@@ -78,7 +78,7 @@ public func evaluatePerplexity(
     return PerplexityReport(
         perplexity: exp(mean), meanNegativeLogLikelihood: mean, tokensScored: scored, windows: windowCount,
         context: context, scoring: scoring,
-        seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        seconds: elapsed.seconds)
 }
 
 /// Natural-log probability of `token` under softmax(`logits`), computed in double precision.

@@ -86,7 +86,7 @@ public func measureGenerationSpeeds(
                 _ = try transformer.forward(tokens: [token], startPosition: position, plan: plan, cache: &cache)
             }
             let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let seconds = elapsed.seconds
             if round > 0 { samples[index].append(Double(count) / seconds) }
         }
         progress?(round, repetitions)

@@ -81,7 +81,7 @@ public func runSpeedBenchmark(
         let start = clock.now
         try body()
         let elapsed = clock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
 
     let promptTokens = tokens(options.promptTokens)

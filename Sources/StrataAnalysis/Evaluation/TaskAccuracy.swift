@@ -116,5 +116,5 @@ public func evaluateTask(
     return TaskReport(
         task: task, outcomes: outcomes, requests: tokenized.map(\.count).reduce(0, +),
         tokensProcessed: tokensProcessed,
-        seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        seconds: elapsed.seconds)
 }

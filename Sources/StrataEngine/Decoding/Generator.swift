@@ -145,6 +145,6 @@ public struct Generator: IteratorProtocol, Sendable {
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
         let duration = clock.now - start
-        return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return duration.seconds
     }
 }

@@ -228,7 +228,7 @@ struct Speculator: Sendable {
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
         let duration = clock.now - start
-        return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return duration.seconds
     }
 
     private func topProbability(_ logits: ArraySlice<Float>) -> Float {
