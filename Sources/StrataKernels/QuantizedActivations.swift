@@ -2,10 +2,12 @@ import StrataKernelsC
 
 /// The implementation the quantized kernels run, detected once per process.
 enum KernelLevel: Int32, Sendable, CaseIterable {
-    /// Plain C; the same bits as `avx512`, only slower.
+    /// Plain C; the same bits as the vector levels, only slower.
     case portable = 0
+    /// AVX2 with FMA and F16C (e.g. AMD Zen 2/3): the AVX-512 arithmetic in 8-lane halves.
+    case avx2 = 1
     /// AVX-512 F/BW/VL/VNNI with FMA and F16C.
-    case avx512 = 1
+    case avx512 = 2
 
     /// The fastest level this CPU runs: the one place the choice is made.
     static let detected = KernelLevel(rawValue: strata_detect_level()) ?? .portable
@@ -16,9 +18,10 @@ enum KernelLevel: Int32, Sendable, CaseIterable {
 
 /// Token activations quantized to 16-bit blocks for `WeightMatrix.multiply(_:into:pool:)`.
 ///
-/// Each run of 32 floats becomes 32 int16 values with one float scale (`max |x| / 32767`) and
-/// the block's sum, so a matrix product needs one integer dot product and one float
-/// multiply-add per 32 weights per token. Eight bits were not enough: small models carry
+/// Each run of 32 floats becomes 32 int16 values with a float scale (`max |x| / 32767`) and
+/// the block's sum. Rows whose length is a multiple of 256 share one scale per 256 floats (the
+/// K formats' super-block), so a K-format product converts to float once per 256 weights;
+/// other rows have one scale per 32. Eight bits were not enough: small models carry
 /// activation outliers that made int8 rounding flip next-token choices. A row is quantized
 /// once and reused by every weight row.
 ///
@@ -58,10 +61,15 @@ public struct QuantizedActivations: Sendable {
         input.withUnsafeBufferPointer { source in
             blocks.withUnsafeMutableBufferPointer { destination in
                 guard let base = source.baseAddress, let output = destination.baseAddress else { return }
-                strata_quantize_activations(level.rawValue, base, count, output)
+                strata_quantize_activations(level.rawValue, base, count, Self.groupSize(columns: columns), output)
             }
         }
     }
+
+    /// Elements that share one scale: a K super-block (256) when a row is a whole number of
+    /// them, so K-format kernels can add integer dot products over a super-block before
+    /// converting once; else one 32-element block.
+    static func groupSize(columns: Int) -> Int { columns % 256 == 0 ? 256 : 32 }
 
     /// The float value of every held element (`scale × value`), for tests and diagnostics.
     public func dequantized() -> [Float] {

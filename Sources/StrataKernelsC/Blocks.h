@@ -121,11 +121,13 @@ static inline size_t token_chunk(size_t columns) {
 typedef void row_function(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
                           const strata_activation_block *activations, size_t stride, float *output, size_t output_stride);
 
-void strata_quantize_portable(const float *input, size_t count, strata_activation_block *output);
+void strata_quantize_portable(const float *input, size_t count, size_t group, strata_activation_block *output);
 row_function strata_row_portable;
 #if defined(__x86_64__)
-void strata_quantize_avx512(const float *input, size_t count, strata_activation_block *output);
+void strata_quantize_avx512(const float *input, size_t count, size_t group, strata_activation_block *output);
 row_function strata_row_avx512;
+void strata_quantize_avx2(const float *input, size_t count, size_t group, strata_activation_block *output);
+row_function strata_row_avx2;
 #endif
 
 #endif

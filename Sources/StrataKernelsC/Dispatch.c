@@ -9,19 +9,27 @@ int strata_detect_level(void) {
         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
         return STRATA_LEVEL_AVX512;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        return STRATA_LEVEL_AVX2;
+    }
 #endif
     return STRATA_LEVEL_PORTABLE;
 }
 
-void strata_quantize_activations(int level, const float *input, size_t count, strata_activation_block *output) {
+void strata_quantize_activations(int level, const float *input, size_t count, size_t group,
+                                 strata_activation_block *output) {
 #if defined(__x86_64__)
     if (level == STRATA_LEVEL_AVX512) {
-        strata_quantize_avx512(input, count, output);
+        strata_quantize_avx512(input, count, group, output);
+        return;
+    }
+    if (level == STRATA_LEVEL_AVX2) {
+        strata_quantize_avx2(input, count, group, output);
         return;
     }
 #endif
     (void)level;
-    strata_quantize_portable(input, count, output);
+    strata_quantize_portable(input, count, group, output);
 }
 
 int strata_matmul_supports(uint32_t format) {
@@ -38,6 +46,7 @@ void strata_matmul(int level, uint32_t format, const void *weights, size_t row_b
     row_function *row_kernel = strata_row_portable;
 #if defined(__x86_64__)
     if (level == STRATA_LEVEL_AVX512) row_kernel = strata_row_avx512;
+    if (level == STRATA_LEVEL_AVX2) row_kernel = strata_row_avx2;
 #endif
     const size_t stride = columns / 32;
     const size_t groups = columns / (32 * (size_t)group_subblocks(format));

@@ -143,12 +143,61 @@ STRATA_INLINE void add_group(const uint32_t format, const int tile, const uint8_
     }
 }
 
+/// K formats: per group and token, vpdpwssd adds the pair sums of all eight sub-blocks into
+/// one int32 register, converted once and multiplied by `d × activation scale` (the
+/// activations share one scale per super-block), as on the portable level.
+STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
+                         const strata_activation_block *activations, size_t stride,
+                         float *output, size_t output_stride) {
+    const size_t bytes = group_bytes(format);
+    __m512 accumulators[TOKEN_TILE];
+    float offsets[TOKEN_TILE];
+    for (int token = 0; token < tile; token++) {
+        accumulators[token] = _mm512_setzero_ps();
+        offsets[token] = 0;
+    }
+    for (size_t group = 0; group < groups; group++) {
+        const uint8_t *block = row + group * bytes;
+        const strata_activation_block *column_block = activations + group * 8;
+        group_scales scales;
+        uint64_t multipliers = 0;
+        group_scales_of(format, block, &scales, &multipliers);
+        __m512i sixth_scales = _mm512_setzero_si512();
+        if (format == FORMAT_Q6_K) sixth_scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192))));
+        __m512i lanes[TOKEN_TILE];
+        for (int token = 0; token < tile; token++) lanes[token] = _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+        for (int sub = 0; sub < 8; sub++) {
+            __m512i codes = subblock_codes(format, block, sub, sixth_scales);
+            if (format != FORMAT_Q6_K) {
+                codes = _mm512_mullo_epi16(codes, _mm512_set1_epi16((short)((multipliers >> (8 * sub)) & 0xFF)));
+            }
+            for (int token = 0; token < tile; token++) {
+                const strata_activation_block *input = column_block + sub + token * stride;
+                lanes[token] = _mm512_dpwssd_epi32(lanes[token], codes, _mm512_loadu_si512((const void *)input->values));
+                if (format_has_offset(format)) offsets[token] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token]);
+            }
+        }
+        for (int token = 0; token < tile; token++) {
+            __m512 factor = _mm512_set1_ps(scales.scale * column_block[token * stride].scale);
+            accumulators[token] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes[token]), factor, accumulators[token]);
+        }
+    }
+    for (int token = 0; token < tile; token++) {
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+    }
+}
+
 /// One weight row against `tile` tokens (constant after inlining). `activations` is token 0's
 /// first block; tokens are `stride` blocks apart, outputs `output_stride` floats apart.
 STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                                       const strata_activation_block *activations, size_t stride,
                                       float *output, size_t output_stride) {
     const int subblocks = group_subblocks(format);
+    if (subblocks == 8) {
+        k_row(format, tile, row, groups, activations, stride, output, output_stride);
+        return;
+    }
     const size_t bytes = group_bytes(format);
     __m512 accumulators[TOKEN_TILE][2];
     float offsets[TOKEN_TILE][2];
@@ -191,23 +240,26 @@ void strata_row_avx512(uint32_t format, size_t tile, const uint8_t *row, size_t 
 }
 
 STRATA_TARGET
-void strata_quantize_avx512(const float *input, size_t count, strata_activation_block *output) {
+void strata_quantize_avx512(const float *input, size_t count, size_t group, strata_activation_block *output) {
     const __m512i smallest = _mm512_set1_epi32(-32767);
-    for (size_t block = 0; block < count / 32; block++) {
-        __m512 first = _mm512_loadu_ps(input + 32 * block);
-        __m512 second = _mm512_loadu_ps(input + 32 * block + 16);
-        __m512 magnitude = _mm512_max_ps(_mm512_abs_ps(first), _mm512_abs_ps(second));
+    for (size_t first = 0; first < count; first += group) {
+        __m512 magnitude = _mm512_setzero_ps();
+        for (size_t index = 0; index < group; index += 16) {
+            magnitude = _mm512_max_ps(magnitude, _mm512_abs_ps(_mm512_loadu_ps(input + first + index)));
+        }
         float scale = _mm512_reduce_max_ps(magnitude) / 32767.0f;
-        float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-        // vcvtps2dq rounds to nearest even under the default MXCSR, as the portable nearbyintf;
-        // codes stay within ±32767 (vpmovsdw alone would allow -32768)
-        __m512i low = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(first, _mm512_set1_ps(inverse))), smallest);
-        __m512i high = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(second, _mm512_set1_ps(inverse))), smallest);
-        _mm256_storeu_si256((__m256i *)output[block].values, _mm512_cvtsepi32_epi16(low));
-        _mm256_storeu_si256((__m256i *)(output[block].values + 16), _mm512_cvtsepi32_epi16(high));
-        output[block].scale = scale;
-        // |Σ codes| ≤ 32 × 32767 < 2^24, so the conversion is exact
-        output[block].sum = scale * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(low, high));
+        __m512 inverse = _mm512_set1_ps(scale != 0.0f ? 1.0f / scale : 0.0f);
+        for (size_t block = first / 32; block < (first + group) / 32; block++) {
+            // vcvtps2dq rounds to nearest even under the default MXCSR, as the portable nearbyintf;
+            // codes stay within ±32767 (vpmovsdw alone would allow -32768)
+            __m512i low = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(input + 32 * block), inverse)), smallest);
+            __m512i high = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(input + 32 * block + 16), inverse)), smallest);
+            _mm256_storeu_si256((__m256i *)output[block].values, _mm512_cvtsepi32_epi16(low));
+            _mm256_storeu_si256((__m256i *)(output[block].values + 16), _mm512_cvtsepi32_epi16(high));
+            output[block].scale = scale;
+            // |Σ codes| ≤ 32 × 32767 < 2^24, so the conversion is exact
+            output[block].sum = scale * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(low, high));
+        }
     }
 }
 #endif

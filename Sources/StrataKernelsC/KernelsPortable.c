@@ -1,4 +1,4 @@
-// Portable C kernels, the fallback for CPUs without AVX-512 VNNI. They repeat the AVX-512
+// Portable C kernels, the fallback for CPUs without AVX2 or AVX-512. They repeat the AVX-512
 // arithmetic exactly: integer dot products per pair of elements (one "lane"), a fused
 // multiply-add per lane into sixteen float accumulators per chain, and the same final
 // reduction, so a machine gets the same bits whichever level it runs.
@@ -77,9 +77,54 @@ static float reduce_lanes(const float wide[16]) {
     return even + odd;
 }
 
+/// K formats (see `strata_row_portable`): per group and token, the integer pair sums of all
+/// eight sub-blocks add up in sixteen int32 lanes, and each lane takes one multiply-add by
+/// `d × activation scale` (the activations share one scale per super-block).
+static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                  const strata_activation_block *activations, size_t stride, float *output, size_t output_stride) {
+    const size_t bytes = group_bytes(format);
+    float accumulators[TOKEN_TILE][16] = {{0}};
+    float offsets[TOKEN_TILE] = {0};
+    for (size_t group = 0; group < groups; group++) {
+        const uint8_t *block = row + group * bytes;
+        group_scales scales;
+        decode_group_scales(format, block, half_to_float(block + first_half_offset(format)),
+                            half_to_float(block + second_half_offset(format)), &scales);
+        int32_t lanes[TOKEN_TILE][16] = {{0}};
+        for (int sub = 0; sub < 8; sub++) {
+            int32_t codes[32];
+            subblock_codes(format, block, sub, codes);
+            for (int index = 0; index < 32; index++) {
+                codes[index] *= format == FORMAT_Q6_K ? (int8_t)block[192 + 2 * sub + index / 16] : scales.multiplier[sub];
+            }
+            const strata_activation_block *column_block = activations + group * 8 + sub;
+            for (size_t token = 0; token < tile; token++) {
+                const strata_activation_block *input = column_block + token * stride;
+                for (int lane = 0; lane < 16; lane++) {
+                    lanes[token][lane] += codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
+                }
+                if (format_has_offset(format)) offsets[token] = fmaf(scales.offset[sub], input->sum, offsets[token]);
+            }
+        }
+        for (size_t token = 0; token < tile; token++) {
+            float factor = scales.scale * activations[group * 8 + token * stride].scale;
+            for (int lane = 0; lane < 16; lane++) {
+                accumulators[token][lane] = fmaf((float)lanes[token][lane], factor, accumulators[token][lane]);
+            }
+        }
+    }
+    for (size_t token = 0; token < tile; token++) {
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+    }
+}
+
 void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
                          const strata_activation_block *activations, size_t stride,
                          float *output, size_t output_stride) {
+    if (group_subblocks(format) == 8) {
+        k_row(format, tile, row, groups, activations, stride, output, output_stride);
+        return;
+    }
     const int subblocks = group_subblocks(format);
     const size_t bytes = group_bytes(format);
     // two chains: sub-block k of the row goes to chain k mod 2, as on the AVX-512 level
@@ -124,22 +169,24 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
     }
 }
 
-void strata_quantize_portable(const float *input, size_t count, strata_activation_block *output) {
-    for (size_t block = 0; block < count / 32; block++) {
-        const float *source = input + 32 * block;
+void strata_quantize_portable(const float *input, size_t count, size_t group, strata_activation_block *output) {
+    for (size_t first = 0; first < count; first += group) {
         float magnitude = 0;
-        for (int index = 0; index < 32; index++) magnitude = fmaxf(magnitude, fabsf(source[index]));
+        for (size_t index = 0; index < group; index++) magnitude = fmaxf(magnitude, fabsf(input[first + index]));
         float scale = magnitude / 32767.0f;
         float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-        int32_t sum = 0;
-        for (int index = 0; index < 32; index++) {
-            // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
-            float scaled = nearbyintf(source[index] * inverse);
-            int32_t code = scaled > 32767.0f ? 32767 : scaled < -32767.0f ? -32767 : (int32_t)scaled;
-            output[block].values[index] = (int16_t)code;
-            sum += code;
+        for (size_t block = first / 32; block < (first + group) / 32; block++) {
+            const float *source = input + 32 * block;
+            int32_t sum = 0;
+            for (int index = 0; index < 32; index++) {
+                // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
+                float scaled = nearbyintf(source[index] * inverse);
+                int32_t code = scaled > 32767.0f ? 32767 : scaled < -32767.0f ? -32767 : (int32_t)scaled;
+                output[block].values[index] = (int16_t)code;
+                sum += code;
+            }
+            output[block].scale = scale;
+            output[block].sum = scale * (float)sum;
         }
-        output[block].scale = scale;
-        output[block].sum = scale * (float)sum;
     }
 }

@@ -17,15 +17,17 @@ struct ReferenceActivationBlock: Equatable {
     var values: [Int16]
 }
 
-/// The activation quantizer's definition: scale `max |x| / 32767`, codes `x × (1 / scale)`
-/// rounded to nearest even, sum `scale × Σ codes`.
-func referenceQuantize(_ input: [Float]) -> [ReferenceActivationBlock] {
-    stride(from: 0, to: input.count, by: 32).map { start in
-        let block = input[start..<start + 32]
-        let magnitude = block.reduce(Float(0)) { max($0, abs($1)) }
+/// The activation quantizer's definition: scale `max |x| / 32767` over each group (256
+/// elements when rows of `columns` are whole groups of 256, else 32), codes `x × (1 / scale)`
+/// rounded to nearest even, sum `scale × Σ codes` per 32-element block.
+func referenceQuantize(_ input: [Float], columns: Int) -> [ReferenceActivationBlock] {
+    let group = columns % 256 == 0 ? 256 : 32
+    return stride(from: 0, to: input.count, by: 32).map { start in
+        let groupStart = start - start % group
+        let magnitude = input[groupStart..<groupStart + group].reduce(Float(0)) { max($0, abs($1)) }
         let scale = magnitude / 32767
         let inverse: Float = scale != 0 ? 1 / scale : 0
-        let values = block.map { Int16(max(-32767, min(32767, ($0 * inverse).rounded(.toNearestOrEven)))) }
+        let values = input[start..<start + 32].map { Int16(max(-32767, min(32767, ($0 * inverse).rounded(.toNearestOrEven)))) }
         let sum = scale * Float(values.reduce(Int32(0)) { $0 + Int32($1) })
         return ReferenceActivationBlock(scale: scale, sum: sum, values: values)
     }

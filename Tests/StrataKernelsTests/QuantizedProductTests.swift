@@ -2,18 +2,19 @@ import Testing
 @testable import StrataKernels
 
 @Suite struct ActivationQuantizationTests {
-    @Test("quantizer matches the Swift definition bitwise", arguments: KernelLevel.available)
-    func matchesReference(level: KernelLevel) {
+    @Test("quantizer matches the Swift definition bitwise, with 32- and 256-element scale groups",
+          arguments: KernelLevel.available, [320, 512])
+    func matchesReference(level: KernelLevel, columns: Int) {
         var generator = SeededGenerator(seed: 0xAC7)
-        var input = randomActivations(count: 32 * 40, generator: &generator)
+        var input = randomActivations(count: columns * 4, generator: &generator)
         // an all-zero block, a block of one sign, ties at exactly half a step, and tiny values
         for index in 0..<32 { input[index] = 0 }
         for index in 32..<64 { input[index] = Float(index) }
         for index in 64..<96 { input[index] = Float(index - 80) * 0.5 }
         for index in 96..<128 { input[index] = Float(index - 112) * 1e-30 }
         var activations = QuantizedActivations(capacity: input.count)
-        activations.quantize(input, tokens: 4, columns: input.count / 4, level: level)
-        #expect(activations.referenceBlocks == referenceQuantize(input))
+        activations.quantize(input, tokens: 4, columns: columns, level: level)
+        #expect(activations.referenceBlocks == referenceQuantize(input, columns: columns))
     }
 
     @Test("dequantized values are within half a step of the input")

@@ -10,7 +10,8 @@
 /// the rounding error of an activation ~256 times below eight bits, which small models with
 /// large activation outliers need to keep their next-token choices.
 typedef struct {
-    /// max |x| / 32767 over the block's floats (0 for an all-zero block).
+    /// max |x| / 32767 over the block's group of floats (its 32, or the 256 of its super-block;
+    /// 0 for an all-zero group).
     float scale;
     /// `scale × Σ values[i]`, the block's sum, for weight formats with an offset.
     float sum;
@@ -20,14 +21,20 @@ typedef struct {
 /// Which implementation runs; chosen once by the caller from `strata_detect_level`.
 enum {
     STRATA_LEVEL_PORTABLE = 0,
-    STRATA_LEVEL_AVX512 = 1,
+    STRATA_LEVEL_AVX2 = 1,
+    STRATA_LEVEL_AVX512 = 2,
 };
 
-/// The fastest level this CPU runs (AVX-512 F/BW/VL/VNNI with FMA and F16C, else portable C).
+/// The fastest level this CPU runs: AVX-512 F/BW/VL/VNNI with FMA and F16C, else AVX2 with
+/// FMA and F16C, else portable C.
 int strata_detect_level(void);
 
-/// Quantizes `count` floats (a multiple of 32) into `count / 32` blocks.
-void strata_quantize_activations(int level, const float *input, size_t count, strata_activation_block *output);
+/// Quantizes `count` floats into `count / 32` blocks, sharing one scale across each run of
+/// `group` floats (32 or 256; `count` is a multiple of `group`). K-format kernels need the
+/// 256-element groups: with one scale per super-block their integer dot products add up over
+/// all eight sub-blocks before a single conversion to float.
+void strata_quantize_activations(int level, const float *input, size_t count, size_t group,
+                                 strata_activation_block *output);
 
 /// 1 when `strata_matmul` implements the GGML type number `format`, else 0.
 int strata_matmul_supports(uint32_t format);
