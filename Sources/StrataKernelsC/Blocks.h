@@ -51,11 +51,12 @@ static inline uint32_t load_u32(const uint8_t *source) {
     return value;
 }
 
-/// A group's scales, arranged so that the float work per token is one multiply-add per
-/// sub-block and one per group: the group contributes
-/// `scale × Σ_sub a.scale[sub] × Σ_i (code_i × multiplier) × a.value_i + Σ_sub offset[sub] × a.sum[sub]`.
+/// A group's scales, arranged so that the float work per token is one multiply-add per lane
+/// per group: with the activation scale `a.scale` shared by the whole group, it contributes
+/// `(scale × a.scale) × Σ_sub Σ_i (code_i × multiplier) × a.value_i + Σ_sub offset[sub] × a.sum[sub]`.
 /// The integer multipliers (K formats' sub-block scales) are applied to the 16-bit codes,
-/// where `|code × multiplier|` ≤ 4096 cannot overflow.
+/// where `|code × multiplier|` ≤ 4096 cannot overflow; a lane's sum over a super-block stays
+/// below 16 × 4096 × 32767 < 2^31.
 typedef struct {
     /// fp16 `d` of a K group, the block scale of a 32-element format.
     float scale;

@@ -123,38 +123,22 @@ STRATA_AVX2_INLINE void group_scales_of(uint32_t format, const uint8_t *block, g
     decode_group_scales(format, block, _mm_cvtss_f32(halves), _mm_cvtss_f32(_mm_movehdup_ps(halves)), scales);
 }
 
-/// Adds one group to the accumulators of `tile` tokens, with the AVX-512 level's chains:
-/// sub-block k of the row goes to chain k mod 2 (`parity` is the group's first sub-block's).
-STRATA_AVX2_INLINE void add_group(const uint32_t format, const int tile, const uint8_t *block,
-                                  const strata_activation_block *column_block, size_t stride, int parity,
+/// Adds one 32-element block to the accumulators of `tile` tokens on chain `chain` (the
+/// block's index mod 2): one multiply-add per lane by `d × activation scale`, as on the
+/// portable level.
+STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const uint8_t *block,
+                                  const strata_activation_block *column_block, size_t stride, int chain,
                                   wide_float accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
-    const int subblocks = group_subblocks(format);
     group_scales scales;
     group_scales_of(format, block, &scales);
-    const wide_float zero = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    wide_float partial[TOKEN_TILE][2];
-    for (int token = 0; token < tile; token++) partial[token][0] = partial[token][1] = zero;
-#pragma clang loop unroll(full)
-    for (int sub = 0; sub < subblocks; sub++) {
-        wide_codes codes = subblock_codes(format, block, sub, scales.multiplier[sub]);
-        const int chain = (parity + sub) & 1;
-        for (int token = 0; token < tile; token++) {
-            const strata_activation_block *input = column_block + sub + token * stride;
-            __m256i low = _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values));
-            __m256i high = _mm256_madd_epi16(codes.high, _mm256_loadu_si256((const __m256i *)(input->values + 16)));
-            wide_float lanes = {_mm256_cvtepi32_ps(low), _mm256_cvtepi32_ps(high)};
-            partial[token][chain] = fused_multiply_add_wide(lanes, _mm256_set1_ps(input->scale), partial[token][chain]);
-            if (format_has_offset(format)) {
-                offsets[token][chain] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][chain]);
-            }
-        }
-    }
-    const __m256 group_scale = _mm256_set1_ps(scales.scale);
-    for (int chain = 0; chain < 2; chain++) {
-        if (subblocks == 1 && chain != parity) continue;
-        for (int token = 0; token < tile; token++) {
-            accumulators[token][chain] = fused_multiply_add_wide(partial[token][chain], group_scale, accumulators[token][chain]);
-        }
+    wide_codes codes = subblock_codes(format, block, 0, 1);
+    for (int token = 0; token < tile; token++) {
+        const strata_activation_block *input = column_block + token * stride;
+        __m256i low = _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values));
+        __m256i high = _mm256_madd_epi16(codes.high, _mm256_loadu_si256((const __m256i *)(input->values + 16)));
+        wide_float lanes = {_mm256_cvtepi32_ps(low), _mm256_cvtepi32_ps(high)};
+        accumulators[token][chain] = fused_multiply_add_wide(lanes, _mm256_set1_ps(scales.scale * input->scale), accumulators[token][chain]);
+        if (format_has_offset(format)) offsets[token][chain] = fused_multiply_add(scales.offset[0], input->sum, offsets[token][chain]);
     }
 }
 
@@ -204,8 +188,7 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
 STRATA_AVX2_INLINE void row_against_tokens(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                                            const strata_activation_block *activations, size_t stride,
                                            float *output, size_t output_stride) {
-    const int subblocks = group_subblocks(format);
-    if (subblocks == 8) {
+    if (group_subblocks(format) == 8) {
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
         return;
     }
@@ -217,16 +200,13 @@ STRATA_AVX2_INLINE void row_against_tokens(const uint32_t format, const int tile
         accumulators[token][0] = accumulators[token][1] = zero;
         offsets[token][0] = offsets[token][1] = 0;
     }
+    // blocks in pairs, so each chain is a constant register
     size_t group = 0;
-    if (subblocks == 1) {
-        for (; group + 2 <= groups; group += 2) {
-            add_group(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
-            add_group(format, tile, row + (group + 1) * bytes, activations + group + 1, stride, 1, accumulators, offsets);
-        }
+    for (; group + 2 <= groups; group += 2) {
+        add_block(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
+        add_block(format, tile, row + (group + 1) * bytes, activations + group + 1, stride, 1, accumulators, offsets);
     }
-    for (; group < groups; group++) {
-        add_group(format, tile, row + group * bytes, activations + group * subblocks, stride, 0, accumulators, offsets);
-    }
+    if (group < groups) add_block(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
     for (int token = 0; token < tile; token++) {
         wide_float sum = {_mm256_add_ps(accumulators[token][0].low, accumulators[token][1].low),
                           _mm256_add_ps(accumulators[token][0].high, accumulators[token][1].high)};

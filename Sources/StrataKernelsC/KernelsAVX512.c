@@ -1,7 +1,8 @@
 // AVX-512 VNNI kernels. Each 32-weight sub-block becomes 32 int16 codes (widened once per
-// token tile), dotted with a token's 32 int16 activations by one vpdpwssd (two products summed
-// per int32 lane, 16 lanes), converted to float and fused-multiply-added into that token's
-// 16-lane accumulator. Signed codes need no special handling in 16 bits.
+// token tile), dotted with a token's 32 int16 activations by vpdpwssd (two products summed
+// per int32 lane, 16 lanes). A 32-element block is converted to float and multiply-added into
+// the token's 16-lane accumulator; a K super-block's eight sub-blocks add up in the integer
+// lanes first and convert once. Signed codes need no special handling in 16 bits.
 #if defined(__x86_64__)
 #include "Blocks.h"
 #include <immintrin.h>
@@ -102,44 +103,21 @@ STRATA_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_
     scales->scale = first;
 }
 
-/// Adds one group (one block of the format) to the accumulators of `tile` tokens. Sub-block
-/// k of the row goes to chain k mod 2 (`parity` is the group's first sub-block's), so a
-/// single token has two independent multiply-add chains instead of one. Within a group the
-/// chains sum `a.scale × lanes` per sub-block; the group scale multiplies that once.
-STRATA_INLINE void add_group(const uint32_t format, const int tile, const uint8_t *block,
-                             const strata_activation_block *column_block, size_t stride, int parity,
+/// Adds one 32-element block to the accumulators of `tile` tokens on chain `chain` (the
+/// block's index mod 2): one multiply-add per lane by `d × activation scale`.
+STRATA_INLINE void add_block(const uint32_t format, const int tile, const uint8_t *block,
+                             const strata_activation_block *column_block, size_t stride, int chain,
                              __m512 accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
-    const int subblocks = group_subblocks(format);
     group_scales scales;
     uint64_t multipliers = 0;
     group_scales_of(format, block, &scales, &multipliers);
-    __m512i sixth_scales = _mm512_setzero_si512();
-    if (format == FORMAT_Q6_K) sixth_scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192))));
-    __m512 partial[TOKEN_TILE][2];
-    for (int token = 0; token < tile; token++) partial[token][0] = partial[token][1] = _mm512_setzero_ps();
-    // unrolled, so the chain and the multiplier are constants and the accumulators registers
-#pragma clang loop unroll(full)
-    for (int sub = 0; sub < subblocks; sub++) {
-        __m512i codes = subblock_codes(format, block, sub, sixth_scales);
-        if (format == FORMAT_Q4_K || format == FORMAT_Q5_K) {
-            codes = _mm512_mullo_epi16(codes, _mm512_set1_epi16((short)((multipliers >> (8 * sub)) & 0xFF)));
-        }
-        const int chain = (parity + sub) & 1;
-        for (int token = 0; token < tile; token++) {
-            const strata_activation_block *input = column_block + sub + token * stride;
-            __m512i values = _mm512_loadu_si512((const void *)input->values);
-            __m512i lanes = _mm512_dpwssd_epi32(_mm512_setzero_si512(), codes, values);
-            partial[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_set1_ps(input->scale), partial[token][chain]);
-            if (format_has_offset(format)) {
-                offsets[token][chain] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][chain]);
-            }
-        }
-    }
-    for (int chain = 0; chain < 2; chain++) {
-        if (subblocks == 1 && chain != parity) continue;
-        for (int token = 0; token < tile; token++) {
-            accumulators[token][chain] = _mm512_fmadd_ps(partial[token][chain], _mm512_set1_ps(scales.scale), accumulators[token][chain]);
-        }
+    __m512i codes = subblock_codes(format, block, 0, _mm512_setzero_si512());
+    for (int token = 0; token < tile; token++) {
+        const strata_activation_block *input = column_block + token * stride;
+        __m512i lanes = _mm512_dpwssd_epi32(_mm512_setzero_si512(), codes, _mm512_loadu_si512((const void *)input->values));
+        accumulators[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_set1_ps(scales.scale * input->scale),
+                                                     accumulators[token][chain]);
+        if (format_has_offset(format)) offsets[token][chain] = fused_multiply_add(scales.offset[0], input->sum, offsets[token][chain]);
     }
 }
 
@@ -193,8 +171,7 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
 STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                                       const strata_activation_block *activations, size_t stride,
                                       float *output, size_t output_stride) {
-    const int subblocks = group_subblocks(format);
-    if (subblocks == 8) {
+    if (group_subblocks(format) == 8) {
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
         return;
     }
@@ -205,17 +182,13 @@ STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, con
         accumulators[token][0] = accumulators[token][1] = _mm512_setzero_ps();
         offsets[token][0] = offsets[token][1] = 0;
     }
+    // blocks in pairs, so each chain is a constant register
     size_t group = 0;
-    if (subblocks == 1) {
-        // one-sub-block groups in pairs, so each chain is a constant register
-        for (; group + 2 <= groups; group += 2) {
-            add_group(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
-            add_group(format, tile, row + (group + 1) * bytes, activations + group + 1, stride, 1, accumulators, offsets);
-        }
+    for (; group + 2 <= groups; group += 2) {
+        add_block(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
+        add_block(format, tile, row + (group + 1) * bytes, activations + group + 1, stride, 1, accumulators, offsets);
     }
-    for (; group < groups; group++) {
-        add_group(format, tile, row + group * bytes, activations + group * subblocks, stride, 0, accumulators, offsets);
-    }
+    if (group < groups) add_block(format, tile, row + group * bytes, activations + group, stride, 0, accumulators, offsets);
     for (int token = 0; token < tile; token++) {
         float sum = reduce_lanes(_mm512_add_ps(accumulators[token][0], accumulators[token][1]));
         output[token * output_stride] = sum + (offsets[token][0] + offsets[token][1]);

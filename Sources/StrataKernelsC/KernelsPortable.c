@@ -125,9 +125,10 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
         return;
     }
-    const int subblocks = group_subblocks(format);
+    // 32-element formats: block k of the row goes to chain k mod 2, so a token has two
+    // independent multiply-add chains; each block takes one multiply-add per lane by
+    // `d × activation scale`
     const size_t bytes = group_bytes(format);
-    // two chains: sub-block k of the row goes to chain k mod 2, as on the AVX-512 level
     float accumulators[TOKEN_TILE][2][16] = {{{0}}};
     float offsets[TOKEN_TILE][2] = {{0}};
     for (size_t group = 0; group < groups; group++) {
@@ -135,31 +136,17 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
         group_scales scales;
         decode_group_scales(format, block, half_to_float(block + first_half_offset(format)),
                             half_to_float(block + second_half_offset(format)), &scales);
-        float partial[TOKEN_TILE][2][16] = {{{0}}};
-        for (int sub = 0; sub < subblocks; sub++) {
-            int32_t codes[32];
-            subblock_codes(format, block, sub, codes);
-            for (int index = 0; index < 32; index++) {
-                codes[index] *= format == FORMAT_Q6_K ? (int8_t)block[192 + 2 * sub + index / 16] : scales.multiplier[sub];
+        int32_t codes[32];
+        subblock_codes(format, block, 0, codes);
+        const int chain = (int)(group & 1);
+        for (size_t token = 0; token < tile; token++) {
+            const strata_activation_block *input = activations + group + token * stride;
+            const float factor = scales.scale * input->scale;
+            for (int lane = 0; lane < 16; lane++) {
+                int32_t sum = codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
+                accumulators[token][chain][lane] = fmaf((float)sum, factor, accumulators[token][chain][lane]);
             }
-            const int chain = (int)((group * (size_t)subblocks + (size_t)sub) & 1);
-            const strata_activation_block *column_block = activations + group * subblocks + sub;
-            for (size_t token = 0; token < tile; token++) {
-                const strata_activation_block *input = column_block + token * stride;
-                for (int lane = 0; lane < 16; lane++) {
-                    int32_t sum = codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
-                    partial[token][chain][lane] = fmaf((float)sum, input->scale, partial[token][chain][lane]);
-                }
-                if (format_has_offset(format)) offsets[token][chain] = fmaf(scales.offset[sub], input->sum, offsets[token][chain]);
-            }
-        }
-        for (int chain = 0; chain < 2; chain++) {
-            if (subblocks == 1 && (size_t)chain != (group & 1)) continue;
-            for (size_t token = 0; token < tile; token++) {
-                for (int lane = 0; lane < 16; lane++) {
-                    accumulators[token][chain][lane] = fmaf(partial[token][chain][lane], scales.scale, accumulators[token][chain][lane]);
-                }
-            }
+            if (format_has_offset(format)) offsets[token][chain] = fmaf(scales.offset[0], input->sum, offsets[token][chain]);
         }
     }
     for (size_t token = 0; token < tile; token++) {
