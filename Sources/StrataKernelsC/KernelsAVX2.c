@@ -117,10 +117,22 @@ STRATA_AVX2_INLINE wide_float fused_multiply_add_wide(wide_float a, __m256 b, wi
     return (wide_float){_mm256_fmadd_ps(a.low, b, c.low), _mm256_fmadd_ps(a.high, b, c.high)};
 }
 
-/// A group's block scale and per-sub-block offsets and multipliers (see `group_scales`).
-STRATA_AVX2_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_scales *scales) {
+/// A group's block scale and offsets (see `group_scales`). Q4_K/Q5_K minimums are converted
+/// eight at a time and their six-bit multipliers left packed in `multipliers`, one per byte
+/// (a scalar loop over them cost more than the codes' arithmetic when decoding one token).
+STRATA_AVX2_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_scales *scales, uint64_t *multipliers) {
     __m128 halves = group_halves(format, block);
-    decode_group_scales(format, block, _mm_cvtss_f32(halves), _mm_cvtss_f32(_mm_movehdup_ps(halves)), scales);
+    const float first = _mm_cvtss_f32(halves), second = _mm_cvtss_f32(_mm_movehdup_ps(halves));
+    if (format != FORMAT_Q4_K && format != FORMAT_Q5_K) {
+        decode_group_scales(format, block, first, second, scales);
+        return;
+    }
+    uint64_t minimums;
+    unpack_k_scales(block, multipliers, &minimums);
+    __m256 products = _mm256_mul_ps(_mm256_set1_ps(second),
+                                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimums))));
+    _mm256_storeu_ps(scales->offset, _mm256_xor_ps(products, _mm256_set1_ps(-0.0f)));
+    scales->scale = first;
 }
 
 /// Adds one 32-element block to the accumulators of `tile` tokens on chain `chain` (the
@@ -130,7 +142,8 @@ STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const u
                                   const strata_activation_block *column_block, size_t stride, int chain,
                                   wide_float accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
     group_scales scales;
-    group_scales_of(format, block, &scales);
+    uint64_t multipliers = 0;
+    group_scales_of(format, block, &scales, &multipliers);
     wide_codes codes = subblock_codes(format, block, 0, 1);
     for (int token = 0; token < tile; token++) {
         const strata_activation_block *input = column_block + token * stride;
@@ -159,12 +172,13 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
         const uint8_t *block = row + group * bytes;
         const strata_activation_block *column_block = activations + group * 8;
         group_scales scales;
-        group_scales_of(format, block, &scales);
+        uint64_t multipliers = 0;
+        group_scales_of(format, block, &scales, &multipliers);
         wide_codes lanes[TOKEN_TILE];
         for (int token = 0; token < tile; token++) lanes[token] = (wide_codes){_mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
-            wide_codes codes = subblock_codes(format, block, sub, scales.multiplier[sub]);
+            wide_codes codes = subblock_codes(format, block, sub, (int16_t)((multipliers >> (8 * sub)) & 0xFF));
             for (int token = 0; token < tile; token++) {
                 const strata_activation_block *input = column_block + sub + token * stride;
                 lanes[token].low = _mm256_add_epi32(lanes[token].low,
