@@ -163,10 +163,11 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
                               float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     wide_float accumulators[TOKEN_TILE];
-    float offsets[TOKEN_TILE];
+    // four offset chains (sub-block k to chain k mod 4), as on the portable level
+    float offsets[TOKEN_TILE][4];
     for (int token = 0; token < tile; token++) {
         accumulators[token] = (wide_float){_mm256_setzero_ps(), _mm256_setzero_ps()};
-        offsets[token] = 0;
+        offsets[token][0] = offsets[token][1] = offsets[token][2] = offsets[token][3] = 0;
     }
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
@@ -185,7 +186,7 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
                                                     _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values)));
                 lanes[token].high = _mm256_add_epi32(lanes[token].high,
                                                      _mm256_madd_epi16(codes.high, _mm256_loadu_si256((const __m256i *)(input->values + 16))));
-                if (format_has_offset(format)) offsets[token] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token]);
+                if (format_has_offset(format)) offsets[token][sub & 3] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (int token = 0; token < tile; token++) {
@@ -195,7 +196,8 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
         }
     }
     for (int token = 0; token < tile; token++) {
-        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+        float offset = (offsets[token][0] + offsets[token][1]) + (offsets[token][2] + offsets[token][3]);
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offset;
     }
 }
 

@@ -129,10 +129,11 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
                          float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     __m512 accumulators[TOKEN_TILE];
-    float offsets[TOKEN_TILE];
+    // four offset chains (sub-block k to chain k mod 4), as on the portable level
+    float offsets[TOKEN_TILE][4];
     for (int token = 0; token < tile; token++) {
         accumulators[token] = _mm512_setzero_ps();
-        offsets[token] = 0;
+        offsets[token][0] = offsets[token][1] = offsets[token][2] = offsets[token][3] = 0;
     }
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
@@ -153,7 +154,7 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
             for (int token = 0; token < tile; token++) {
                 const strata_activation_block *input = column_block + sub + token * stride;
                 lanes[token] = _mm512_dpwssd_epi32(lanes[token], codes, _mm512_loadu_si512((const void *)input->values));
-                if (format_has_offset(format)) offsets[token] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token]);
+                if (format_has_offset(format)) offsets[token][sub & 3] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (int token = 0; token < tile; token++) {
@@ -162,7 +163,8 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
         }
     }
     for (int token = 0; token < tile; token++) {
-        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+        float offset = (offsets[token][0] + offsets[token][1]) + (offsets[token][2] + offsets[token][3]);
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offset;
     }
 }
 

@@ -84,7 +84,9 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
                   const strata_activation_block *activations, size_t stride, float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     float accumulators[TOKEN_TILE][16] = {{0}};
-    float offsets[TOKEN_TILE] = {0};
+    // four offset chains (sub-block k to chain k mod 4): one chain of eight multiply-adds per
+    // group would bound a single token's speed by their latency
+    float offsets[TOKEN_TILE][4] = {{0}};
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
         group_scales scales;
@@ -103,7 +105,7 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
                 for (int lane = 0; lane < 16; lane++) {
                     lanes[token][lane] += codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
                 }
-                if (format_has_offset(format)) offsets[token] = fmaf(scales.offset[sub], input->sum, offsets[token]);
+                if (format_has_offset(format)) offsets[token][sub & 3] = fmaf(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (size_t token = 0; token < tile; token++) {
@@ -114,7 +116,8 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
         }
     }
     for (size_t token = 0; token < tile; token++) {
-        output[token * output_stride] = reduce_lanes(accumulators[token]) + offsets[token];
+        float offset = (offsets[token][0] + offsets[token][1]) + (offsets[token][2] + offsets[token][3]);
+        output[token * output_stride] = reduce_lanes(accumulators[token]) + offset;
     }
 }
 
