@@ -11,7 +11,7 @@ set -euo pipefail
 model="${1:?usage: run-comparison.sh MODEL THREADS [REPETITIONS]}"
 threads="${2:?threads}"
 repetitions="${3:-3}"
-: "${LLAMA_BENCH:?set LLAMA_BENCH to llama.cpp's llama-bench binary}"
+: "${LLAMA_BENCH:?set LLAMA_BENCH to the llama-bench binary of a llama.cpp build}"
 cd "$(dirname "$0")/.."
 models_dir="${STRATA_MODELS:-$HOME/.cache/strata/models}"
 file="$models_dir/$model.gguf"

@@ -77,6 +77,55 @@ struct CLITests {
         #expect((report["perplexity"] as? Double ?? 0) > 1)
     }
 
+    @Test func benchSpeculativeJSONComparesBothModesByType() throws {
+        let model = try TestModels.require("smollm2-135m")
+        // One thread: on a shared 2-core machine two spinning threads contend with other jobs.
+        let run = try StrataRun(["bench", "--speculative", "--model", model, "--gen-tokens", "16", "--repetitions", "1",
+                                 "--json", "--threads", "1"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(!run.error.contains("WARNING"), "\(run.error)")
+        let object = try run.json()
+        let keys = ["plain_tokens_per_second", "speculative_tokens_per_second", "speedup", "identical_outputs"]
+        for key in keys + ["model", "commit", "machine", "threads", "draft", "gen_tokens", "prompts", "cost_model",
+                           "acceptance_rate", "mean_accepted_per_verify", "verify_passes"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect(object["identical_outputs"] as? Bool == true)
+        #expect(object["draft"] as? String == "auto" && object["gen_tokens"] as? Int == 16 && object["threads"] as? Int == 1)
+        let plain = try #require(object["plain_tokens_per_second"] as? Double)
+        let speculative = try #require(object["speculative_tokens_per_second"] as? Double)
+        #expect(plain > 0 && speculative > 0)
+        #expect(abs((object["speedup"] as? Double ?? 0) - speculative / plain) < 1e-9)
+        // Identical outputs decode the same number of tokens in both modes.
+        #expect(object["plain_tokens"] as? Int == object["speculative_tokens"] as? Int)
+
+        let byType = try #require(object["by_type"] as? [String: [String: Any]])
+        #expect(byType.keys.sorted() == ["chat", "code", "prose"])
+        for (type, summary) in byType {
+            for key in keys { #expect(summary[key] != nil, "by_type.\(type).\(key)") }
+            #expect(summary["identical_outputs"] as? Bool == true, "by_type.\(type)")
+        }
+        let prompts = try #require(object["prompts"] as? [[String: Any]])
+        #expect(prompts.count == byType.values.reduce(0) { $0 + ($1["prompts"] as? Int ?? 0) })
+        let cost = try #require(object["cost_model"] as? [String: Any])
+        #expect((cost["plain_step_milliseconds"] as? Double ?? 0) > 0)
+        #expect((cost["verify_cost"] as? [String: Double])?["1"] != nil)
+    }
+
+    @Test func benchSpeculativeRefusesBadPromptsFiles() throws {
+        let missing = try StrataRun(["bench", "--speculative", "--prompts", "/nonexistent/prompts.jsonl"])
+        #expect(missing.status != 0 && missing.error.contains("/nonexistent/prompts.jsonl: no such file"), "\(missing.error)")
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("strata-prompts-\(UUID()).jsonl")
+        try #"{"type": "code", "prompt": "def f():"}\#n{"type": "poem", "prompt": "Roses"}"#.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let unknown = try StrataRun(["bench", "--speculative", "--prompts", file.path])
+        #expect(unknown.status != 0 && unknown.error.contains("line 2") && unknown.error.contains(#"found "poem""#), "\(unknown.error)")
+
+        let withoutSpeculative = try StrataRun(["bench", "--prompts", file.path])
+        #expect(withoutSpeculative.status != 0 && withoutSpeculative.error.contains("--prompts needs --speculative"))
+    }
+
     @Test func badInputGivesAClearErrorAndNonZeroExit() throws {
         let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cli-\(UUID()).gguf")
         try Data("definitely not a model".utf8).write(to: notGGUF)

@@ -37,6 +37,11 @@ struct SpeculativeDecodingTests {
                                                speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
                 #expect(tokens == plain, "\(modelName) \(source) on \(text.prefix(20).debugDescription)")
                 #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
+                // The timings the cost model uses cover every verify pass and draft step.
+                #expect(stats.timings.verifyPasses.values.reduce(0, +) == stats.verifyPasses)
+                #expect(stats.timings.verifyPasses[1, default: 0] == stats.plainRounds)
+                #expect((stats.timings.draftSteps > 0) == (stats.draftLayerForwards > 0))
+                #expect(stats.timings.verifySeconds.values.allSatisfy { $0 > 0 })
             }
         }
     }

@@ -57,12 +57,28 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
     /// same tokens decoded plainly.
     public var draftLayerForwards = 0
     public var draftPlan: String = ""
+    /// The forward-pass times the speculator measured for its cost model.
+    public var timings = SpeculationTimings()
 
     public init() {}
 
     public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
     /// Draft tokens accepted per verification pass.
     public var meanAcceptedPerVerify: Double { verifyPasses > 0 ? Double(accepted) / Double(verifyPasses) : 0 }
+
+    /// Adds the counts and times of another generation (for totals over several runs); the
+    /// draft description is kept, or taken from `other` when this one has none.
+    public mutating func add(_ other: SpeculationStats) {
+        drafted += other.drafted
+        accepted += other.accepted
+        verifyPasses += other.verifyPasses
+        ngramRounds += other.ngramRounds
+        planRounds += other.planRounds
+        plainRounds += other.plainRounds
+        draftLayerForwards += other.draftLayerForwards
+        if draftPlan.isEmpty { draftPlan = other.draftPlan }
+        timings.add(other.timings)
+    }
 
     enum CodingKeys: String, CodingKey {
         case drafted, accepted
@@ -72,6 +88,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         case plainRounds = "plain_rounds"
         case draftLayerForwards = "draft_layer_forwards"
         case draftPlan = "draft_plan"
+        case timings
         case acceptanceRate = "acceptance_rate"
         case meanAcceptedPerVerify = "mean_accepted_per_verify"
     }
@@ -86,6 +103,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         try container.encode(plainRounds, forKey: .plainRounds)
         try container.encode(draftLayerForwards, forKey: .draftLayerForwards)
         try container.encode(draftPlan, forKey: .draftPlan)
+        try container.encode(timings, forKey: .timings)
         try container.encode(acceptanceRate, forKey: .acceptanceRate)
         try container.encode(meanAcceptedPerVerify, forKey: .meanAcceptedPerVerify)
     }
@@ -100,6 +118,57 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         plainRounds = try container.decode(Int.self, forKey: .plainRounds)
         draftLayerForwards = try container.decode(Int.self, forKey: .draftLayerForwards)
         draftPlan = try container.decode(String.self, forKey: .draftPlan)
+        // Absent from output written before the timings were recorded.
+        timings = try container.decodeIfPresent(SpeculationTimings.self, forKey: .timings) ?? SpeculationTimings()
+    }
+}
+
+/// Seconds spent in the forward passes of speculative decoding, summed, as the speculator
+/// measures them to choose draft lengths (the cost model of methods.md section 7). Totals rather
+/// than running estimates, so that runs can be added up and averaged afterwards.
+public struct SpeculationTimings: Sendable, Codable, Equatable {
+    /// Verification passes by batch size k (the pending token plus k − 1 drafts).
+    public var verifyPasses: [Int: Int] = [:]
+    /// Seconds of those passes by batch size, summed.
+    public var verifySeconds: [Int: Double] = [:]
+    /// Single-token forward passes of a draft plan (including a last one whose token fell below
+    /// the confidence threshold and was not drafted), and their seconds summed.
+    public var draftSteps = 0
+    public var draftSeconds: Double = 0
+
+    public init() {}
+
+    /// Mean seconds of verifying `size` tokens in one pass, or nil if no such pass ran.
+    public func meanVerifySeconds(size: Int) -> Double? {
+        guard let passes = verifyPasses[size], passes > 0, let seconds = verifySeconds[size] else { return nil }
+        return seconds / Double(passes)
+    }
+
+    /// Mean seconds of one draft step, or nil if the draft never ran a model pass (n-gram).
+    public var meanDraftStepSeconds: Double? { draftSteps > 0 ? draftSeconds / Double(draftSteps) : nil }
+
+    mutating func recordVerify(size: Int, seconds: Double) {
+        verifyPasses[size, default: 0] += 1
+        verifySeconds[size, default: 0] += seconds
+    }
+
+    mutating func recordDraftStep(seconds: Double) {
+        draftSteps += 1
+        draftSeconds += seconds
+    }
+
+    mutating func add(_ other: SpeculationTimings) {
+        verifyPasses.merge(other.verifyPasses, uniquingKeysWith: +)
+        verifySeconds.merge(other.verifySeconds, uniquingKeysWith: +)
+        draftSteps += other.draftSteps
+        draftSeconds += other.draftSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case verifyPasses = "verify_passes_by_size"
+        case verifySeconds = "verify_seconds_by_size"
+        case draftSteps = "draft_steps"
+        case draftSeconds = "draft_seconds"
     }
 }
 

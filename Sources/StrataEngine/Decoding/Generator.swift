@@ -22,7 +22,16 @@ public struct GenerationStats: Sendable, Codable, Equatable {
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     /// Generated tokens per second, counting from the first generated token's forward pass.
+    /// The count includes the first generated token, which the prompt pass decided (its time is
+    /// in `promptSeconds`); `decodedTokens / generationSeconds` leaves it out.
     public var tokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
+
+    /// Tokens decided in the timed decoding rounds (`generationSeconds`): every generated token
+    /// but the first, which the prompt pass decides, plus the end-of-generation token when one
+    /// stopped generation. Plain decoding runs one forward pass for each.
+    public var decodedTokens: Int {
+        max(0, generatedTokens - 1 + (stopReason == .endOfGeneration ? 1 : 0))
+    }
 }
 
 /// What a generator yields.

@@ -80,7 +80,9 @@ struct Speculator: Sendable {
         let logits = try transformer.forward(
             tokens: [pending] + drafts, startPosition: position, plan: plan, cache: &cache,
             logits: drafts.isEmpty ? .last : .all)
-        record(&verifySeconds[drafts.count + 1], seconds(since: start))
+        let verifyElapsed = seconds(since: start)
+        record(&verifySeconds[drafts.count + 1], verifyElapsed)
+        stats.timings.recordVerify(size: drafts.count + 1, seconds: verifyElapsed)
 
         var output: [TokenID] = []
         var history = tokens
@@ -138,7 +140,9 @@ struct Speculator: Sendable {
             let logits = try transformer.forward(
                 tokens: [history[history.count - 1]], startPosition: cache.count, plan: draftPlan,
                 cache: &cache)
-            record(&draftStepSeconds, seconds(since: start))
+            let stepElapsed = seconds(since: start)
+            record(&draftStepSeconds, stepElapsed)
+            stats.timings.recordDraftStep(seconds: stepElapsed)
             stats.draftLayerForwards += draftPlan.steps.count
             let distribution = sampler.distribution(logits: logits.last, history: history)
             let confidence = sampler.parameters.isGreedy ? topProbability(logits.last) : (distribution.probabilities.first ?? 0)

@@ -6,36 +6,50 @@ import StrataEngine
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure prompt processing and generation speed, the cost of small batches, and peak memory.",
+        abstract: "Measure prompt processing and generation speed, the cost of small batches, and peak memory; or (--speculative) plain against speculative decoding.",
         discussion: """
             Like llama-bench: pp (one forward pass over --prompt-tokens tokens) and tg (--gen-tokens \
             tokens decoded one at a time from an empty cache), each repeated after a warm-up; the \
             median and spread are reported. The batch-cost curve times one forward pass of n tokens \
             on top of 128 cached ones (the shape of a speculative verification) relative to n = 1. \
             Machines here are shared and noisy: compare figures measured side by side in one run.
+
+            With --speculative: greedy plain and self-speculative decoding (--draft, default auto) \
+            of --gen-tokens tokens alternate on the same prompts (bundled code, prose and chat \
+            prompts, chat ones rendered with the model's chat template; or --prompts FILE, JSONL or \
+            a JSON array of {"type": "code|prose|chat", "prompt": "..."}). Only decoding is timed; \
+            tokens/s is total decoded tokens over total decoding time per mode, overall and by \
+            type. Also reported: acceptance rate, accepted tokens per verify pass, whether the \
+            outputs were identical (they must be), and the cost model's inputs as measured (draft \
+            step cost c and verify cost v(k) relative to one plain step) with its predicted speedup.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var planOptions: PlanOptions
+    @OptionGroup var speculationOptions: SpeculationOptions
+
+    @Option(help: "With --speculative: a prompts file (JSONL, or a JSON array) of {\"type\": \"code|prose|chat\", \"prompt\": \"...\"} instead of the bundled prompts.")
+    var prompts: String?
 
     @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prompt-processing test.")
     var promptTokens = 512
 
-    @Option(name: .customLong("gen-tokens"), help: "Tokens in the generation test.")
+    @Option(name: .customLong("gen-tokens"), help: "Tokens in the generation test (with --speculative: generated per prompt in each mode).")
     var generatedTokens = 128
 
     @Option(name: .customLong("batch-sizes"), help: "Comma-separated batch sizes for the batch-cost curve.")
     var batchSizes = "1,2,4,8,16"
 
-    @Option(help: "Timed runs of each test (after one warm-up).")
-    var repetitions = 5
+    @Option(help: "Timed runs of each test after one warm-up (default 5; with --speculative 2, each run covering every prompt in both modes).")
+    var repetitions: Int?
 
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func validate() throws {
         if promptTokens < 1 || generatedTokens < 1 { throw ValidationError("--prompt-tokens and --gen-tokens must be at least 1") }
-        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, found \(repetitions)") }
+        if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1, found \(repetitions)") }
+        if prompts != nil && !speculationOptions.speculative { throw ValidationError("--prompts needs --speculative") }
         _ = try parsedBatchSizes()
     }
 
@@ -48,13 +62,14 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if speculationOptions.speculative { return try runSpeculative() }
         let (model, _) = try modelOptions.load()
         var transformer = modelOptions.makeTransformer(model)
         var options = SpeedBenchmarkOptions()
         options.promptTokens = promptTokens
         options.generatedTokens = generatedTokens
         options.batchSizes = try parsedBatchSizes()
-        options.repetitions = repetitions
+        options.repetitions = repetitions ?? 5
         options.plan = try planOptions.plan(for: model.config)
         guard max(promptTokens, generatedTokens, options.batchContext + (options.batchSizes.max() ?? 1)) <= model.config.contextLength else {
             throw CommandFailure("the benchmark needs more positions than the model's context \(model.config.contextLength)")
@@ -63,16 +78,12 @@ struct BenchCommand: ParsableCommand {
             printError("\rbench: \(step)".padding(toLength: 40, withPad: " ", startingAt: 0), terminator: "")
         }
         printError("")
-        let output = BenchOutput(
-            model: modelOptions.model, modelFile: model.file.path, numerics: transformer.numerics.rawValue,
-            threads: transformer.pool.threadCount, commit: SourceInfo.commit, machine: MachineInfo.current(),
-            promptTokens: promptTokens, generatedTokens: generatedTokens, report: report)
+        let run = BenchRun(name: modelOptions.model, model: model, transformer: transformer)
         if json {
-            try printJSON(output)
+            try printJSON(BenchOutput(run: run, promptTokens: promptTokens, generatedTokens: generatedTokens, report: report))
             return
         }
-        print(String(format: "%@ (%@, %d threads, %@ numerics) on %@",
-                     output.model, model.config.architecture.rawValue, output.threads, output.numerics, output.machine.cpu))
+        print(run.headline)
         print(String(format: "  pp%-4d %8.1f tokens/s  (min %.1f, max %.1f, sd %.1f)", promptTokens, report.prompt.median,
                      report.prompt.minimum, report.prompt.maximum, report.prompt.standardDeviation))
         print(String(format: "  tg%-4d %8.1f tokens/s  (min %.1f, max %.1f, sd %.1f)", generatedTokens, report.generation.median,
@@ -87,21 +98,46 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// `strata bench --json` output.
-struct BenchOutput: Encodable {
+/// What a benchmark ran, and where: the part of every `strata bench --json` output that is not
+/// a measurement.
+struct BenchRun: Encodable {
     var model: String
     var modelFile: String
+    var architecture: String
     var numerics: String
     var threads: Int
     var commit: String
     var machine: MachineInfo
+
+    init(name: String, model: LanguageModel, transformer: Transformer) {
+        self.model = name
+        modelFile = model.file.path
+        architecture = model.config.architecture.rawValue
+        numerics = transformer.numerics.rawValue
+        threads = transformer.pool.threadCount
+        commit = SourceInfo.commit
+        machine = MachineInfo.current()
+    }
+
+    /// The first line of the human-readable output.
+    var headline: String {
+        String(format: "%@ (%@, %d threads, %@ numerics) on %@", model, architecture, threads, numerics, machine.cpu)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, architecture, numerics, threads, commit, machine
+        case modelFile = "model_file"
+    }
+}
+
+/// `strata bench --json` output.
+struct BenchOutput: Encodable {
+    var run: BenchRun
     var promptTokens: Int
     var generatedTokens: Int
     var report: SpeedReport
 
     enum CodingKeys: String, CodingKey {
-        case model, numerics, threads, commit, machine
-        case modelFile = "model_file"
         case promptTokens = "prompt_tokens"
         case generatedTokens = "gen_tokens"
         case promptTokensPerSecond = "prompt_tokens_per_second"
@@ -115,13 +151,8 @@ struct BenchOutput: Encodable {
     }
 
     func encode(to encoder: any Encoder) throws {
+        try run.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(model, forKey: .model)
-        try container.encode(modelFile, forKey: .modelFile)
-        try container.encode(numerics, forKey: .numerics)
-        try container.encode(threads, forKey: .threads)
-        try container.encode(commit, forKey: .commit)
-        try container.encode(machine, forKey: .machine)
         try container.encode(promptTokens, forKey: .promptTokens)
         try container.encode(generatedTokens, forKey: .generatedTokens)
         try container.encode(report.prompt.median, forKey: .promptTokensPerSecond)

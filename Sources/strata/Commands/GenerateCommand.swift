@@ -78,22 +78,10 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func tokenize(model: LanguageModel) throws -> [TokenID] {
-        guard chat else { return model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true) }
-        guard let source = model.chatTemplateSource else {
-            throw CommandFailure("--chat: the model has no tokenizer.chat_template in its metadata")
-        }
-        var messages: [ChatMessage] = []
-        if let system { messages.append(ChatMessage(role: "system", content: system)) }
-        messages.append(ChatMessage(role: "user", content: prompt))
-        let tokenizer = model.tokenizer
-        func text(_ id: TokenID?) -> String { id.map { String(decoding: tokenizer.bytes(of: $0), as: UTF8.self) } ?? "" }
         do {
-            let rendered = try ChatTemplate(source: source).render(
-                messages: messages, addGenerationPrompt: true,
-                bosToken: text(tokenizer.vocabulary.bosID), eosToken: text(tokenizer.vocabulary.eosID))
-            return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
-        } catch {
-            throw CommandFailure("--chat: cannot render the model's chat template: \(error)")
+            return try model.promptTokens(prompt, chat: chat, system: system)
+        } catch let error as ChatPromptError {
+            throw CommandFailure("--chat: \(error)")
         }
     }
 }

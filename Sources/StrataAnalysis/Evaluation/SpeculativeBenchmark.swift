@@ -1,0 +1,108 @@
+import StrataEngine
+import StrataTokenizer
+
+/// Settings of `runSpeculativeBenchmark`.
+public struct SpeculativeBenchmarkOptions: Sendable {
+    /// How the speculative runs draft.
+    public var speculation: SpeculationParameters
+    /// Tokens generated per run, the same for plain and speculative decoding.
+    public var generatedTokens = 128
+    /// Timed runs of every prompt in each mode, after one untimed warm-up.
+    public var repetitions = 2
+    /// The plan of the model that decides the output in both modes (default: the full model).
+    public var plan: LayerPlan?
+
+    public init(speculation: SpeculationParameters = SpeculationParameters()) {
+        self.speculation = speculation
+    }
+}
+
+/// A benchmark prompt that cannot be run on the model.
+public struct SpeculativeBenchmarkError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var description: String
+}
+
+/// Decodes every prompt greedily, plainly and speculatively, and compares speed and output.
+///
+/// Chat prompts are rendered with the model's chat template (`LanguageModel.promptTokens`).
+/// For each repetition and prompt the two modes run back to back, alternating which goes first
+/// (by repetition and by prompt) so that drift in a shared machine's speed falls on both. Only
+/// decoding is timed: the prompt pass and its first token are left out of both modes alike.
+public func runSpeculativeBenchmark(
+    transformer: Transformer, prompts: [BenchmarkPrompt], options: SpeculativeBenchmarkOptions,
+    progress: ((String) -> Void)? = nil
+) throws -> SpeculativeBenchmarkReport {
+    let model = transformer.model
+    var tokenized: [[TokenID]] = []
+    for (index, prompt) in prompts.enumerated() {
+        let name = "prompt \(index + 1) (\(prompt.type.rawValue))"
+        let tokens: [TokenID]
+        do {
+            tokens = try model.promptTokens(prompt.prompt, chat: prompt.type == .chat)
+        } catch {
+            throw SpeculativeBenchmarkError(description: "\(name): \(error)")
+        }
+        guard !tokens.isEmpty else { throw SpeculativeBenchmarkError(description: "\(name) tokenizes to nothing") }
+        guard tokens.count < model.config.contextLength else {
+            throw SpeculativeBenchmarkError(description: "\(name) has \(tokens.count) tokens; the model's context is \(model.config.contextLength)")
+        }
+        tokenized.append(tokens)
+    }
+
+    func decode(_ prompt: [TokenID], speculative: Bool, maxTokens: Int) -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
+        var generator = Generator(
+            transformer: transformer, prompt: prompt,
+            parameters: GenerationParameters(
+                maxTokens: maxTokens, sampling: .greedy, plan: options.plan,
+                speculation: speculative ? options.speculation : nil))
+        var tokens: [TokenID] = []
+        var stats = GenerationStats()
+        while let event = generator.next() {
+            switch event {
+            case .token(let token, _): tokens.append(token)
+            case .finished(let final): stats = final
+            }
+        }
+        return (tokens, DecodeTiming(tokens: stats.decodedTokens, seconds: stats.generationSeconds), generator.speculationStats)
+    }
+
+    // Warm-up: touch the weights and let the worker pool settle before anything is timed.
+    if let first = tokenized.first {
+        progress?("warm-up")
+        for speculative in [false, true] { _ = decode(first, speculative: speculative, maxTokens: min(16, options.generatedTokens)) }
+    }
+
+    var results = zip(prompts, tokenized).map { prompt, tokens in
+        SpeculativePromptResult(type: prompt.type, prompt: prompt.prompt, promptTokens: tokens.count, generatedTokens: 0,
+                                plain: [], speculative: [], speculation: SpeculationStats(), identicalOutputs: true)
+    }
+    for repetition in 0..<options.repetitions {
+        for (index, tokens) in tokenized.enumerated() {
+            var outputs: [Bool: [TokenID]] = [:]
+            let plainFirst = (repetition + index) % 2 == 0
+            for speculative in plainFirst ? [false, true] : [true, false] {
+                progress?("run \(repetition + 1)/\(options.repetitions), prompt \(index + 1)/\(tokenized.count) (\(prompts[index].type.rawValue)), \(speculative ? "speculative" : "plain")")
+                let run = decode(tokens, speculative: speculative, maxTokens: options.generatedTokens)
+                outputs[speculative] = run.tokens
+                if speculative {
+                    results[index].speculative.append(run.timing)
+                    results[index].speculation.add(run.speculation)
+                } else {
+                    results[index].plain.append(run.timing)
+                }
+            }
+            let plain = outputs[false] ?? []
+            let speculative = outputs[true] ?? []
+            if repetition == 0 { results[index].generatedTokens = plain.count }
+            if plain != speculative {
+                results[index].identicalOutputs = false
+                let difference = zip(plain, speculative).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                    ?? min(plain.count, speculative.count)
+                results[index].firstDifference = min(results[index].firstDifference ?? difference, difference)
+            }
+        }
+    }
+    return SpeculativeBenchmarkReport(
+        draftSource: options.speculation.draft.description, generatedTokens: options.generatedTokens,
+        repetitions: options.repetitions, prompts: results)
+}
