@@ -1,6 +1,9 @@
 // The one place that picks an implementation: detection here, the choice kept by the caller.
 #include "Blocks.h"
 
+/// How many rows ahead `strata_matmul` prefetches weights.
+enum { PREFETCH_ROWS = 2 };
+
 int strata_detect_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -57,6 +60,12 @@ void strata_matmul(int level, uint32_t format, const void *weights, size_t row_b
         size_t chunk_end = chunk_start + chunk < tokens ? chunk_start + chunk : tokens;
         for (size_t row = row_begin; row < row_end; row++) {
             const uint8_t *weight_row = (const uint8_t *)weights + row * row_bytes;
+            // Rows are short (hundreds of bytes) and each is read once: ask for the row after
+            // next while this one is computed, so its loads do not wait on memory.
+            if (row + PREFETCH_ROWS < row_end) {
+                const uint8_t *ahead = weight_row + PREFETCH_ROWS * row_bytes;
+                for (size_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(ahead + offset, 0, 0);
+            }
             for (size_t token = chunk_start; token < chunk_end; token += TOKEN_TILE) {
                 size_t tile = chunk_end - token < TOKEN_TILE ? chunk_end - token : TOKEN_TILE;
                 row_kernel(format, tile, weight_row, groups, activations + token * stride, stride,
