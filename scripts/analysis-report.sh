@@ -5,30 +5,48 @@
 #
 #   scripts/analysis-report.sh MODEL [LIMIT]     (LIMIT: documents per task, default 100)
 #
+# Settings by environment: STRATA (binary; default: a release build of this checkout),
+# ANALYSIS_WINDOWS (calibration windows of 512 tokens for analyze, default 4),
+# FINERCUT_CONTEXT (tokens of the one window finercut measures on, default 512),
+# PERPLEXITY_WINDOWS (windows of 512 tokens compare scores, default 4).
+# Steps whose output exists are skipped, so an interrupted run can be resumed; delete a
+# file to redo its step.
+#
 # Writes docs/analysis/MODEL/{analysis.json,analysis.html,plans/*.json,compare.json,compare.svg,compare.txt}.
 # Slow: tens of minutes per model on two cores.
 set -euo pipefail
 model="${1:?usage: scripts/analysis-report.sh MODEL [LIMIT]}"
 limit="${2:-100}"
 cd "$(dirname "$0")/.."
-swift build -c release >/dev/null
-strata=.build/release/strata
+if [ -z "${STRATA:-}" ]; then
+  swift build -c release >/dev/null
+  STRATA=.build/release/strata
+fi
 out="docs/analysis/$model"
 mkdir -p "$out/plans"
 
-"$strata" analyze --model "$model" --windows 4 --context 512 --json "$out/analysis.json" --report "$out/analysis.html"
+if [ ! -f "$out/analysis.json" ]; then
+  "$STRATA" analyze --model "$model" --windows "${ANALYSIS_WINDOWS:-4}" --context 512 \
+    --json "$out/analysis.json" --report "$out/analysis.html"
+fi
+
+for method in block-influence angular unified attention-only ffn-only finercut; do
+  [ -f "$out/plans/$method-30.json" ] && continue
+  extra=(--from-analysis "$out/analysis.json")
+  # finercut re-measures every remaining sublayer after each removal: one short calibration
+  # window keeps it to minutes; the three fractions share one search
+  [ "$method" = finercut ] && extra=(--windows 1 --context "${FINERCUT_CONTEXT:-512}")
+  "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1,0.2,0.3 "${extra[@]}" \
+    --out "$out/plans/$method.json" --force
+done
 
 plans=()
-for fraction in 0.1 0.2 0.3; do
+for fraction in 10 20 30; do
   for method in block-influence angular unified attention-only ffn-only finercut; do
-    plan="$out/plans/$method-${fraction#0.}0.json"
-    extra=(--from-analysis "$out/analysis.json")
-    # finercut re-measures after every removal: one calibration window keeps it to minutes
-    [ "$method" = finercut ] && extra=(--windows 1 --context 512)
-    "$strata" plan --model "$model" --method "$method" --compute-fraction "$fraction" "${extra[@]}" --out "$plan" --force
-    plans+=("$plan")
+    plans+=("$out/plans/$method-$fraction.json")
   done
 done
 
-"$strata" eval compare --model "$model" --plans "${plans[@]}" --tasks lambada,arc-easy --limit "$limit" \
+"$STRATA" eval compare --model "$model" --plans "${plans[@]}" --tasks lambada,arc-easy --limit "$limit" \
+  --perplexity-windows "${PERPLEXITY_WINDOWS:-4}" \
   --json "$out/compare.json" --chart "$out/compare.svg" | tee "$out/compare.txt"

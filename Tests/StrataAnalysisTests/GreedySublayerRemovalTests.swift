@@ -47,4 +47,23 @@ struct GreedySublayerRemovalTests {
         #expect(removals.count == 1 && removals.first?.sublayer == .attention)
         #expect(cost.removedFraction(plan) <= fraction)
     }
+
+    @Test("several targets in one search give what each target's own search gives")
+    func severalTargets() throws {
+        var transformer = Transformer(model: model, numerics: .fast)
+        let cost = SublayerCost(config: model.config)
+        // The fraction target has room for one attention sublayer only: it shares the first
+        // round with the count target and then stops, or parts from it there if the count
+        // target's first choice is an FFN sublayer.
+        let targets: [RemovalTarget] = [.computeFraction(1.5 * cost.attention / cost.total), .count(2)]
+        let together = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, targets: targets)
+        #expect(together.count == targets.count)
+        for (target, result) in zip(targets, together) {
+            let alone = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, target: target)
+            #expect(result.removals == alone.removals, "\(target)")
+            #expect(result.plan == alone.plan, "\(target)")
+        }
+        #expect(together[0].removals.count == 1 && together[0].removals[0].sublayer == .attention)
+        #expect(together[1].removals.count == 2)
+    }
 }

@@ -26,6 +26,8 @@ struct PlanCommandTests {
             (["--method", "unified"], "--remove N or --compute-fraction F"),
             (["--method", "unified", "--remove", "2", "--compute-fraction", "0.1"], "not both"),
             (["--method", "attention-only", "--compute-fraction", "0.5"], "at most"),
+            (["--method", "unified", "--compute-fraction", "0.1,x"], "found 'x'"),
+            (["--method", "unified", "--compute-fraction", "0.1,0.1"], "twice"),
         ]
         for (arguments, message) in cases {
             let run = try StrataRun(["plan", "--model", model, "--out", out] + arguments)
@@ -50,6 +52,24 @@ struct PlanCommandTests {
         #expect(again.status != 0 && again.error.contains("--force"))
         let forced = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "3", "--out", out, "--force"])
         #expect(forced.status == 0, "\(forced.error)")
+    }
+
+    @Test("a list of fractions writes one plan per fraction, named by percentage")
+    func severalFractions() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let run = try StrataRun(["plan", "--model", model, "--method", "unified", "--compute-fraction", "0.1,0.2",
+                                 "--out", path("unified.json")])
+        #expect(run.status == 0, "\(run.error)")
+        for (name, removed) in [("unified-10.json", 3), ("unified-20.json", 6)] {
+            let object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path(name)))) as? [String: Any])
+            #expect((object["steps"] as? [[String: Any]])?.count == 30 - removed, "\(name)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path("unified.json")))
+        // Either existing file stops the command before anything is written.
+        let again = try StrataRun(["plan", "--model", model, "--method", "unified", "--compute-fraction", "0.1,0.3",
+                                   "--out", path("unified.json")])
+        #expect(again.status != 0 && again.error.contains("unified-10.json") && again.error.contains("--force"), "\(again.error)")
+        #expect(!FileManager.default.fileExists(atPath: path("unified-30.json")))
     }
 
     @Test("block-influence and ffn-only plans take their scores from an analysis file")

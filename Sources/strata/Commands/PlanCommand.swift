@@ -29,8 +29,11 @@ struct PlanCommand: ParsableCommand {
     var remove: Int?
 
     @Option(name: .customLong("compute-fraction"),
-            help: "Fraction of layer compute to remove (0 < F < 1), each sublayer weighted by its parameter count; removes as much as fits within F.")
-    var computeFraction: Double?
+            help: ArgumentHelp(
+                "Fraction of layer compute to remove (0 < F < 1), each sublayer weighted by its parameter count; removes as much as fits within F.",
+                discussion: "A comma-separated list (e.g. 0.1,0.2,0.3) writes one plan per fraction, named after --out with the "
+                    + "percentage added (plan.json -> plan-10.json, plan-20.json, ...); finercut then runs one search for all of them."))
+    var computeFraction: String?
 
     @Option(name: .customLong("from-analysis"), help: "Scores from `strata analyze --json` instead of measuring them.")
     var fromAnalysis: String?
@@ -46,48 +49,80 @@ struct PlanCommand: ParsableCommand {
         case (nil, nil): throw ValidationError("give --remove N or --compute-fraction F")
         case (.some, .some): throw ValidationError("give either --remove or --compute-fraction, not both")
         case (.some(let count), nil) where count < 1: throw ValidationError("--remove must be at least 1, found \(count)")
-        case (nil, .some(let fraction)) where !(fraction > 0 && fraction < 1):
-            throw ValidationError("--compute-fraction must be between 0 and 1 (exclusive): the fraction of layer compute to remove, found \(fraction)")
         default: break
         }
-        if !force && FileManager.default.fileExists(atPath: out) {
-            throw ValidationError("\(out) exists; choose another --out or add --force to overwrite it")
+        for path in try outputs().map(\.path) where !force && FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("\(path) exists; choose another --out or add --force to overwrite it")
+        }
+    }
+
+    /// The fractions of --compute-fraction, in the order given.
+    func fractions() throws -> [Double] {
+        guard let computeFraction else { return [] }
+        let parts = computeFraction.split(separator: ",", omittingEmptySubsequences: false)
+        let values = try parts.map { part in
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let fraction = Double(text), fraction > 0, fraction < 1 else {
+                throw ValidationError("--compute-fraction must be between 0 and 1 (exclusive): the fraction of layer compute to remove, found '\(text)'")
+            }
+            return fraction
+        }
+        guard Set(values).count == values.count else { throw ValidationError("--compute-fraction lists a fraction twice: \(computeFraction)") }
+        return values
+    }
+
+    /// Each target with the file its plan goes to: --out itself for one target, else --out with
+    /// the percentage added before the extension.
+    func outputs() throws -> [(target: RemovalTarget, path: String)] {
+        if let remove { return [(.count(remove), out)] }
+        let fractions = try fractions()
+        if fractions.count == 1 { return [(.computeFraction(fractions[0]), out)] }
+        let url = URL(fileURLWithPath: out)
+        let stem = url.pathExtension.isEmpty ? out : String(out.dropLast(url.pathExtension.count + 1))
+        let suffix = url.pathExtension.isEmpty ? "" : "." + url.pathExtension
+        return fractions.map { fraction in
+            (.computeFraction(fraction), stem + "-" + String(format: "%g", (fraction * 100 * 1e6).rounded() / 1e6) + suffix)
         }
     }
 
     func run() throws {
         let (model, _) = try modelOptions.load()
         let config = model.config
-        let target: RemovalTarget = remove.map { .count($0) } ?? .computeFraction(computeFraction!)
+        let outputs = try outputs()
         let cost = SublayerCost(config: config)
-        var plan: LayerPlan
+        var plans: [LayerPlan]
         do {
             if method == .finerCut {
                 if fromAnalysis != nil { printError("finercut measures on the model itself; --from-analysis is ignored") }
                 let (calibration, _) = try calibrationOptions.calibration(for: model)
                 var transformer = modelOptions.makeTransformer(model)
-                plan = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, target: target,
-                                                 progress: printProgress).plan
+                plans = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, targets: outputs.map(\.target),
+                                                  progress: printProgress).map(\.plan)
                 printError("")
             } else {
-                let count = try method.removalCount(target, cost: cost)
-                plan = try build(count: count, model: model)
+                let counts = try outputs.map { try method.removalCount($0.target, cost: cost) }
+                var scores: ImportanceReport?
+                plans = try counts.map { count in
+                    if method == .unified { return PlanBuilders.unified(layers: config.layerCount, count: count) }
+                    if scores == nil { scores = try self.scores(model: model) }
+                    return try build(count: count, scores: scores!, layerCount: config.layerCount)
+                }
             }
         } catch let error as PlanBuildError {
             throw CommandFailure(error.description)
         }
-        plan.model = modelOptions.model
-        plan.notes = (plan.notes ?? "") + String(format: "; removes %.1f%% of layer compute", cost.removedFraction(plan) * 100)
-        try plan.write(to: out, overwrite: force)
-        print("wrote \(out): \(plan.notes ?? "")")
+        for (var plan, output) in zip(plans, outputs) {
+            plan.model = modelOptions.model
+            plan.notes = (plan.notes ?? "") + String(format: "; removes %.1f%% of layer compute", cost.removedFraction(plan) * 100)
+            try plan.write(to: output.path, overwrite: force)
+            print("wrote \(output.path): \(plan.notes ?? "")")
+        }
     }
 
-    /// Builds a score-based plan, taking the scores from --from-analysis or measuring them.
-    private func build(count: Int, model: LanguageModel) throws -> LayerPlan {
-        if method == .unified { return PlanBuilders.unified(layers: model.config.layerCount, count: count) }
-        let scores = try scores(model: model)
+    /// Builds a score-based plan from measured or loaded scores.
+    private func build(count: Int, scores: ImportanceReport, layerCount: Int) throws -> LayerPlan {
         func require<Value>(_ values: [Value], _ key: String) throws -> [Value] {
-            guard values.count == model.config.layerCount else { throw PlanBuildError.missingScores(method: method, metric: key) }
+            guard values.count == layerCount else { throw PlanBuildError.missingScores(method: method, metric: key) }
             return values
         }
         switch method {
