@@ -31,19 +31,22 @@ if [ ! -f "$out/analysis.json" ]; then
 fi
 
 for method in block-influence angular unified attention-only ffn-only finercut; do
-  [ -f "$out/plans/$method-30.json" ] && continue
+  [ -f "$out/plans/$method-10.json" ] && continue
   extra=(--from-analysis "$out/analysis.json")
   # finercut re-measures every remaining sublayer after each removal: one short calibration
   # window keeps it to minutes; the three fractions share one search
   [ "$method" = finercut ] && extra=(--windows 1 --context "${FINERCUT_CONTEXT:-512}")
+  # attention sublayers may be less than 30% of layer compute: then only 10% and 20%
   "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1,0.2,0.3 "${extra[@]}" \
-    --out "$out/plans/$method.json" --force
+    --out "$out/plans/$method.json" --force ||
+    "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1,0.2 "${extra[@]}" \
+      --out "$out/plans/$method.json" --force
 done
 
 plans=()
 for fraction in 10 20 30; do
   for method in block-influence angular unified attention-only ffn-only finercut; do
-    plans+=("$out/plans/$method-$fraction.json")
+    [ -f "$out/plans/$method-$fraction.json" ] && plans+=("$out/plans/$method-$fraction.json")
   done
 done
 

@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// A decode step runs a few hundred small parallel regions (one per matrix), so handing out
 /// work must cost microseconds: workers spin briefly on a generation counter before sleeping
-/// on a condition variable, and nothing is allocated per region. Each index is handled whole by
+/// on a condition variable, and nothing is allocated per region. A region ends when its chunks
+/// are done, whoever ran them: a worker that did not get a core in time is not waited for. Each index is handled whole by
 /// one thread, so results never depend on the thread count.
 public final class WorkerPool: @unchecked Sendable {
     /// Threads that run work concurrently, the caller's included (at least 1).
@@ -60,7 +61,13 @@ private final class PoolCore: @unchecked Sendable {
 
     private let generation = Atomic<Int>(0)
     private let nextChunk = Atomic<Int>(0)
-    private let running = Atomic<Int>(0)
+    /// Chunks of the current region whose body has returned.
+    private let finishedChunks = Atomic<Int>(0)
+    /// Whether workers may still join the current region.
+    private let open = Atomic<Bool>(false)
+    /// Workers between joining a region and leaving it; the caller clears the region only
+    /// when this is 0, so no worker reads a region that is being replaced.
+    private let active = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let callers = Mutex<Void>(())
@@ -96,13 +103,30 @@ private final class PoolCore: @unchecked Sendable {
             withoutActuallyEscaping(body) { body in
                 job = Job(body: body, count: count, granularity: granularity, chunkCount: chunkCount)
                 nextChunk.store(0, ordering: .relaxed)
-                running.store(threadCount - 1, ordering: .relaxed)
+                finishedChunks.store(0, ordering: .relaxed)
+                open.store(true, ordering: .sequentiallyConsistent)
                 generation.add(1, ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 { sleep.wakeAll() }
                 runChunks()
-                while running.load(ordering: .acquiring) > 0 { spinPause() }
+                // Wait only for chunks being run, not for workers that have not woken up: on a
+                // busy machine a worker may not get a core for milliseconds, and the caller has
+                // then run its share already.
+                waitUntil { finishedChunks.load(ordering: .acquiring) >= chunkCount }
+                // A worker that joins after this finds the region closed and reads nothing;
+                // one that joined before holds `active` until it has stopped reading `job`.
+                open.store(false, ordering: .sequentiallyConsistent)
+                waitUntil { active.load(ordering: .sequentiallyConsistent) == 0 }
                 job.body = nil
             }
+        }
+    }
+
+    /// Spins, then yields the core (the thread being waited for may need it), until `done()`.
+    private func waitUntil(_ done: () -> Bool) {
+        var spins = 0
+        while !done() {
+            spins += 1
+            if spins < Self.spinsBeforeYielding { spinPause() } else { sched_yield() }
         }
     }
 
@@ -116,12 +140,13 @@ private final class PoolCore: @unchecked Sendable {
             let start = units * chunk / job.chunkCount * job.granularity
             let end = min(job.count, units * (chunk + 1) / job.chunkCount * job.granularity)
             if start < end { body(start..<end) }
+            finishedChunks.add(1, ordering: .releasing)
         }
     }
 
     func workerLoop() {
-        // Regions are counted from 0 when the pool is made; a worker that starts late must still
-        // take part in region 1, so it must not read the current count as "seen".
+        // Regions are counted from 0 when the pool is made, so a worker that starts late still
+        // sees region 1 as new (it joins it if it is still open).
         var seen = 0
         while true {
             var spins = 0
@@ -145,8 +170,14 @@ private final class PoolCore: @unchecked Sendable {
             }
             if stopping.load(ordering: .relaxed) { return }
             seen = generation.load(ordering: .acquiring)
-            runChunks()
-            running.subtract(1, ordering: .releasing)
+            // Join, then check the region is still the one seen and still open: if the caller
+            // closed it in the meantime, it may already be writing the next one. (Seeing the
+            // next region open early is harmless: its job is written before it opens.)
+            active.add(1, ordering: .sequentiallyConsistent)
+            if open.load(ordering: .sequentiallyConsistent) && generation.load(ordering: .sequentiallyConsistent) == seen {
+                runChunks()
+            }
+            active.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 

@@ -32,6 +32,30 @@ struct WorkerPoolTests {
         #expect(total.load(ordering: .relaxed) == 160_008)
     }
 
+    /// More threads than cores: workers often wake after their region has been finished by
+    /// others, or while the next one is being set up; every index must still run exactly once
+    /// per region, and no region may see another's work.
+    @Test func oversubscribedPoolsKeepRegionsApart() async {
+        await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    let pool = WorkerPool(threadCount: 3)
+                    var correct = true
+                    for region in 0..<20_000 {
+                        let count = 2 + region % 37
+                        let hits = Mutex([Int](repeating: 0, count: count))
+                        pool.parallelFor(count: count) { range in
+                            hits.withLock { for index in range { $0[index] += region } }
+                        }
+                        correct = correct && hits.withLock { $0.allSatisfy { $0 == region } }
+                    }
+                    return correct
+                }
+            }
+            for await correct in group { #expect(correct) }
+        }
+    }
+
     @Test func freeingAPoolStopsItsThreads() {
         for _ in 0..<50 {
             let pool = WorkerPool(threadCount: 3)
