@@ -9,10 +9,10 @@
 # ANALYSIS_WINDOWS (calibration windows of 512 tokens for analyze, default 4),
 # FINERCUT_CONTEXT (tokens of the one window finercut measures on, default 512),
 # PERPLEXITY_WINDOWS (windows of 512 tokens compare scores, default 4).
-# Steps whose output exists are skipped, so an interrupted run can be resumed; delete a
-# file to redo its step.
+# Steps whose output exists are skipped (but the speed run), so an interrupted run can be
+# resumed; delete a file to redo its step. scripts/analysis-tables.py MODEL prints the tables.
 #
-# Writes docs/analysis/MODEL/{analysis.json,analysis.html,plans/*.json,compare.json,compare.svg,compare.txt}.
+# Writes docs/analysis/MODEL/{analysis.json,analysis.html,plans/*.json,compare.{json,txt},speed.{json,txt}}.
 # Slow: tens of minutes per model on two cores.
 set -euo pipefail
 model="${1:?usage: scripts/analysis-report.sh MODEL [LIMIT]}"
@@ -36,11 +36,11 @@ for method in block-influence angular unified attention-only ffn-only finercut; 
   # finercut re-measures every remaining sublayer after each removal: one short calibration
   # window keeps it to minutes; the three fractions share one search
   [ "$method" = finercut ] && extra=(--windows 1 --context "${FINERCUT_CONTEXT:-512}")
-  # attention sublayers may be less than 30% of layer compute: then only 10% and 20%
-  "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1,0.2,0.3 "${extra[@]}" \
-    --out "$out/plans/$method.json" --force ||
-    "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1,0.2 "${extra[@]}" \
-      --out "$out/plans/$method.json" --force
+  # attention sublayers may be less than 30% (or 20%) of layer compute: then fewer fractions
+  for fractions in 0.1,0.2,0.3 0.1,0.2 0.1; do
+    "$STRATA" plan --model "$model" --method "$method" --compute-fraction "$fractions" "${extra[@]}" \
+      --out "$out/plans/$method.json" --force && break
+  done
 done
 
 plans=()
@@ -50,6 +50,11 @@ for fraction in 10 20 30; do
   done
 done
 
-"$STRATA" eval compare --model "$model" --plans "${plans[@]}" --tasks lambada,arc-easy --limit "$limit" \
-  --perplexity-windows "${PERPLEXITY_WINDOWS:-4}" \
-  --json "$out/compare.json" --chart "$out/compare.svg" | tee "$out/compare.txt"
+# Quality is deterministic and may be measured on a busy machine; speed is measured apart,
+# in a short run of its own, so that it can be repeated when the machine is idle.
+if [ ! -f "$out/compare.json" ]; then
+  "$STRATA" eval compare --model "$model" --plans "${plans[@]}" --tasks lambada,arc-easy --limit "$limit" \
+    --perplexity-windows "${PERPLEXITY_WINDOWS:-4}" --speed-tokens 0 --json "$out/compare.json" --chart "$out/compare.svg" --chart-x compute | tee "$out/compare.txt"
+fi
+"$STRATA" eval compare --model "$model" --plans "${plans[@]}" --tasks none --perplexity-windows 0 \
+  --speed-tokens 64 --speed-repetitions 5 --json "$out/speed.json" | tee "$out/speed.txt"

@@ -17,13 +17,20 @@ def main() -> None:
     compare = json.loads((folder / "compare.json").read_text())
     analysis = json.loads((folder / "analysis.json").read_text())
     entries = {entry["name"]: entry for entry in compare["entries"]}
+    # Speed from the separate speed run when there is one (see analysis-report.sh).
+    speed_file = folder / "speed.json"
+    if speed_file.exists():
+        for entry in json.loads(speed_file.read_text())["entries"]:
+            if entry["name"] in entries:
+                entries[entry["name"]]["generation"] = entry.get("generation")
+                entries[entry["name"]]["speed_ratio"] = entry.get("speed_ratio")
     full = entries["full"]
 
     def task(entry, name):
         return next((t for t in entry["tasks"] if t["task"] == name), None)
 
     def row(label, entry):
-        ppl = entry.get("perplexity", {}).get("perplexity")
+        ppl = (entry.get("perplexity") or {}).get("perplexity")
         lam, arc = task(entry, "lambada"), task(entry, "arc-easy")
         ratio = entry.get("speed_ratio")
         cells = [
@@ -41,7 +48,7 @@ def main() -> None:
           f"generation speed over {compare['generated_tokens']} tokens, plans interleaved.\n")
     print("| plan | layer compute kept | perplexity | LAMBADA acc | ARC-Easy acc / acc_per_char | tokens/s vs full |")
     print("|---|---|---|---|---|---|")
-    speed = full.get("generation", {}).get("median")
+    speed = (full.get("generation") or {}).get("median")
     print(row(f"full model ({speed:.1f} tokens/s)" if speed else "full model", full))
     for percent in (10, 20, 30):
         for method in METHODS:

@@ -38,13 +38,15 @@ struct TaskAccuracyTests {
                 "mean log p \(report.meanContinuationLogProbability), reference \(reference.meanContinuationLogProbability)")
     }
 
+    /// Qwen-0.5B costs about four times as much per question, so CI scores fewer of its questions.
     @Test("ARC-Easy validation runs end to end above chance (0.25)",
-          arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
-    func arcEasy(model: String) throws {
-        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : 100)
-        #expect(report.documents == (longTests ? 570 : 100))
+          arguments: [("smollm2-135m", 100), ("qwen2.5-coder-0.5b", 40)])
+    func arcEasy(model: String, questions: Int) throws {
+        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : questions)
+        #expect(report.documents == (longTests ? 570 : questions))
         #expect(report.accuracy > 0.35 && report.accuracy < 0.95)
-        // Measured on the first 100 questions: acc 0.48 / 0.46, acc_per_char 0.35 / 0.33 (SmolLM2 / Qwen-0.5B).
+        // Measured: acc 0.48, acc_per_char 0.35 on SmolLM2's first 100 questions; 0.525 and 0.45 on
+        // Qwen-0.5B's first 40 (0.46 and 0.33 on its first 100).
         #expect(try #require(report.accuracyPerCharacter) > 0.25)
     }
 }
