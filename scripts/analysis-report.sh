@@ -37,10 +37,13 @@ for method in block-influence angular unified attention-only ffn-only finercut; 
   # window keeps it to minutes; the three fractions share one search
   [ "$method" = finercut ] && extra=(--windows 1 --context "${FINERCUT_CONTEXT:-512}")
   # attention sublayers may be less than 30% (or 20%) of layer compute: then fewer fractions
-  for fractions in 0.1,0.2,0.3 0.1,0.2 0.1; do
+  for fractions in 0.1,0.2,0.3 0.1,0.2; do
     "$STRATA" plan --model "$model" --method "$method" --compute-fraction "$fractions" "${extra[@]}" \
-      --out "$out/plans/$method.json" --force && break
+      --out "$out/plans/$method.json" --force && continue 2
   done
+  # one fraction: the plan goes to --out itself
+  "$STRATA" plan --model "$model" --method "$method" --compute-fraction 0.1 "${extra[@]}" \
+    --out "$out/plans/$method-10.json" --force
 done
 
 plans=()
