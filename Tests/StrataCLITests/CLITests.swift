@@ -140,6 +140,25 @@ struct CLITests {
         let badOption = try StrataRun(["generate", "--prompt", "hi", "--top-p", "2"])
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
     }
+
+    @Test func analyzeRedrawsItsReportFromJSON() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("strata-analyze-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let json = directory.appendingPathComponent("a.json").path
+        let first = directory.appendingPathComponent("first.html").path
+        let redrawn = directory.appendingPathComponent("redrawn.html").path
+        let measured = try StrataRun(["analyze", "--model", model, "--context", "32", "--windows", "1", "--no-ablations",
+                                      "--lens-positions", "4", "--json", json, "--report", first])
+        #expect(measured.status == 0, "\(measured.error)")
+        let again = try StrataRun(["analyze", "--from-json", json, "--report", redrawn])
+        #expect(again.status == 0, "\(again.error)")
+        #expect(again.output == measured.output)
+        #expect(try String(contentsOfFile: redrawn, encoding: .utf8) == String(contentsOfFile: first, encoding: .utf8))
+        let notReport = try StrataRun(["analyze", "--from-json", first, "--report", redrawn])
+        #expect(notReport.status != 0 && notReport.error.contains("is not an analysis report"))
+    }
 }
 
 @Suite("strata plan options")

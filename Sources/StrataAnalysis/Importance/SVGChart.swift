@@ -27,7 +27,8 @@ enum SVGChart {
             body += #"<rect x="\#(f(left + Double(layer) * slot + slot * 0.12))" y="\#(f(top))" width="\#(f(slot * 0.76))" "#
                 + #"height="\#(f(max(size, 0.5)))" fill="\#(color)"><title>layer \#(layer): \#(format(value))</title></rect>"#
         }
-        if let note { body += text(note, x: width - right, y: top - 10, anchor: "end", size: 11, color: "#555") }
+        // Bottom right, beside the short axis title: above the plot a long note runs into the title.
+        if let note { body += text(note, x: width - right, y: height - 8, anchor: "end", size: 11, color: "#555") }
         return wrap(body)
     }
 

@@ -12,7 +12,8 @@ struct AnalyzeCommand: ParsableCommand {
             d(l, n), LIM, ZD, each sublayer's residual contribution ratio, the logit lens (top-1 \
             agreement and KL to the full model per layer), and perplexity with each layer, each \
             attention and each FFN sublayer removed. The removal perplexities are most of the cost \
-            (3 × layers passes per window); --no-ablations skips them. Progress goes to stderr.
+            (3 × layers passes per window); --no-ablations skips them. Progress goes to stderr. \
+            --from-json redraws the table and HTML report of an earlier run without measuring again.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -30,11 +31,30 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .customLong("no-ablations"), help: "Skip the removal perplexities (the slow part).")
     var noAblations = false
 
+    @Option(name: .customLong("from-json"), help: ArgumentHelp(
+        "Read an earlier `strata analyze --json` file instead of measuring (to redraw --report).", valueName: "file"))
+    var fromJSON: String?
+
     func validate() throws {
+        if fromJSON != nil, json != nil {
+            throw ValidationError("--from-json reads a finished analysis; --json would only copy it")
+        }
         if lensPositions < 0 { throw ValidationError("--lens-positions must be 0 or more, found \(lensPositions)") }
     }
 
     func run() throws {
+        let result = try fromJSON.map { try ImportanceReport.load(path: $0) } ?? measure()
+        if let json {
+            try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+        if let report {
+            try Data(result.html().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+        }
+        print(result.table())
+        if fromJSON == nil { printError(String(format: "analysis took %.1f s", result.seconds)) }
+    }
+
+    private func measure() throws -> ImportanceReport {
         let (model, _) = try modelOptions.load()
         let (calibration, textName) = try calibrationOptions.calibration(for: model)
         var transformer = modelOptions.makeTransformer(model)
@@ -43,13 +63,6 @@ struct AnalyzeCommand: ParsableCommand {
             transformer: &transformer, calibration: calibration, modelName: modelOptions.model, textName: textName,
             options: options, progress: printProgress)
         printError("")
-        if let json {
-            try result.jsonData().write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
-        if let report {
-            try Data(result.html().utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
-        }
-        print(result.table())
-        printError(String(format: "analysis took %.1f s", result.seconds))
+        return result
     }
 }
