@@ -8,12 +8,15 @@ struct StrataRun {
     let output: String
     let error: String
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("strata")
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let outputPipe = Pipe()
         let errorPipe = Pipe()
         process.standardOutput = outputPipe
@@ -139,6 +142,33 @@ struct CLITests {
 
         let badOption = try StrataRun(["generate", "--prompt", "hi", "--top-p", "2"])
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
+    }
+
+    @Test func draftLayersSavesItsPlanAndStartsWarmNextTime() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let plans = FileManager.default.temporaryDirectory.appendingPathComponent("strata-plans-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: plans) }
+        let arguments = ["generate", "--model", model, "--prompt", "It is a truth universally acknowledged, that",
+                         "--temperature", "0", "--max-tokens", "40", "--json", "--speculative", "--draft", "layers",
+                         "--draft-domain", "prose"]
+        let cold = try StrataRun(arguments, environment: ["STRATA_PLANS": plans.path])
+        #expect(cold.status == 0, "\(cold.error)")
+        let coldSpeculation = try #require(try cold.json()["speculation"] as? [String: Any])
+        #expect(coldSpeculation["draft_plan"] as? String == "layers")
+        #expect((coldSpeculation["search_evaluations"] as? Int ?? 0) > 0)
+        let saved = plans.appendingPathComponent("smollm2-135m-prose.json").path
+        #expect(cold.error.contains("saved to \(saved)"))
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: saved))) as? [String: Any])
+        #expect(plan["method"] as? String == "layers" && plan["layer_count"] as? Int == 30)
+
+        let warm = try StrataRun(arguments, environment: ["STRATA_PLANS": plans.path])
+        let warmSpeculation = try #require(try warm.json()["speculation"] as? [String: Any])
+        #expect(warmSpeculation["draft_plan"] as? String == "layers(warm start)")
+        #expect(try warm.json()["tokens"] as? [Int] == cold.json()["tokens"] as? [Int])
+
+        try "{not json".write(toFile: saved, atomically: true, encoding: .utf8)
+        let damaged = try StrataRun(arguments, environment: ["STRATA_PLANS": plans.path])
+        #expect(damaged.status == 0 && damaged.error.contains("ignoring the saved draft plan \(saved)"))
     }
 
     @Test func analyzeRedrawsItsReportFromJSON() throws {

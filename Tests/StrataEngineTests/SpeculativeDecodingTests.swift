@@ -28,7 +28,8 @@ struct SpeculativeDecodingTests {
         let model = try LoadedModels.model(modelName)
         let layers = model.config.layerCount
         let skipPlan = LayerPlan.full(layerCount: layers).skipping(layers: Set(stride(from: layers / 2, to: layers - 2, by: 3)))
-        let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan)]
+        let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan),
+                                      .layers(seed: nil), .layers(seed: skipPlan)]
         for text in speculationPrompts {
             let prompt = model.tokenizer.encode(text, addSpecial: true)
             let plain = generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
@@ -42,6 +43,10 @@ struct SpeculativeDecodingTests {
                 #expect(stats.timings.verifyPasses[1, default: 0] == stats.plainRounds)
                 #expect((stats.timings.draftSteps > 0) == (stats.draftLayerForwards > 0))
                 #expect(stats.timings.verifySeconds.values.allSatisfy { $0 > 0 })
+                if case .layers = source {
+                    // 40 tokens leave room for the search to score candidates and draft with the best.
+                    #expect(stats.searchEvaluations > 0 && stats.timings.searchSeconds > 0 && stats.planRounds > 0)
+                }
             }
         }
     }

@@ -49,12 +49,20 @@ public func runSpeculativeBenchmark(
         tokenized.append(tokens)
     }
 
-    func decode(_ prompt: [TokenID], speculative: Bool, maxTokens: Int) -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
+    // `--draft layers`: the plan searched on one prompt seeds the next prompt of its type, as a
+    // persisted plan seeds the next `strata generate` of its domain.
+    var searchedPlans: [PromptType: LayerPlan] = [:]
+    func decode(
+        _ prompt: [TokenID], type: PromptType, speculative: Bool, maxTokens: Int
+    ) -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
+        var speculation = options.speculation
+        if case .layers(nil) = speculation.draft, let plan = searchedPlans[type] { speculation.draft = .layers(seed: plan) }
         var generator = Generator(
             transformer: transformer, prompt: prompt,
             parameters: GenerationParameters(
                 maxTokens: maxTokens, sampling: .greedy, plan: options.plan,
-                speculation: speculative ? options.speculation : nil))
+                speculation: speculative ? speculation : nil))
+        defer { if let found = generator.searchedDraftPlan { searchedPlans[type] = found.plan } }
         var tokens: [TokenID] = []
         var stats = GenerationStats()
         while let event = generator.next() {
@@ -69,7 +77,9 @@ public func runSpeculativeBenchmark(
     // Warm-up: touch the weights and let the worker pool settle before anything is timed.
     if let first = tokenized.first {
         progress?("warm-up")
-        for speculative in [false, true] { _ = decode(first, speculative: speculative, maxTokens: min(16, options.generatedTokens)) }
+        for speculative in [false, true] {
+            _ = decode(first, type: prompts[0].type, speculative: speculative, maxTokens: min(16, options.generatedTokens))
+        }
     }
 
     var results = zip(prompts, tokenized).map { prompt, tokens in
@@ -82,7 +92,7 @@ public func runSpeculativeBenchmark(
             let plainFirst = (repetition + index) % 2 == 0
             for speculative in plainFirst ? [false, true] : [true, false] {
                 progress?("run \(repetition + 1)/\(options.repetitions), prompt \(index + 1)/\(tokenized.count) (\(prompts[index].type.rawValue)), \(speculative ? "speculative" : "plain")")
-                let run = decode(tokens, speculative: speculative, maxTokens: options.generatedTokens)
+                let run = decode(tokens, type: prompts[index].type, speculative: speculative, maxTokens: options.generatedTokens)
                 outputs[speculative] = run.tokens
                 if speculative {
                     results[index].speculative.append(run.timing)

@@ -44,6 +44,29 @@ public struct KVCache: Sendable {
         count = max(count, newCount)
     }
 
+    /// Keys and values of some positions of every slot, as `snapshot(_:)` copied them.
+    public struct Snapshot: Sendable {
+        let positions: Range<Int>
+        let keys: [[Float]]
+        let values: [[Float]]
+    }
+
+    /// Copies positions `positions` of every slot, so that a pass which overwrites them (a
+    /// draft plan scored on text the full model already processed) can be undone.
+    public func snapshot(_ positions: Range<Int>) -> Snapshot {
+        let span = (positions.lowerBound * rowWidth)..<(positions.upperBound * rowWidth)
+        return Snapshot(positions: positions, keys: keys.map { Array($0[span]) }, values: values.map { Array($0[span]) })
+    }
+
+    /// Puts back what `snapshot(_:)` copied (slots added since then are left as they are).
+    public mutating func restore(_ snapshot: Snapshot) {
+        let span = (snapshot.positions.lowerBound * rowWidth)..<(snapshot.positions.upperBound * rowWidth)
+        for slot in 0..<min(keys.count, snapshot.keys.count) {
+            keys[slot].replaceSubrange(span, with: snapshot.keys[slot])
+            values[slot].replaceSubrange(span, with: snapshot.values[slot])
+        }
+    }
+
     /// Bytes of key/value storage.
     public var byteCount: Int { 2 * keys.count * capacity * rowWidth * MemoryLayout<Float>.size }
 }

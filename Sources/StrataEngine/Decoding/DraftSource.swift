@@ -9,15 +9,22 @@ public enum DraftSource: Sendable, Equatable, CustomStringConvertible {
     case plan(LayerPlan)
     /// The first `layers` layers plus the LM head.
     case earlyExit(layers: Int)
+    /// A layer-skip plan searched for during generation (`LayerSkipSearch`), starting from
+    /// `seed` (a plan an earlier search found) when given.
+    case layers(seed: LayerPlan?)
     /// Per round: n-gram drafts when the history has a match, otherwise the `fallback` plan if
     /// the measured costs say it pays, otherwise plain decoding.
     case auto(fallback: LayerPlan?)
+
+    /// Recently verified tokens a `.layers` candidate is scored on.
+    public static let matchnessWindow = 16
 
     public var description: String {
         switch self {
         case .ngram: "ngram"
         case .plan(let plan): "plan(\(plan.method ?? "custom"), \(plan.steps.count) steps)"
         case .earlyExit(let layers): "early-exit:\(layers)"
+        case .layers(let seed): seed == nil ? "layers" : "layers(warm start)"
         case .auto(let fallback): fallback.map { "auto(ngram, then \($0.method ?? "plan") with \($0.steps.count) steps)" } ?? "auto(ngram)"
         }
     }
@@ -56,6 +63,8 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
     /// Layer forwards the draft passes ran, and those the full model would have run for the
     /// same tokens decoded plainly.
     public var draftLayerForwards = 0
+    /// Draft plans scored by the layer-skip search (`--draft layers`).
+    public var searchEvaluations = 0
     public var draftPlan: String = ""
     /// The forward-pass times the speculator measured for its cost model.
     public var timings = SpeculationTimings()
@@ -76,6 +85,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         planRounds += other.planRounds
         plainRounds += other.plainRounds
         draftLayerForwards += other.draftLayerForwards
+        searchEvaluations += other.searchEvaluations
         if draftPlan.isEmpty { draftPlan = other.draftPlan }
         timings.add(other.timings)
     }
@@ -87,6 +97,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         case planRounds = "plan_rounds"
         case plainRounds = "plain_rounds"
         case draftLayerForwards = "draft_layer_forwards"
+        case searchEvaluations = "search_evaluations"
         case draftPlan = "draft_plan"
         case timings
         case acceptanceRate = "acceptance_rate"
@@ -102,6 +113,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         try container.encode(planRounds, forKey: .planRounds)
         try container.encode(plainRounds, forKey: .plainRounds)
         try container.encode(draftLayerForwards, forKey: .draftLayerForwards)
+        try container.encode(searchEvaluations, forKey: .searchEvaluations)
         try container.encode(draftPlan, forKey: .draftPlan)
         try container.encode(timings, forKey: .timings)
         try container.encode(acceptanceRate, forKey: .acceptanceRate)
@@ -117,6 +129,7 @@ public struct SpeculationStats: Sendable, Codable, Equatable {
         planRounds = try container.decode(Int.self, forKey: .planRounds)
         plainRounds = try container.decode(Int.self, forKey: .plainRounds)
         draftLayerForwards = try container.decode(Int.self, forKey: .draftLayerForwards)
+        searchEvaluations = try container.decodeIfPresent(Int.self, forKey: .searchEvaluations) ?? 0
         draftPlan = try container.decode(String.self, forKey: .draftPlan)
         // Absent from output written before the timings were recorded.
         timings = try container.decodeIfPresent(SpeculationTimings.self, forKey: .timings) ?? SpeculationTimings()
@@ -135,6 +148,8 @@ public struct SpeculationTimings: Sendable, Codable, Equatable {
     /// the confidence threshold and was not drafted), and their seconds summed.
     public var draftSteps = 0
     public var draftSeconds: Double = 0
+    /// Seconds the layer-skip search spent scoring candidate plans.
+    public var searchSeconds: Double = 0
 
     public init() {}
 
@@ -162,6 +177,7 @@ public struct SpeculationTimings: Sendable, Codable, Equatable {
         verifySeconds.merge(other.verifySeconds, uniquingKeysWith: +)
         draftSteps += other.draftSteps
         draftSeconds += other.draftSeconds
+        searchSeconds += other.searchSeconds
     }
 
     enum CodingKeys: String, CodingKey {
@@ -169,6 +185,17 @@ public struct SpeculationTimings: Sendable, Codable, Equatable {
         case verifySeconds = "verify_seconds_by_size"
         case draftSteps = "draft_steps"
         case draftSeconds = "draft_seconds"
+        case searchSeconds = "search_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        verifyPasses = try container.decode([Int: Int].self, forKey: .verifyPasses)
+        verifySeconds = try container.decode([Int: Double].self, forKey: .verifySeconds)
+        draftSteps = try container.decode(Int.self, forKey: .draftSteps)
+        draftSeconds = try container.decode(Double.self, forKey: .draftSeconds)
+        // Absent from output written before the layer-skip search existed.
+        searchSeconds = try container.decodeIfPresent(Double.self, forKey: .searchSeconds) ?? 0
     }
 }
 
@@ -176,7 +203,13 @@ public struct SpeculationTimings: Sendable, Codable, Equatable {
 /// tokens (n = `longest` down to 1) and proposes the tokens that followed it.
 public enum NGramDrafter {
     public static func propose(history: [TokenID], maximum: Int, longest: Int = 3) -> [TokenID] {
-        guard maximum > 0, history.count >= 2 else { return [] }
+        proposal(history: history, maximum: maximum, longest: longest).tokens
+    }
+
+    /// The proposed tokens and the length of the match they follow (0 when there is none): a
+    /// longer match is likelier to be continued the same way.
+    public static func proposal(history: [TokenID], maximum: Int, longest: Int = 3) -> (tokens: [TokenID], matchLength: Int) {
+        guard maximum > 0, history.count >= 2 else { return ([], 0) }
         for length in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
             let suffixStart = history.count - length
             // Latest match first: recent text predicts the continuation best.
@@ -190,11 +223,11 @@ public enum NGramDrafter {
                 if matches {
                     let follow = start + length
                     let end = min(follow + maximum, history.count)
-                    if follow < end { return Array(history[follow..<end]) }
+                    if follow < end { return (Array(history[follow..<end]), length) }
                 }
                 start -= 1
             }
         }
-        return []
+        return ([], 0)
     }
 }

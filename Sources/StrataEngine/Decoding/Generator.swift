@@ -76,6 +76,9 @@ public struct Generator: IteratorProtocol, Sendable {
     public private(set) var tokens: [TokenID]
     public private(set) var stats = GenerationStats()
     public var speculationStats: SpeculationStats { speculator?.stats ?? SpeculationStats() }
+    /// With `--draft layers`: the best draft plan the search found and its matchness (the share
+    /// of recently verified tokens it predicted), to persist for a warm start next time.
+    public var searchedDraftPlan: (plan: LayerPlan, matchness: Double)? { speculator?.searchedPlan }
     let parameters: GenerationParameters
     let plan: LayerPlan
     var sampler: Sampler

@@ -42,7 +42,7 @@ struct GenerateCommand: ParsableCommand {
             transformer: transformer, prompt: promptTokens,
             parameters: GenerationParameters(
                 maxTokens: generation.maxTokens, sampling: generation.sampling, plan: try planOptions.plan(for: model.config),
-                speculation: try speculationOptions.parameters(for: model.config)))
+                speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model)))
         var generated: [TokenID] = []
         var stats = GenerationStats()
         while let event = generator.next() {
@@ -55,6 +55,9 @@ struct GenerateCommand: ParsableCommand {
             case .finished(let finalStats):
                 stats = finalStats
             }
+        }
+        if let found = generator.searchedDraftPlan {
+            try speculationOptions.saveSearchedPlan(found, model: modelOptions.model)
         }
         if json {
             try printJSON(GenerateOutput(

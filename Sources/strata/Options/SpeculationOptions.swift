@@ -7,8 +7,13 @@ struct SpeculationOptions: ParsableArguments {
     @Flag(help: "Self-speculative decoding: drafts are verified by the full model, so the output is exactly what plain decoding gives (greedy: the same tokens; sampling: the same distribution).")
     var speculative = false
 
-    @Option(help: "Draft source: auto (n-gram lookup when the text has a match, else plain), ngram, early-exit:E (the first E layers), or a plan file from `strata plan`.")
+    @Option(help: "Draft source: auto (n-gram lookup when the text has a match, else a layer-skip plan an earlier `--draft layers` run saved, if the cost model says it pays, else plain), ngram, layers (search a layer-skip plan while generating, SWIFT-style, and save the best for next time), early-exit:E (the first E layers), or a plan file from `strata plan`.")
     var draft: String = "auto"
+
+    @Option(name: .customLong("draft-domain"), help: ArgumentHelp(
+        "The kind of text, for the layer-skip plans `--draft layers` saves under $STRATA_PLANS (default ~/.cache/strata/plans) and reads back: one plan per model and domain.",
+        valueName: "name"))
+    var draftDomain = "general"
 
     @Option(name: .customLong("draft-max"), help: "Most tokens drafted per round.")
     var draftMax: Int = 8
@@ -21,17 +26,58 @@ struct SpeculationOptions: ParsableArguments {
         if !(draftConfidence >= 0 && draftConfidence <= 1) {
             throw ValidationError("--draft-confidence must be in [0, 1], found \(draftConfidence)")
         }
+        if draftDomain.isEmpty || draftDomain.contains(where: { !($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+            throw ValidationError("--draft-domain must be letters, digits, '-', '_' or '.', found '\(draftDomain)'")
+        }
+    }
+
+    static var plansDirectory: String {
+        if let configured = ProcessInfo.processInfo.environment["STRATA_PLANS"], !configured.isEmpty { return configured }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/plans").path
+    }
+
+    /// Where the searched draft plan of `model` (a name or a .gguf path) for this domain is kept.
+    func searchedPlanPath(model: String) -> String {
+        let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+        return Self.plansDirectory + "/\(name)-\(draftDomain).json"
+    }
+
+    /// The plan an earlier `--draft layers` run saved, if there is a usable one. A damaged or
+    /// foreign file is reported and ignored: it is only a cache.
+    private func searchedPlan(model: String, config: ModelConfig) -> LayerPlan? {
+        let path = searchedPlanPath(model: model)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            let plan = try LayerPlan.load(path: path)
+            try plan.validate(layerCount: config.layerCount)
+            return plan
+        } catch {
+            printError("strata: ignoring the saved draft plan \(path): \(error)")
+            return nil
+        }
+    }
+
+    /// Saves the plan a `--draft layers` search found, replacing the one it started from.
+    func saveSearchedPlan(_ found: (plan: LayerPlan, matchness: Double), model: String) throws {
+        var plan = found.plan
+        plan.model = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+        plan.notes = (plan.notes ?? "") + String(format: "; matchness %.2f on the last %d verified tokens, domain %@",
+                                                 found.matchness, DraftSource.matchnessWindow, draftDomain)
+        let path = searchedPlanPath(model: model)
+        try FileManager.default.createDirectory(atPath: Self.plansDirectory, withIntermediateDirectories: true)
+        try plan.write(to: path, overwrite: true)
+        printError(String(format: "[layer-skip search: best plan runs %d of %d layers' sublayers, matchness %.2f; saved to %@]",
+                          plan.steps.count, plan.layerCount, found.matchness, path))
     }
 
     /// The speculation settings for a model, or nil without `--speculative`.
-    func parameters(for config: ModelConfig) throws -> SpeculationParameters? {
+    func parameters(for config: ModelConfig, model: String) throws -> SpeculationParameters? {
         guard speculative else { return nil }
         let source: DraftSource
         switch draft {
-        case "auto": source = .auto(fallback: nil)
+        case "auto": source = .auto(fallback: searchedPlan(model: model, config: config))
         case "ngram": source = .ngram
-        case "layers":
-            throw CommandFailure("--draft layers (on-the-fly layer-skip search) is not implemented yet; give a plan file made by `strata plan`, early-exit:E, ngram or auto")
+        case "layers": source = .layers(seed: searchedPlan(model: model, config: config))
         case let value where value.hasPrefix("early-exit:"):
             guard let layers = Int(value.dropFirst("early-exit:".count)), layers >= 1, layers < config.layerCount else {
                 throw CommandFailure("--draft \(value): expected early-exit:E with 1 <= E < \(config.layerCount)")
