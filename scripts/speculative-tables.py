@@ -45,17 +45,18 @@ def main(directories):
             continue
         first = reports[0][1]
         machine = first["machine"]
-        print("### %s\n\n%s threads, %s numerics, %d tokens per prompt, %d run(s); %s, %d cores (%s).\n" % (
-            directory.name, first["threads"], first["numerics"], first["gen_tokens"], first["repetitions"],
+        print("### %s\n\n%s threads, %s numerics, %d tokens per prompt; %s, %d cores (%s).\n" % (
+            directory.name, first["threads"], first["numerics"], first["gen_tokens"],
             machine["cpu"], machine["cores"], " ".join(machine["flags"])))
         print("Speedup over plain decoding in the same run (acceptance rate, drafts accepted per verify pass):\n")
-        print("| draft | code | prose | chat | all | plain t/s | identical |")
-        print("|---|---|---|---|---|---|---|")
+        print("| draft | code | prose | chat | all | plain t/s | runs | identical |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, report in reports:
             by_type = report["by_type"]
-            print("| %s | %s | %s | %s | %s | %.1f | %s |" % (
+            print("| %s | %s | %s | %s | %s | %.1f | %d | %s |" % (
                 name, *(cell(by_type[kind]) if kind in by_type else "-" for kind in ("code", "prose", "chat")),
-                cell(report), report["plain_tokens_per_second"], "yes" if report["identical_outputs"] else "NO"))
+                cell(report), report["plain_tokens_per_second"], report["repetitions"],
+                "yes" if report["identical_outputs"] else "NO"))
         print("\nCost model as measured (T: plain step; c: draft step / T; v(k): verify of k tokens / T):\n")
         print("| draft | T ms | c | verify | predicted | measured |")
         print("|---|---|---|---|---|---|")
