@@ -12,8 +12,8 @@ import Synchronization
 /// A decode step runs a few hundred small parallel regions (one per matrix), so handing out
 /// work must cost microseconds: workers spin briefly on a generation counter before sleeping
 /// on a condition variable, and nothing is allocated per region. A region ends when its chunks
-/// are done, whoever ran them: a worker that did not get a core in time is not waited for. Each index is handled whole by
-/// one thread, so results never depend on the thread count.
+/// are done, whoever ran them: a worker that did not get a core in time is not waited for.
+/// Each index is handled whole by one thread, so results never depend on the thread count.
 public final class WorkerPool: @unchecked Sendable {
     /// Threads that run work concurrently, the caller's included (at least 1).
     public let threadCount: Int
@@ -163,7 +163,10 @@ private final class PoolCore: @unchecked Sendable {
                     sched_yield()
                 } else {
                     sleepers.add(1, ordering: .sequentiallyConsistent)
-                    sleep.wait { self.generation.load(ordering: .sequentiallyConsistent) != seen || self.stopping.load(ordering: .sequentiallyConsistent) }
+                    sleep.wait {
+                        self.generation.load(ordering: .sequentiallyConsistent) != seen
+                            || self.stopping.load(ordering: .sequentiallyConsistent)
+                    }
                     sleepers.subtract(1, ordering: .sequentiallyConsistent)
                     spins = 0
                 }
@@ -174,7 +177,8 @@ private final class PoolCore: @unchecked Sendable {
             // closed it in the meantime, it may already be writing the next one. (Seeing the
             // next region open early is harmless: its job is written before it opens.)
             active.add(1, ordering: .sequentiallyConsistent)
-            if open.load(ordering: .sequentiallyConsistent) && generation.load(ordering: .sequentiallyConsistent) == seen {
+            if open.load(ordering: .sequentiallyConsistent),
+               generation.load(ordering: .sequentiallyConsistent) == seen {
                 runChunks()
             }
             active.subtract(1, ordering: .sequentiallyConsistent)
