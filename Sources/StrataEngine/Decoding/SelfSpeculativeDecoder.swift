@@ -14,7 +14,7 @@ struct Speculator: Sendable {
     private(set) var stats = SpeculationStats()
     /// The draft plan for `.plan`, `.earlyExit` and `.auto(fallback:)`; for `.layers`, the best
     /// plan the search has found so far.
-    private(set) var draftPlan: LayerPlan?
+    private var draftPlan: LayerPlan?
     /// `.layers`: the search, and where the generated text begins (the search scores candidates
     /// only against tokens the full model chose).
     private var search: LayerSkipSearch?
@@ -210,7 +210,7 @@ struct Speculator: Sendable {
             cache: &cache, logits: .all)
         cache.restore(saved)
         var hits = 0
-        for row in 0..<window where Self.argmax(logits.row(row)) == tokens[position - window + row + 1] { hits += 1 }
+        for row in 0..<window where Sampler.argmax(logits.row(row)) == tokens[position - window + row + 1] { hits += 1 }
         search.record(matchness: Double(hits) / Double(window))
         self.search = search
         draftPlan = search.bestPlan
@@ -222,12 +222,6 @@ struct Speculator: Sendable {
     var searchedPlan: (plan: LayerPlan, matchness: Double)? {
         guard let search, let plan = search.bestPlan, let best = search.best else { return nil }
         return (plan, best.matchness)
-    }
-
-    private static func argmax(_ values: ArraySlice<Float>) -> Int {
-        var best = values.startIndex
-        for index in values.indices where values[index] > values[best] { best = index }
-        return best - values.startIndex
     }
 
     /// How many leading layers an early-exit draft shares with `plan` (nil when it is not an
