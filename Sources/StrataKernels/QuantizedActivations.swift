@@ -16,33 +16,62 @@ enum KernelLevel: Int32, Sendable, CaseIterable {
     static var available: [KernelLevel] { allCases.filter { $0.rawValue <= detected.rawValue } }
 }
 
-/// Token activations quantized to 16-bit blocks for `WeightMatrix.multiply(_:into:pool:)`.
+/// How finely `QuantizedActivations` rounds activations.
+public enum ActivationPrecision: String, Sendable, Codable, CaseIterable {
+    /// int16 codes: rounding error ~1/65,000 of a group's largest value; what the small models
+    /// with large activation outliers need to keep their next-token choices.
+    case sixteenBit = "16"
+    /// int8 codes, as llama.cpp's q8 blocks: rounding error ~1/250 of a group's largest value,
+    /// for half the integer arithmetic per token (a batch of tokens costs about half as much).
+    case eightBit = "8"
+}
+
+/// Token activations quantized to 16-bit or 8-bit codes for `WeightMatrix.multiply(_:into:pool:)`.
 ///
-/// Each run of 32 floats becomes 32 int16 values with a float scale (`max |x| / 32767`) and
-/// the block's sum. Rows whose length is a multiple of 256 share one scale per 256 floats (the
-/// K formats' super-block), so a K-format product converts to float once per 256 weights;
-/// other rows have one scale per 32. Eight bits were not enough: small models carry
-/// activation outliers that made int8 rounding flip next-token choices. A row is quantized
-/// once and reused by every weight row.
+/// Each run of 32 floats becomes 32 integer codes with a float scale and the block's sum.
+/// 16 bits: scale `max |x| / 32767`, shared by each run of 256 floats when a row is a
+/// multiple of 256 (the K formats' super-block, so a K-format product converts to float once
+/// per 256 weights), else per 32. 8 bits: scale `max |x| / 127` per 32 floats always (one per
+/// 256 broke the quality bounds on Qwen2.5-Coder-1.5B: perplexity +1.5%), plus sums per 16.
+/// A row is quantized once and reused by every weight row.
 ///
 /// Create one per model with the largest `tokens × columns` it will hold; `quantize` then
 /// reuses the same storage and never allocates.
 public struct QuantizedActivations: Sendable {
+    /// Bits per code.
+    public let precision: ActivationPrecision
     /// Token rows currently held.
     public private(set) var tokens = 0
     /// Elements per token row (a multiple of 32).
     public private(set) var columns = 0
     /// The most elements (`tokens × columns`) this buffer can hold.
     public let capacity: Int
-    /// `capacity / 32` blocks; the first `tokens × columns / 32` are valid.
+    /// 16-bit blocks (`capacity / 32` of them when `precision` is 16 bits, else none); the
+    /// first `tokens × columns / 32` are valid.
     var blocks: [strata_activation_block]
+    /// 8-bit codes, one per element (empty at 16 bits); `strata_activations8` describes the
+    /// layout of these four arrays.
+    var codes8: [Int8]
+    /// 8-bit scales, one per 32 elements.
+    var scales8: [Float]
+    /// `scale × Σ codes` per 32 elements.
+    var sums8: [Float]
+    /// Σ codes per 16 elements.
+    var halfSums8: [Int16]
 
     /// An empty buffer with room for `capacity` elements (rounded up to whole blocks).
-    public init(capacity: Int) {
+    public init(capacity: Int, precision: ActivationPrecision = .sixteenBit) {
         precondition(capacity >= 0, "capacity must not be negative")
         let blockCount = (capacity + 31) / 32
+        self.precision = precision
         self.capacity = blockCount * 32
-        self.blocks = [strata_activation_block](repeating: strata_activation_block(), count: blockCount)
+        let sixteen = precision == .sixteenBit
+        self.blocks = [strata_activation_block](repeating: strata_activation_block(), count: sixteen ? blockCount : 0)
+        let eightBitBlocks = sixteen ? 0 : blockCount
+        self.codes8 = [Int8](repeating: 0, count: eightBitBlocks * 32)
+        self.scales8 = [Float](repeating: 0, count: eightBitBlocks)
+        self.sums8 = [Float](repeating: 0, count: eightBitBlocks)
+        self.halfSums8 = [Int16](repeating: 0, count: eightBitBlocks * 2)
     }
 
     /// Quantizes `tokens` rows of `columns` floats from `input` (row after row), replacing the
@@ -58,27 +87,71 @@ public struct QuantizedActivations: Sendable {
         precondition(input.count >= count, "input holds \(input.count) floats, need \(count)")
         self.tokens = tokens
         self.columns = columns
+        let group = Self.groupSize(columns: columns)
         input.withUnsafeBufferPointer { source in
-            blocks.withUnsafeMutableBufferPointer { destination in
-                guard let base = source.baseAddress, let output = destination.baseAddress else { return }
-                strata_quantize_activations(level.rawValue, base, count, Self.groupSize(columns: columns), output)
+            guard let base = source.baseAddress else { return }
+            switch precision {
+            case .sixteenBit:
+                blocks.withUnsafeMutableBufferPointer { destination in
+                    guard let output = destination.baseAddress else { return }
+                    strata_quantize_activations(level.rawValue, base, count, group, output)
+                }
+            case .eightBit:
+                withEightBitArrays { arrays in strata_quantize_activations8(level.rawValue, base, count, arrays) }
             }
         }
     }
 
-    /// Elements that share one scale: a K super-block (256) when a row is a whole number of
-    /// them, so K-format kernels can add integer dot products over a super-block before
-    /// converting once; else one 32-element block.
+    /// Calls `body` with the 8-bit arrays as the C kernels take them.
+    private mutating func withEightBitArrays(_ body: (strata_activations8) -> Void) {
+        codes8.withUnsafeMutableBufferPointer { codes in
+            scales8.withUnsafeMutableBufferPointer { scales in
+                sums8.withUnsafeMutableBufferPointer { sums in
+                    halfSums8.withUnsafeMutableBufferPointer { halfSums in
+                        body(strata_activations8(values: codes.baseAddress, scales: scales.baseAddress,
+                                                 sums: sums.baseAddress, half_sums: halfSums.baseAddress))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with the 8-bit arrays for reading (the kernels take them through the same
+    /// C struct as the quantizer, whose pointers are not const; `strata_matmul8` only reads).
+    fileprivate func withEightBitInputs(_ body: (strata_activations8) -> Void) {
+        codes8.withUnsafeBufferPointer { codes in
+            scales8.withUnsafeBufferPointer { scales in
+                sums8.withUnsafeBufferPointer { sums in
+                    halfSums8.withUnsafeBufferPointer { halfSums in
+                        body(strata_activations8(values: UnsafeMutablePointer(mutating: codes.baseAddress),
+                                                 scales: UnsafeMutablePointer(mutating: scales.baseAddress),
+                                                 sums: UnsafeMutablePointer(mutating: sums.baseAddress),
+                                                 half_sums: UnsafeMutablePointer(mutating: halfSums.baseAddress)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Elements of a 16-bit row that share one scale: a K super-block (256) when a row is a
+    /// whole number of them, so K-format kernels can add integer dot products over a
+    /// super-block before converting once; else one 32-element block.
     static func groupSize(columns: Int) -> Int { columns % 256 == 0 ? 256 : 32 }
 
     /// The float value of every held element (`scale × value`), for tests and diagnostics.
     public func dequantized() -> [Float] {
         var result = [Float]()
         result.reserveCapacity(tokens * columns)
-        for block in blocks.prefix(tokens * columns / 32) {
-            withUnsafeBytes(of: block.values) { bytes in
-                for value in bytes.bindMemory(to: Int16.self) { result.append(block.scale * Float(value)) }
+        let blockCount = tokens * columns / 32
+        switch precision {
+        case .sixteenBit:
+            for block in blocks.prefix(blockCount) {
+                withUnsafeBytes(of: block.values) { bytes in
+                    for value in bytes.bindMemory(to: Int16.self) { result.append(block.scale * Float(value)) }
+                }
             }
+        case .eightBit:
+            for index in 0..<blockCount * 32 { result.append(scales8[index / 32] * Float(codes8[index])) }
         }
         return result
     }
@@ -117,14 +190,25 @@ extension WeightMatrix {
         guard tokens > 0 else { return }
         let rows = rows, columns = columns, rowByteCount = rowByteCount, format = format.rawValue
         bytes.withUnsafeBytes { weightBytes in
-            activations.blocks.withUnsafeBufferPointer { activationBlocks in
-                output.withUnsafeMutableBufferPointer { outputBuffer in
-                    nonisolated(unsafe) let weights = weightBytes.baseAddress!
-                    nonisolated(unsafe) let inputs = activationBlocks.baseAddress!
-                    nonisolated(unsafe) let results = outputBuffer.baseAddress!
-                    pool.parallelFor(count: rows, granularity: 16) { range in
-                        strata_matmul(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
-                                      range.upperBound, columns, inputs, tokens, results)
+            output.withUnsafeMutableBufferPointer { outputBuffer in
+                nonisolated(unsafe) let weights = weightBytes.baseAddress!
+                nonisolated(unsafe) let results = outputBuffer.baseAddress!
+                switch activations.precision {
+                case .sixteenBit:
+                    activations.blocks.withUnsafeBufferPointer { activationBlocks in
+                        nonisolated(unsafe) let inputs = activationBlocks.baseAddress!
+                        pool.parallelFor(count: rows, granularity: 16) { range in
+                            strata_matmul(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
+                                          range.upperBound, columns, inputs, tokens, results)
+                        }
+                    }
+                case .eightBit:
+                    activations.withEightBitInputs { arrays in
+                        nonisolated(unsafe) let inputs = arrays
+                        pool.parallelFor(count: rows, granularity: 16) { range in
+                            strata_matmul8(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
+                                           range.upperBound, columns, inputs, tokens, results)
+                        }
                     }
                 }
             }

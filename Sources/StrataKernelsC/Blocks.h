@@ -5,6 +5,7 @@
 #define STRATA_BLOCKS_H
 
 #include "StrataKernelsC.h"
+#include <math.h>
 #include <string.h>
 
 // GGML type numbers of the weight formats the kernels take.
@@ -104,6 +105,28 @@ static inline void decode_group_scales(uint32_t format, const uint8_t *block, fl
     }
 }
 
+/// An fp16 value as float, exactly, without F16C (the portable levels).
+static inline float half_to_float(const uint8_t *source) {
+    uint16_t bits = load_u16(source);
+    uint32_t sign = (uint32_t)(bits >> 15) << 31;
+    int exponent = (bits >> 10) & 0x1F;
+    uint32_t mantissa = bits & 0x3FF;
+    float magnitude;
+    if (exponent == 0) {
+        magnitude = ldexpf((float)mantissa, -24); // zero or subnormal, exact
+    } else if (exponent == 0x1F) {
+        uint32_t special = 0x7F800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0);
+        memcpy(&magnitude, &special, sizeof magnitude);
+    } else {
+        magnitude = ldexpf((float)(mantissa | 0x400), exponent - 25);
+    }
+    uint32_t result;
+    memcpy(&result, &magnitude, sizeof result);
+    result |= sign;
+    memcpy(&magnitude, &result, sizeof magnitude);
+    return magnitude;
+}
+
 /// Byte offsets of a group's two fp16 fields (the second is unused by some formats).
 static inline size_t first_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 0; }
 static inline size_t second_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 2; }
@@ -117,10 +140,37 @@ static inline size_t token_chunk(size_t columns) {
     return tokens < TOKEN_TILE ? TOKEN_TILE : tokens;
 }
 
+/// `token_chunk` for 8-bit activation blocks.
+static inline size_t token_chunk8(size_t columns) {
+    size_t bytes_per_token = columns + columns / 32 * 8 + columns / 16 * 2;
+    size_t tokens = ((size_t)256 << 10) / (bytes_per_token ? bytes_per_token : 1);
+    tokens -= tokens % TOKEN_TILE;
+    return tokens < TOKEN_TILE ? TOKEN_TILE : tokens;
+}
+
 /// One weight row against `tile` (1...TOKEN_TILE) tokens: `output[t × output_stride]` for
 /// token t, whose blocks start at `activations + t × stride`.
 typedef void row_function(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
                           const strata_activation_block *activations, size_t stride, float *output, size_t output_stride);
+
+/// `row_function` for 8-bit activations: `activations` points at the first token's first
+/// element in each array; token t's elements start `t × columns` values (`t × columns / 32`
+/// scales and sums, `t × columns / 16` half sums) further.
+typedef void row8_function(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                           strata_activations8 activations, size_t columns, float *output, size_t output_stride);
+
+/// `activations` advanced by `tokens` tokens of `columns` elements.
+static inline strata_activations8 activations8_after(strata_activations8 activations, size_t tokens, size_t columns) {
+    return (strata_activations8){activations.values + tokens * columns, activations.scales + tokens * columns / 32,
+                                 activations.sums + tokens * columns / 32, activations.half_sums + tokens * columns / 16};
+}
+
+void strata_quantize8_portable(const float *input, size_t count, strata_activations8 output);
+row8_function strata_row8_portable;
+#if defined(__x86_64__)
+void strata_quantize8_avx2(const float *input, size_t count, strata_activations8 output);
+row8_function strata_row8_avx2;
+#endif
 
 void strata_quantize_portable(const float *input, size_t count, size_t group, strata_activation_block *output);
 row_function strata_row_portable;

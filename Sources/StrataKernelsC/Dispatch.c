@@ -43,19 +43,30 @@ int strata_matmul_supports(uint32_t format) {
     }
 }
 
-void strata_matmul(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
-                   size_t row_begin, size_t row_end, size_t columns,
-                   const strata_activation_block *activations, size_t tokens, float *output) {
-    row_function *row_kernel = strata_row_portable;
-#if defined(__x86_64__)
-    if (level == STRATA_LEVEL_AVX512) row_kernel = strata_row_avx512;
-    if (level == STRATA_LEVEL_AVX2) row_kernel = strata_row_avx2;
-#endif
-    const size_t stride = columns / 32;
+/// Where one tile's activations are and which kernel takes them: one of the two activation
+/// precisions, so the pass structure below is written once.
+typedef struct {
+    row_function *row16;
+    const strata_activation_block *blocks16;
+    row8_function *row8;
+    strata_activations8 arrays8;
+} tile_source;
+
+static void run_tile(const tile_source *source, uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                     size_t token, size_t columns, float *output, size_t rows) {
+    if (source->row16) {
+        source->row16(format, tile, row, groups, source->blocks16 + token * (columns / 32), columns / 32, output, rows);
+    } else {
+        source->row8(format, tile, row, groups, activations8_after(source->arrays8, token, columns), columns, output, rows);
+    }
+}
+
+/// Rows `row_begin..<row_end` against all tokens. Tokens go in passes of `chunk` that keep
+/// their activations in L2; within a pass each weight row is read once and dotted with tiles
+/// of TOKEN_TILE tokens (the last tile may be shorter).
+static void run_rows(const tile_source *source, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                     size_t row_begin, size_t row_end, size_t columns, size_t tokens, size_t chunk, float *output) {
     const size_t groups = columns / (32 * (size_t)group_subblocks(format));
-    // Tokens go in passes that keep their activations in L2; within a pass each weight row is
-    // read once and dotted with tiles of TOKEN_TILE tokens (the last tile may be shorter).
-    const size_t chunk = token_chunk(columns);
     for (size_t chunk_start = 0; chunk_start < tokens; chunk_start += chunk) {
         size_t chunk_end = chunk_start + chunk < tokens ? chunk_start + chunk : tokens;
         for (size_t row = row_begin; row < row_end; row++) {
@@ -68,9 +79,40 @@ void strata_matmul(int level, uint32_t format, const void *weights, size_t row_b
             }
             for (size_t token = chunk_start; token < chunk_end; token += TOKEN_TILE) {
                 size_t tile = chunk_end - token < TOKEN_TILE ? chunk_end - token : TOKEN_TILE;
-                row_kernel(format, tile, weight_row, groups, activations + token * stride, stride,
-                           output + token * rows + row, rows);
+                run_tile(source, format, tile, weight_row, groups, token, columns, output + token * rows + row, rows);
             }
         }
     }
+}
+
+void strata_matmul(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                   size_t row_begin, size_t row_end, size_t columns,
+                   const strata_activation_block *activations, size_t tokens, float *output) {
+    tile_source source = {strata_row_portable, activations, 0, {0}};
+#if defined(__x86_64__)
+    if (level == STRATA_LEVEL_AVX512) source.row16 = strata_row_avx512;
+    if (level == STRATA_LEVEL_AVX2) source.row16 = strata_row_avx2;
+#endif
+    run_rows(&source, format, weights, row_bytes, rows, row_begin, row_end, columns, tokens, token_chunk(columns), output);
+}
+
+void strata_quantize_activations8(int level, const float *input, size_t count, strata_activations8 output) {
+#if defined(__x86_64__)
+    if (level >= STRATA_LEVEL_AVX2) {
+        strata_quantize8_avx2(input, count, output);
+        return;
+    }
+#endif
+    (void)level;
+    strata_quantize8_portable(input, count, output);
+}
+
+void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                    size_t row_begin, size_t row_end, size_t columns,
+                    strata_activations8 activations, size_t tokens, float *output) {
+    tile_source source = {0, 0, strata_row8_portable, activations};
+#if defined(__x86_64__)
+    if (level >= STRATA_LEVEL_AVX2) source.row8 = strata_row8_avx2;
+#endif
+    run_rows(&source, format, weights, row_bytes, rows, row_begin, row_end, columns, tokens, token_chunk8(columns), output);
 }

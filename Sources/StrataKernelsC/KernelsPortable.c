@@ -7,27 +7,6 @@
 
 #pragma clang fp contract(off)
 
-static float half_to_float(const uint8_t *source) {
-    uint16_t bits = load_u16(source);
-    uint32_t sign = (uint32_t)(bits >> 15) << 31;
-    int exponent = (bits >> 10) & 0x1F;
-    uint32_t mantissa = bits & 0x3FF;
-    float magnitude;
-    if (exponent == 0) {
-        magnitude = ldexpf((float)mantissa, -24); // zero or subnormal, exact
-    } else if (exponent == 0x1F) {
-        uint32_t special = 0x7F800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0);
-        memcpy(&magnitude, &special, sizeof magnitude);
-    } else {
-        magnitude = ldexpf((float)(mantissa | 0x400), exponent - 25);
-    }
-    uint32_t result;
-    memcpy(&result, &magnitude, sizeof result);
-    result |= sign;
-    memcpy(&magnitude, &result, sizeof magnitude);
-    return magnitude;
-}
-
 /// The 32 codes of sub-block `sub` as integers (signed for Q8_0 and Q6_K).
 static void subblock_codes(uint32_t format, const uint8_t *block, int sub, int32_t codes[32]) {
     switch (format) {

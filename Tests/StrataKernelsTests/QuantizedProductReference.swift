@@ -15,30 +15,44 @@ struct ReferenceActivationBlock: Equatable {
     var scale: Float
     var sum: Float
     var values: [Int16]
+    /// Σ values[0..<16] and Σ values[16..<32] (8-bit blocks only; empty for 16-bit).
+    var halfSums: [Int16]
 }
 
 /// The activation quantizer's definition: scale `max |x| / 32767` over each group (256
-/// elements when rows of `columns` are whole groups of 256, else 32), codes `x × (1 / scale)`
-/// rounded to nearest even, sum `scale × Σ codes` per 32-element block.
-func referenceQuantize(_ input: [Float], columns: Int) -> [ReferenceActivationBlock] {
-    let group = columns % 256 == 0 ? 256 : 32
+/// elements when rows of `columns` are whole groups of 256, else 32), or `/ 127` per 32 (8 bits),
+/// codes `x × (1 / scale)` rounded to nearest even, sum `scale × Σ codes` per 32-element block.
+func referenceQuantize(_ input: [Float], columns: Int, precision: ActivationPrecision = .sixteenBit) -> [ReferenceActivationBlock] {
+    let group = precision == .sixteenBit && columns % 256 == 0 ? 256 : 32
+    let largestCode: Float = precision == .sixteenBit ? 32767 : 127
     return stride(from: 0, to: input.count, by: 32).map { start in
         let groupStart = start - start % group
         let magnitude = input[groupStart..<groupStart + group].reduce(Float(0)) { max($0, abs($1)) }
-        let scale = magnitude / 32767
+        let scale = magnitude / largestCode
         let inverse: Float = scale != 0 ? 1 / scale : 0
-        let values = input[start..<start + 32].map { Int16(max(-32767, min(32767, ($0 * inverse).rounded(.toNearestOrEven)))) }
+        let values = input[start..<start + 32].map { Int16(max(-largestCode, min(largestCode, ($0 * inverse).rounded(.toNearestOrEven)))) }
         let sum = scale * Float(values.reduce(Int32(0)) { $0 + Int32($1) })
-        return ReferenceActivationBlock(scale: scale, sum: sum, values: values)
+        let halfSums = precision == .sixteenBit ? [] : [values[0..<16].reduce(0, +), values[16..<32].reduce(0, +)]
+        return ReferenceActivationBlock(scale: scale, sum: sum, values: values, halfSums: halfSums)
     }
 }
 
 extension QuantizedActivations {
     /// The held blocks in the reference's shape.
     var referenceBlocks: [ReferenceActivationBlock] {
-        blocks.prefix(tokens * columns / 32).map { block in
-            let values = withUnsafeBytes(of: block.values) { Array($0.bindMemory(to: Int16.self)) }
-            return ReferenceActivationBlock(scale: block.scale, sum: block.sum, values: values)
+        let count = tokens * columns / 32
+        switch precision {
+        case .sixteenBit:
+            return blocks.prefix(count).map { block in
+                let values = withUnsafeBytes(of: block.values) { Array($0.bindMemory(to: Int16.self)) }
+                return ReferenceActivationBlock(scale: block.scale, sum: block.sum, values: values, halfSums: [])
+            }
+        case .eightBit:
+            return (0..<count).map { block in
+                ReferenceActivationBlock(scale: scales8[block], sum: sums8[block],
+                                         values: codes8[(32 * block)..<(32 * block + 32)].map(Int16.init),
+                                         halfSums: Array(halfSums8[(2 * block)..<(2 * block + 2)]))
+            }
         }
     }
 }

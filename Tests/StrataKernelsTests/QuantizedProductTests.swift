@@ -3,31 +3,33 @@ import Testing
 
 @Suite struct ActivationQuantizationTests {
     @Test("quantizer matches the Swift definition bitwise, with 32- and 256-element scale groups",
-          arguments: KernelLevel.available, [320, 512])
-    func matchesReference(level: KernelLevel, columns: Int) {
-        var generator = SeededGenerator(seed: 0xAC7)
-        var input = randomActivations(count: columns * 4, generator: &generator)
-        // an all-zero block, a block of one sign, ties at exactly half a step, and tiny values
-        for index in 0..<32 { input[index] = 0 }
-        for index in 32..<64 { input[index] = Float(index) }
-        for index in 64..<96 { input[index] = Float(index - 80) * 0.5 }
-        for index in 96..<128 { input[index] = Float(index - 112) * 1e-30 }
-        var activations = QuantizedActivations(capacity: input.count)
-        activations.quantize(input, tokens: 4, columns: columns, level: level)
-        #expect(activations.referenceBlocks == referenceQuantize(input, columns: columns))
+          arguments: KernelLevel.available, ActivationPrecision.allCases)
+    func matchesReference(level: KernelLevel, precision: ActivationPrecision) {
+        for columns in [320, 512] {
+            var generator = SeededGenerator(seed: 0xAC7)
+            var input = randomActivations(count: columns * 4, generator: &generator)
+            // an all-zero block, a block of one sign, ties at exactly half a step, and tiny values
+            for index in 0..<32 { input[index] = 0 }
+            for index in 32..<64 { input[index] = Float(index) }
+            for index in 64..<96 { input[index] = Float(index - 80) * 0.5 }
+            for index in 96..<128 { input[index] = Float(index - 112) * 1e-30 }
+            var activations = QuantizedActivations(capacity: input.count, precision: precision)
+            activations.quantize(input, tokens: 4, columns: columns, level: level)
+            #expect(activations.referenceBlocks == referenceQuantize(input, columns: columns, precision: precision))
+        }
     }
 
-    @Test("dequantized values are within half a step of the input")
-    func roundTrip() {
+    @Test("dequantized values are within half a step of the input", arguments: ActivationPrecision.allCases)
+    func roundTrip(precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0xAC8)
         let input = randomActivations(count: 32 * 64, generator: &generator)
-        var activations = QuantizedActivations(capacity: input.count + 100)
+        var activations = QuantizedActivations(capacity: input.count + 100, precision: precision)
         activations.quantize(input, tokens: 2, columns: input.count / 2)
         let values = activations.dequantized()
         for (index, block) in activations.referenceBlocks.enumerated() {
             for lane in 0..<32 {
                 let element = 32 * index + lane
-                // half a step, plus float rounding in `x × (1 / scale)` and `scale × code`: ulps of 32767 steps
+                // half a step, plus float rounding in `x × (1 / scale)` and `scale × code`: ulps of up to 32767 steps
                 #expect(abs(values[element] - input[element]) <= block.scale * 0.505)
             }
         }
@@ -35,34 +37,34 @@ import Testing
 }
 
 @Suite struct QuantizedProductTests {
-    @Test("kernel matches the Double reference on random blocks", arguments: quantizedProductFormats)
-    func matchesReference(format: QuantFormat) {
+    @Test("kernel matches the Double reference on random blocks", arguments: quantizedProductFormats, ActivationPrecision.allCases)
+    func matchesReference(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0x9_0000 + UInt64(format.rawValue))
         for (rows, columns, tokens) in [(5, 256, 1), (19, 512, 7), (3, 2048, 4)] {
             let blockCount = rows * columns / format.blockSize
             let bytes = randomBlocks(format, blockCount: blockCount, generator: &generator)
             let input = randomActivations(count: tokens * columns, generator: &generator)
-            checkAgainstReference(format, rows: rows, columns: columns, bytes: bytes, input: input, tokens: tokens)
+            checkAgainstReference(format, rows: rows, columns: columns, bytes: bytes, input: input, tokens: tokens, precision: precision)
         }
     }
 
-    @Test("kernel matches the Double reference on real blocks", arguments: quantizedProductFormats)
-    func matchesReferenceOnFixtures(format: QuantFormat) throws {
+    @Test("kernel matches the Double reference on real blocks", arguments: quantizedProductFormats, ActivationPrecision.allCases)
+    func matchesReferenceOnFixtures(format: QuantFormat, precision: ActivationPrecision) throws {
         let fixture = try QuantizationFixture(format)
         let rows = fixture.blocks.count / format.bytesPerBlock
         var generator = SeededGenerator(seed: 0xF1_0000 + UInt64(format.rawValue))
         let input = randomActivations(count: 3 * format.blockSize, generator: &generator)
-        checkAgainstReference(format, rows: rows, columns: format.blockSize, bytes: fixture.blocks, input: input, tokens: 3)
+        checkAgainstReference(format, rows: rows, columns: format.blockSize, bytes: fixture.blocks, input: input, tokens: 3, precision: precision)
     }
 
-    @Test("every level gives the same bits", arguments: quantizedProductFormats)
-    func levelsAgree(format: QuantFormat) {
+    @Test("every level gives the same bits", arguments: quantizedProductFormats, ActivationPrecision.allCases)
+    func levelsAgree(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0x1E_0000 + UInt64(format.rawValue))
         let (rows, columns, tokens) = (23, 768, 6)
         let matrix = weightMatrix(format, rows: rows, columns: columns,
                                   bytes: randomBlocks(format, blockCount: rows * columns / format.blockSize, generator: &generator))
         let input = randomActivations(count: tokens * columns, generator: &generator)
-        var activations = QuantizedActivations(capacity: input.count)
+        var activations = QuantizedActivations(capacity: input.count, precision: precision)
         activations.quantize(input, tokens: tokens, columns: columns)
         let pool = WorkerPool(threadCount: 1)
         let outputs = KernelLevel.available.map { level in
@@ -71,18 +73,19 @@ import Testing
             return output
         }
         for output in outputs.dropFirst() {
-            #expect(firstBitwiseDifference(output, outputs[0]) == nil, "\(format) levels differ")
+            #expect(firstBitwiseDifference(output, outputs[0]) == nil, "\(format) \(precision) levels differ")
         }
     }
 
-    @Test("error against float activations stays within the rounding of the activations", arguments: [QuantFormat.q4_1, .q8_0, .q4_K, .q6_K])
-    func boundedByActivationRounding(format: QuantFormat) {
+    @Test("error against float activations stays within the rounding of the activations",
+          arguments: [QuantFormat.q4_1, .q8_0, .q4_K, .q6_K], ActivationPrecision.allCases)
+    func boundedByActivationRounding(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0xB0_0000 + UInt64(format.rawValue))
         let (rows, columns) = (11, 1024)
         let bytes = randomBlocks(format, blockCount: rows * columns / format.blockSize, generator: &generator)
         let matrix = weightMatrix(format, rows: rows, columns: columns, bytes: bytes)
         let input = randomActivations(count: columns, generator: &generator)
-        var scratch = QuantizedActivations(capacity: columns)
+        var scratch = QuantizedActivations(capacity: columns, precision: precision)
         var output = [Float](repeating: 0, count: rows)
         matrix.multiplyQuantized(input, tokens: 1, into: &output, pool: WorkerPool(threadCount: 1), scratch: &scratch)
         let exact = referenceProduct(matrix, weightBytes: bytes, activations: input, tokens: 1)
@@ -99,9 +102,10 @@ import Testing
         }
     }
 
-    private func checkAgainstReference(_ format: QuantFormat, rows: Int, columns: Int, bytes: [UInt8], input: [Float], tokens: Int) {
+    private func checkAgainstReference(_ format: QuantFormat, rows: Int, columns: Int, bytes: [UInt8], input: [Float], tokens: Int,
+                                       precision: ActivationPrecision) {
         let matrix = weightMatrix(format, rows: rows, columns: columns, bytes: bytes)
-        var activations = QuantizedActivations(capacity: input.count)
+        var activations = QuantizedActivations(capacity: input.count, precision: precision)
         activations.quantize(input, tokens: tokens, columns: columns)
         var output = [Float](repeating: .nan, count: tokens * rows)
         matrix.multiply(activations, into: &output, pool: WorkerPool(threadCount: 2))
@@ -111,20 +115,21 @@ import Testing
             let error = abs(Double(output[index]) - reference.values[index]) / max(reference.magnitudes[index], 1e-30)
             worst = max(worst, error)
         }
-        #expect(worst <= quantizedProductTolerance, "\(format) \(rows)×\(columns), \(tokens) tokens: relative error \(worst)")
+        #expect(worst <= quantizedProductTolerance, "\(format) \(precision) \(rows)×\(columns), \(tokens) tokens: relative error \(worst)")
     }
 }
 
 @Suite struct QuantizedProductBatchInvarianceTests {
-    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads", arguments: quantizedProductFormats)
-    func batchInvariance(format: QuantFormat) {
+    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads",
+          arguments: quantizedProductFormats, ActivationPrecision.allCases)
+    func batchInvariance(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0xBA_0000 + UInt64(format.rawValue))
         // 8192 columns make token passes of 24, so 30 tokens also cross a pass boundary
         for (rows, columns, tokenCount) in [(37, 512, 17), (5, 8192, 30)] {
             let matrix = weightMatrix(format, rows: rows, columns: columns,
                                       bytes: randomBlocks(format, blockCount: rows * columns / format.blockSize, generator: &generator))
             let input = randomActivations(count: tokenCount * columns, generator: &generator)
-            var scratch = QuantizedActivations(capacity: input.count)
+            var scratch = QuantizedActivations(capacity: input.count, precision: precision)
             let single = WorkerPool(threadCount: 1)
             // each token alone
             var alone = [[Float]]()
@@ -143,7 +148,7 @@ import Testing
                         for token in 0..<batch {
                             let result = Array(output[(token * rows)..<((token + 1) * rows)])
                             #expect(firstBitwiseDifference(result, alone[first + token]) == nil,
-                                    "\(format) \(columns) columns: token \(first + token) in a batch of \(batch) on \(pool.threadCount) threads")
+                                    "\(format) \(precision) \(columns) columns: token \(first + token) in a batch of \(batch) on \(pool.threadCount) threads")
                         }
                     }
                 }

@@ -22,7 +22,7 @@ struct QuantizedProductTiming {
         let directory = ProcessInfo.processInfo.environment["STRATA_MODELS"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/models").path
         let batches = [1, 2, 4, 8, 16, 64, 512]
-        print("matrix, format, tokens, threads, ms, GMAC/s, weight GB/s, time / 1-token time")
+        print("matrix, format, activation bits, tokens, threads, ms, GMAC/s, weight GB/s, time / 1-token time")
         for (model, name) in Self.cases {
             let path = "\(directory)/\(model).gguf"
             guard FileManager.default.fileExists(atPath: path) else {
@@ -36,32 +36,34 @@ struct QuantizedProductTiming {
             else { continue }
             var generator = SeededGenerator(seed: 1)
             let input = randomActivations(count: batches.max()! * matrix.columns, generator: &generator)
-            var scratch = QuantizedActivations(capacity: input.count)
-            var output = [Float](repeating: 0, count: batches.max()! * matrix.rows)
-            let macsPerToken = Double(matrix.rows * matrix.columns)
-            for threads in [1, 2] {
-                let pool = WorkerPool(threadCount: threads)
-                var singleTokenSeconds = 0.0
-                for tokens in batches {
-                    scratch.quantize(input, tokens: tokens, columns: matrix.columns)
-                    // about half a second of work per measurement, at least three runs
-                    let repetitions = max(3, min(200, Int(0.5 / (macsPerToken * Double(tokens) / 20e9))))
-                    let seconds = bestSeconds(repetitions: repetitions) {
-                        matrix.multiply(scratch, into: &output, pool: pool)
+            for precision in ActivationPrecision.allCases {
+                var scratch = QuantizedActivations(capacity: input.count, precision: precision)
+                var output = [Float](repeating: 0, count: batches.max()! * matrix.rows)
+                let macsPerToken = Double(matrix.rows * matrix.columns)
+                for threads in [1, 2] {
+                    let pool = WorkerPool(threadCount: threads)
+                    var singleTokenSeconds = 0.0
+                    for tokens in batches {
+                        scratch.quantize(input, tokens: tokens, columns: matrix.columns)
+                        // about half a second of work per measurement, at least three runs
+                        let repetitions = max(3, min(200, Int(0.5 / (macsPerToken * Double(tokens) / 20e9))))
+                        let seconds = bestSeconds(repetitions: repetitions) {
+                            matrix.multiply(scratch, into: &output, pool: pool)
+                        }
+                        if tokens == 1 { singleTokenSeconds = seconds }
+                        if tokens == 64 {
+                            // process CPU time over wall time: how many threads really ran
+                            let cpuStart = clock(), wallStart = ContinuousClock.now
+                            for _ in 0..<3 { matrix.multiply(scratch, into: &output, pool: pool) }
+                            let wall = ContinuousClock.now - wallStart
+                            let wallSeconds = Double(wall.components.attoseconds) * 1e-18 + Double(wall.components.seconds)
+                            print("  threads busy: " + String(format: "%.2f", Double(clock() - cpuStart) / Double(CLOCKS_PER_SEC) / wallSeconds))
+                        }
+                        let gmacs = macsPerToken * Double(tokens) / seconds / 1e9
+                        let gigabytes = Double(matrix.bytes.count) / seconds / 1e9
+                        print("\(model) \(name) \(matrix.rows)x\(matrix.columns)\t\(matrix.format)\t\(precision.rawValue)-bit\t\(tokens)\t\(threads)\t"
+                              + String(format: "%.3f\t%.1f\t%.1f\t%.2f", seconds * 1000, gmacs, gigabytes, seconds / singleTokenSeconds))
                     }
-                    if tokens == 1 { singleTokenSeconds = seconds }
-                    if tokens == 64 {
-                        // process CPU time over wall time: how many threads really ran
-                        let cpuStart = clock(), wallStart = ContinuousClock.now
-                        for _ in 0..<3 { matrix.multiply(scratch, into: &output, pool: pool) }
-                        let wall = ContinuousClock.now - wallStart
-                        let wallSeconds = Double(wall.components.attoseconds) * 1e-18 + Double(wall.components.seconds)
-                        print("  threads busy: " + String(format: "%.2f", Double(clock() - cpuStart) / Double(CLOCKS_PER_SEC) / wallSeconds))
-                    }
-                    let gmacs = macsPerToken * Double(tokens) / seconds / 1e9
-                    let gigabytes = Double(matrix.bytes.count) / seconds / 1e9
-                    print("\(model) \(name) \(matrix.rows)x\(matrix.columns)\t\(matrix.format)\t\(tokens)\t\(threads)\t"
-                          + String(format: "%.3f\t%.1f\t%.1f\t%.2f", seconds * 1000, gmacs, gigabytes, seconds / singleTokenSeconds))
                 }
             }
         }

@@ -26,12 +26,12 @@ struct Scratch {
     var cosines: [Float] = []
     /// [tokens × rotaryDimensions/2]
     var sines: [Float] = []
-    /// The current sublayer input quantized to 16-bit blocks (fast path), shared by the
+    /// The current sublayer input quantized to 16- or 8-bit blocks (fast paths), shared by the
     /// matrices that read it (q/k/v, gate/up).
     var quantized = QuantizedActivations(capacity: 0)
 
-    mutating func reserve(tokens: Int, config: ModelConfig) {
-        guard tokens > tokenCapacity else { return }
+    mutating func reserve(tokens: Int, config: ModelConfig, precision: ActivationPrecision) {
+        guard tokens > tokenCapacity || quantized.precision != precision else { return }
         let queryWidth = config.headCount * config.headDimensions
         let kvWidth = config.kvHeadCount * config.headDimensions
         func buffer(_ width: Int) -> [Float] { [Float](repeating: 0, count: tokens * width) }
@@ -47,7 +47,7 @@ struct Scratch {
         cosines = buffer(config.rotaryDimensions / 2)
         sines = buffer(config.rotaryDimensions / 2)
         let widest = max(config.hiddenSize, config.feedForwardSize, config.headCount * config.headDimensions)
-        quantized = QuantizedActivations(capacity: tokens * widest)
+        quantized = QuantizedActivations(capacity: tokens * widest, precision: precision)
         tokenCapacity = tokens
     }
 }

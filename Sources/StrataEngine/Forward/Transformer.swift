@@ -31,13 +31,35 @@ public enum Numerics: String, Sendable, Codable, CaseIterable {
     /// dequantized GGUF weights (to ~1e-5 in the logits). Used by the reference tests.
     case exact
     /// Activations quantized to 16-bit blocks once per matrix input and multiplied with integer
-    /// dot products, as llama.cpp does: several times faster, within the quality bounds the
-    /// tests check (perplexity within 1%, top-1 agreement except at near-ties).
+    /// dot products: several times faster than exact, within the quality bounds the tests
+    /// check (perplexity within 1%, top-1 agreement except at near-ties) on every model tried.
     case fast
+    /// Activations quantized to 8-bit blocks, as llama.cpp does: half the per-token integer
+    /// arithmetic of `fast`, so batches (prefill, speculative verification) cost about half as
+    /// much, at 256 times the rounding error. Within the quality bounds on Qwen2.5-Coder 0.5B
+    /// and 1.5B; not on SmolLM2-135M, whose activation outliers flip next-token choices.
+    case fast8
 
-    /// What front ends use unless told otherwise: the fast path, which meets the quality bounds
-    /// on the reference texts (FastPathQualityTests) since activations are quantized to 16 bits.
-    public static let recommended = Numerics.fast
+    /// Whether activations are quantized, and how finely.
+    public var activationPrecision: ActivationPrecision? {
+        switch self {
+        case .exact: nil
+        case .fast: .sixteenBit
+        case .fast8: .eightBit
+        }
+    }
+
+    /// What front ends use unless told otherwise: 8-bit activations for models with a hidden
+    /// size of at least `eightBitMinimumHiddenSize`, 16-bit below. The line is measured, not
+    /// derived: 8-bit activations keep the quality bounds on Qwen2.5-Coder-0.5B (hidden size
+    /// 896) and 1.5B (1,536) and break them on SmolLM2-135M (576), where per-block rounding
+    /// of its large activation outliers flips next-token choices (FastPathQualityTests).
+    public static func recommended(for config: ModelConfig) -> Numerics {
+        config.hiddenSize >= eightBitMinimumHiddenSize ? .fast8 : .fast
+    }
+
+    /// The smallest hidden size that gets 8-bit activations by default.
+    public static let eightBitMinimumHiddenSize = 896
 }
 
 /// Runs a model: ONE forward pass, parameterised by a `LayerPlan`, over a `KVCache`.
@@ -53,10 +75,11 @@ public struct Transformer: Sendable {
 
     public var config: ModelConfig { model.config }
 
-    public init(model: LanguageModel, pool: WorkerPool = WorkerPool(), numerics: Numerics = .recommended) {
+    /// `numerics` defaults to `Numerics.recommended(for:)` the model.
+    public init(model: LanguageModel, pool: WorkerPool = WorkerPool(), numerics: Numerics? = nil) {
         self.model = model
         self.pool = pool
-        self.numerics = numerics
+        self.numerics = numerics ?? .recommended(for: model.config)
         inverseFrequencies = RotaryEmbedding.inverseFrequencies(
             dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
     }
@@ -80,7 +103,7 @@ public struct Transformer: Sendable {
         for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
             throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
         }
-        scratch.reserve(tokens: count, config: config)
+        scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         let hiddenSize = config.hiddenSize
         for (row, token) in tokens.enumerated() {
             model.weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
@@ -112,7 +135,7 @@ public struct Transformer: Sendable {
             throw .invalidHidden("first step \(firstStep) is outside 0...\(plan.steps.count)")
         }
         try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
-        scratch.reserve(tokens: count, config: config)
+        scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         FloatKernels.copy(hidden, count: hidden.count, into: &scratch.hidden, at: 0)
         return run(count: count, startPosition: startPosition, plan: plan, firstStep: firstStep, cache: &cache,
                    observer: observer, selection: selection)
@@ -232,13 +255,13 @@ public struct Transformer: Sendable {
     /// In the fast path, quantizes `input` (`[tokens × columns]`) once for every matrix that
     /// reads it next.
     private mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) {
-        if numerics == .fast && columns % 32 == 0 {
+        if numerics != .exact && columns % 32 == 0 {
             scratch.quantized.quantize(input, tokens: tokens, columns: columns)
         }
     }
 
     /// `output = matrix × input`; `input` is the array last given to `prepareInput`, and
-    /// `quantized` its 16-bit form in the fast path.
+    /// `quantized` its quantized form in the fast paths.
     ///
     /// Static on purpose: a method call would borrow a copy of `self` while `output` (a scratch
     /// buffer inside it) is written, forcing a copy-on-write of the buffer on every call.
@@ -246,7 +269,7 @@ public struct Transformer: Sendable {
         _ matrix: WeightMatrix, _ input: [Float], _ quantized: QuantizedActivations, numerics: Numerics,
         tokens: Int, into output: inout [Float], pool: WorkerPool
     ) {
-        if numerics == .fast && matrix.supportsQuantizedMultiply && quantized.columns == matrix.columns
+        if numerics != .exact && matrix.supportsQuantizedMultiply && quantized.columns == matrix.columns
             && quantized.tokens == tokens {
             matrix.multiply(quantized, into: &output, pool: pool)
         } else {

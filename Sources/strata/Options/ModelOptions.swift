@@ -13,8 +13,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Matrix-product numerics: 'exact' (float32, matches transformers) or 'fast' (16-bit activations with integer dot products). Default: \(Numerics.recommended.rawValue).")
-    var numerics: Numerics = .recommended
+    @Option(help: ArgumentHelp(
+        "Matrix-product numerics: 'exact' (float32, matches transformers), 'fast' (16-bit activations with integer dot products) or 'fast8' (8-bit activations, as llama.cpp; batches cost about half as much).",
+        discussion: "Default: fast8 for models with a hidden size of \(Numerics.eightBitMinimumHiddenSize) or more, fast below (8-bit activations flip next-token choices of smaller models such as SmolLM2-135M)."))
+    var numerics: Numerics?
 
     @Flag(help: "Shorthand for --numerics exact.")
     var exact = false
