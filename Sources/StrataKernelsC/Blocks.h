@@ -127,6 +127,14 @@ static inline float half_to_float(const uint8_t *source) {
     return magnitude;
 }
 
+/// The float sum of eight lanes in the order every level uses:
+/// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) (the portable levels' form).
+static inline float sum_eight_lanes(const float lanes[8]) {
+    float pairs[4];
+    for (int lane = 0; lane < 4; lane++) pairs[lane] = lanes[lane] + lanes[lane + 4];
+    return (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]);
+}
+
 /// Byte offsets of a group's two fp16 fields (the second is unused by some formats).
 static inline size_t first_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 0; }
 static inline size_t second_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 2; }

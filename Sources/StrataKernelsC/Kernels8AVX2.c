@@ -5,21 +5,13 @@
 // elements 4i..4i+3, the portable level's `lane_sum`; the float work is the portable level's
 // in the same order, so both return the same bits.
 #if defined(__x86_64__)
-#include "Blocks.h"
-#include <immintrin.h>
+#include "AVX2Support.h"
 
 #pragma clang fp contract(off)
 
-#define STRATA_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define STRATA_AVX2_INLINE static inline __attribute__((always_inline)) STRATA_AVX2
-
-/// A group's two fp16 fields as floats (see `group_halves` in KernelsAVX2.c for the asm).
+/// A group's two fp16 fields as floats.
 STRATA_AVX2_INLINE void group_halves8(uint32_t format, const uint8_t *block, float *first, float *second) {
-    const uint8_t *source = format == FORMAT_Q6_K ? block + 202 : block;
-    __m128i bits = _mm_loadl_epi64((const __m128i *)source);
-    __asm__("" : "+x"(bits));
-    __m128 halves = _mm_cvtph_ps(bits);
-    if (format == FORMAT_Q6_K) halves = _mm_permute_ps(halves, 0xFF);
+    __m128 halves = group_halves(format, block);
     *first = _mm_cvtss_f32(halves);
     *second = _mm_cvtss_f32(_mm_movehdup_ps(halves));
 }
@@ -76,16 +68,6 @@ STRATA_AVX2_INLINE __m256i k_codes8(uint32_t format, const uint8_t *block, int s
     return codes;
 }
 
-STRATA_AVX2_INLINE float reduce_lanes8(__m256 lanes) {
-    __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
-    __m128 quads = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
-    return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
-}
-
-STRATA_AVX2_INLINE float fused_multiply_add8(float a, float b, float c) {
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
-
 STRATA_AVX2_INLINE void k_row8(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                                strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
@@ -136,7 +118,7 @@ STRATA_AVX2_INLINE void k_row8(const uint32_t format, const int tile, const uint
             accumulators[token] = _mm256_fmadd_ps(scaled, _mm256_set1_ps(correction_factor), accumulators[token]);
         }
     }
-    for (int token = 0; token < tile; token++) output[token * output_stride] = reduce_lanes8(accumulators[token]);
+    for (int token = 0; token < tile; token++) output[token * output_stride] = reduce_eight_lanes(accumulators[token]);
 }
 
 /// One 32-element block against `tile` tokens on chain `chain` (the block's index mod 2).
@@ -160,7 +142,7 @@ STRATA_AVX2_INLINE void add_block8(const uint32_t format, const int tile, const 
         accumulators[token][chain] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(scales.scale * activations.scales[block_index]),
                                                      accumulators[token][chain]);
         if (format_has_offset(format)) {
-            offsets[token][chain] = fused_multiply_add8(scales.offset[0], activations.sums[block_index], offsets[token][chain]);
+            offsets[token][chain] = fused_multiply_add(scales.offset[0], activations.sums[block_index], offsets[token][chain]);
         }
     }
 }
@@ -187,7 +169,7 @@ STRATA_AVX2_INLINE void row_against_tokens8(const uint32_t format, const int til
     if (group < groups) add_block8(format, tile, row + group * bytes, group, activations, columns, 0, accumulators, offsets);
     for (int token = 0; token < tile; token++) {
         __m256 lanes = _mm256_add_ps(accumulators[token][0], accumulators[token][1]);
-        output[token * output_stride] = reduce_lanes8(lanes) + (offsets[token][0] + offsets[token][1]);
+        output[token * output_stride] = reduce_eight_lanes(lanes) + (offsets[token][0] + offsets[token][1]);
     }
 }
 
@@ -216,9 +198,7 @@ void strata_quantize8_avx2(const float *input, size_t count, strata_activations8
         const float *source = input + 32 * block;
         __m256 magnitude = _mm256_setzero_ps();
         for (int part = 0; part < 4; part++) magnitude = _mm256_max_ps(magnitude, _mm256_andnot_ps(sign, _mm256_loadu_ps(source + 8 * part)));
-        __m128 half = _mm_max_ps(_mm256_castps256_ps128(magnitude), _mm256_extractf128_ps(magnitude, 1));
-        half = _mm_max_ps(half, _mm_movehl_ps(half, half));
-        float scale = _mm_cvtss_f32(_mm_max_ss(half, _mm_movehdup_ps(half))) / 127.0f;
+        float scale = horizontal_max(magnitude) / 127.0f;
         __m256 inverse = _mm256_set1_ps(scale != 0.0f ? 1.0f / scale : 0.0f);
         __m256i codes[4];
         for (int part = 0; part < 4; part++) {

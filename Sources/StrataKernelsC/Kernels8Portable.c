@@ -3,7 +3,7 @@
 // followed by vpmaddwd leaves in one 32-bit lane); eight lanes cover a 32-element block. The
 // integer sums are exact, so only the float operations need a fixed order, the one below:
 // per lane, one multiply-add per 32-element block (each has its own activation scale), the
-// offsets in their own chains, and the reduction of `reduce_lanes8`.
+// offsets in their own chains, and the reduction of `sum_eight_lanes`.
 #include "Blocks.h"
 
 #pragma clang fp contract(off)
@@ -49,13 +49,6 @@ static inline int32_t lane_sum(const int32_t codes[32], const int8_t values[32],
     int32_t sum = 0;
     for (int index = 4 * lane; index < 4 * lane + 4; index++) sum += codes[index] * values[index];
     return sum;
-}
-
-/// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), the AVX2 level's horizontal sum.
-static float reduce_lanes8(const float lanes[8]) {
-    float pairs[4];
-    for (int lane = 0; lane < 4; lane++) pairs[lane] = lanes[lane] + lanes[lane + 4];
-    return (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]);
 }
 
 /// K formats, per group and token: each sub-block's eight int32 lanes (codes times their
@@ -111,7 +104,7 @@ static void k_row8(uint32_t format, size_t tile, const uint8_t *row, size_t grou
             }
         }
     }
-    for (size_t token = 0; token < tile; token++) output[token * output_stride] = reduce_lanes8(accumulators[token]);
+    for (size_t token = 0; token < tile; token++) output[token * output_stride] = sum_eight_lanes(accumulators[token]);
 }
 
 void strata_row8_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
@@ -148,7 +141,7 @@ void strata_row8_portable(uint32_t format, size_t tile, const uint8_t *row, size
     for (size_t token = 0; token < tile; token++) {
         float lanes[8];
         for (int lane = 0; lane < 8; lane++) lanes[lane] = accumulators[token][0][lane] + accumulators[token][1][lane];
-        output[token * output_stride] = reduce_lanes8(lanes) + (offsets[token][0] + offsets[token][1]);
+        output[token * output_stride] = sum_eight_lanes(lanes) + (offsets[token][0] + offsets[token][1]);
     }
 }
 

@@ -5,29 +5,14 @@
 // as one vpdpwssd (lanes 0-7, then 8-15). The float operations per lane and the final
 // reduction are the same, so every level returns the same bits.
 #if defined(__x86_64__)
-#include "Blocks.h"
-#include <immintrin.h>
+#include "AVX2Support.h"
 
 #pragma clang fp contract(off)
-
-#define STRATA_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define STRATA_AVX2_INLINE static inline __attribute__((always_inline)) STRATA_AVX2
 
 /// Sixteen lanes as two 8-lane halves: `low` holds lanes 0-7, `high` lanes 8-15.
 typedef struct { __m256 low, high; } wide_float;
 /// A sub-block's 32 codes as int16: `low` elements 0-15, `high` elements 16-31.
 typedef struct { __m256i low, high; } wide_codes;
-
-/// A group's two fp16 fields in lanes 0 and 1. The empty asm keeps the whole 8-byte load, as
-/// on the AVX-512 level (a narrowed 16-bit load became a partial-register insert that chained
-/// each block to the previous one). Q6_K's `d` ends its block, so that load starts 6 bytes early.
-STRATA_AVX2_INLINE __m128 group_halves(uint32_t format, const uint8_t *block) {
-    const uint8_t *source = format == FORMAT_Q6_K ? block + 202 : block;
-    __m128i bits = _mm_loadl_epi64((const __m128i *)source);
-    __asm__("" : "+x"(bits));
-    __m128 halves = _mm_cvtph_ps(bits);
-    return format == FORMAT_Q6_K ? _mm_permute_ps(halves, 0xFF) : halves;
-}
 
 /// 16 bytes of packed nibbles as 32 int16 codes: low nibbles first, then high.
 STRATA_AVX2_INLINE wide_codes split_nibbles(const uint8_t *source) {
@@ -103,14 +88,7 @@ STRATA_AVX2_INLINE wide_codes subblock_codes(uint32_t format, const uint8_t *blo
 /// The float sum of sixteen lanes, in the portable level's order: lanes l and l + 8 first,
 /// then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
 STRATA_AVX2_INLINE float reduce_lanes(wide_float wide) {
-    __m256 lanes = _mm256_add_ps(wide.low, wide.high);
-    __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
-    __m128 quads = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
-    return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
-}
-
-STRATA_AVX2_INLINE float fused_multiply_add(float a, float b, float c) {
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+    return reduce_eight_lanes(_mm256_add_ps(wide.low, wide.high));
 }
 
 STRATA_AVX2_INLINE wide_float fused_multiply_add_wide(wide_float a, __m256 b, wide_float c) {
@@ -243,12 +221,6 @@ void strata_row_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t gr
 #undef STRATA_CASE
     default: break;
     }
-}
-
-STRATA_AVX2_INLINE float horizontal_max(__m256 values) {
-    __m128 half = _mm_max_ps(_mm256_castps256_ps128(values), _mm256_extractf128_ps(values, 1));
-    half = _mm_max_ps(half, _mm_movehl_ps(half, half));
-    return _mm_cvtss_f32(_mm_max_ss(half, _mm_movehdup_ps(half)));
 }
 
 STRATA_AVX2

@@ -47,13 +47,11 @@ static void subblock_codes(uint32_t format, const uint8_t *block, int sub, int32
     }
 }
 
+/// Lanes l and l + 8 first, then `sum_eight_lanes`.
 static float reduce_lanes(const float wide[16]) {
-    float lanes[8], pairs[4];
+    float lanes[8];
     for (int lane = 0; lane < 8; lane++) lanes[lane] = wide[lane] + wide[lane + 8];
-    for (int lane = 0; lane < 4; lane++) pairs[lane] = lanes[lane] + lanes[lane + 4];
-    float even = pairs[0] + pairs[2];
-    float odd = pairs[1] + pairs[3];
-    return even + odd;
+    return sum_eight_lanes(lanes);
 }
 
 /// K formats (see `strata_row_portable`): per group and token, the integer pair sums of all

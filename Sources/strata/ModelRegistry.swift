@@ -43,14 +43,14 @@ enum ModelRegistry {
     }
 }
 
-/// The fetch script named `name` in the `scripts` folder of the source tree this binary was
-/// built from, or the path in the environment variable `override`.
 /// A folder of Strata's cache: `$override` if set, else `~/.cache/strata/<name>`.
 func cacheDirectory(_ name: String, override: String) -> String {
     if let configured = ProcessInfo.processInfo.environment[override], !configured.isEmpty { return configured }
     return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/\(name)").path
 }
 
+/// The fetch script named `name` in the `scripts` folder of the source tree this binary was
+/// built from, or the path in the environment variable `override`.
 func fetchScriptPath(_ name: String, override: String) -> String {
     if let configured = ProcessInfo.processInfo.environment[override], !configured.isEmpty { return configured }
     return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
