@@ -31,6 +31,36 @@ struct ForwardPassTests {
         }
     }
 
+    @Test("a prompt longer than one slice gives bitwise the logits and cache of one whole pass",
+          arguments: [Numerics.exact, .fast])
+    func promptSlices(numerics: Numerics) throws {
+        // about 2.5 slices, so the last one is partial
+        let prompt = Array(repeating: tokens, count: 40).joined().prefix(330).map { $0 }
+        #expect(prompt.count == 330)
+        var transformer = Transformer(model: model, pool: WorkerPool(threadCount: 2), numerics: numerics)
+        // an observer keeps the pass whole (analysis sees every token's stream at once)
+        var wholeCache = transformer.makeCache(capacity: 340)
+        let whole = try transformer.forward(tokens: prompt, startPosition: 0, plan: full, cache: &wholeCache,
+                                            observer: IgnoringObserver(), logits: .all)
+        var slicedCache = transformer.makeCache(capacity: 340)
+        let sliced = try transformer.forward(tokens: prompt, startPosition: 0, plan: full, cache: &slicedCache, logits: .all)
+        #expect(sliced.rows == prompt.count)
+        #expect(firstDifference(sliced.values, whole.values) == nil)
+
+        var lastCache = transformer.makeCache(capacity: 340)
+        let last = try transformer.forward(tokens: prompt, startPosition: 0, plan: full, cache: &lastCache)
+        #expect(last.rows == 1 && Array(last.last) == Array(whole.last))
+        // the cache the slices wrote serves the next token exactly as the whole pass's does
+        let next = try transformer.forward(tokens: [tokens[0]], startPosition: prompt.count, plan: full, cache: &lastCache)
+        let nextWhole = try transformer.forward(tokens: [tokens[0]], startPosition: prompt.count, plan: full, cache: &wholeCache)
+        #expect(Array(next.last) == Array(nextWhole.last))
+    }
+
+    private func firstDifference(_ left: [Float], _ right: [Float]) -> Int? {
+        guard left.count == right.count else { return -1 }
+        return left.indices.first { left[$0].bitPattern != right[$0].bitPattern }
+    }
+
     @Test("truncating the cache and re-running positions reproduces the same logits")
     func truncateRollsBack() throws {
         var transformer = Transformer(model: model)
@@ -100,4 +130,9 @@ struct ForwardPassTests {
         #expect(run(seed: 7) == run(seed: 7))
         #expect(run(seed: 7) != run(seed: 8))
     }
+}
+
+/// An observer that looks at nothing: its presence alone makes a forward pass run whole.
+private final class IgnoringObserver: HiddenStateObserver {
+    func observe(step: Int, layer: Int, boundary: ResidualBoundary, hidden: [Float], tokens: Int, hiddenSize: Int) {}
 }

@@ -103,6 +103,9 @@ public struct Transformer: Sendable {
         for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
             throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
         }
+        if observer == nil && count > Self.promptSlice {
+            return try forwardInSlices(tokens: tokens, startPosition: startPosition, plan: plan, cache: &cache, selection: selection)
+        }
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         let hiddenSize = config.hiddenSize
         for (row, token) in tokens.enumerated() {
@@ -110,6 +113,32 @@ public struct Transformer: Sendable {
         }
         return run(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
                    observer: observer, selection: selection)
+    }
+
+    /// Longest run of tokens one pass processes when nobody observes hidden states: a longer
+    /// prompt goes through in slices of this many, so the activation buffers stay the size of
+    /// one slice (for a 512-token prompt of Qwen2.5-Coder-1.5B, 15 MB instead of 60). The
+    /// matrix kernels already stream weights in passes of at most ~136 tokens, so slicing costs
+    /// no speed, and their batch invariance keeps every logit bitwise the same.
+    static let promptSlice = 128
+
+    private mutating func forwardInSlices(
+        tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache, selection: LogitsSelection
+    ) throws(ForwardError) -> Logits {
+        var logits = Logits(values: [], rows: 0, vocabularySize: config.vocabularySize)
+        for start in stride(from: 0, to: tokens.count, by: Self.promptSlice) {
+            let end = min(start + Self.promptSlice, tokens.count)
+            let sliceSelection: LogitsSelection = switch selection {
+            case .all: .all
+            case .last: end == tokens.count ? .last : .none
+            case .none: .none
+            }
+            let slice = try forward(tokens: Array(tokens[start..<end]), startPosition: startPosition + start, plan: plan,
+                                    cache: &cache, logits: sliceSelection)
+            logits.values += slice.values
+            logits.rows += slice.rows
+        }
+        return logits
     }
 
     /// Continues a forward pass from the middle: `hidden` (`[tokens × hidden]`) is the residual
