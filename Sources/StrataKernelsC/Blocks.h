@@ -14,6 +14,19 @@ enum {
     FORMAT_Q4_K = 12, FORMAT_Q5_K = 13, FORMAT_Q6_K = 14,
 };
 
+/// Expands `MACRO(argument, format)` for every weight format the kernels take: the one list
+/// behind `strata_matmul_supports` and the SIMD levels' kernel switches.
+#define STRATA_EACH_FORMAT(MACRO, argument)                                                     \
+    MACRO(argument, FORMAT_Q4_0) MACRO(argument, FORMAT_Q4_1) MACRO(argument, FORMAT_Q5_0)     \
+    MACRO(argument, FORMAT_Q5_1) MACRO(argument, FORMAT_Q8_0) MACRO(argument, FORMAT_Q4_K)     \
+    MACRO(argument, FORMAT_Q5_K) MACRO(argument, FORMAT_Q6_K)
+
+#define STRATA_FORMAT_TILES(CASE, format) CASE(format, 1) CASE(format, 2) CASE(format, 3) CASE(format, 4)
+
+/// Expands `CASE(format, tile)` for every format and every tile of 1...TOKEN_TILE tokens: a
+/// level switches on `format * 8 + tile` to reach the kernel specialised for both.
+#define STRATA_EACH_FORMAT_AND_TILE(CASE) STRATA_EACH_FORMAT(STRATA_FORMAT_TILES, CASE)
+
 /// Tokens that share one pass over a weight row: each decoded 32-weight sub-block is dotted
 /// with this many activation rows before the next is decoded.
 enum { TOKEN_TILE = 4 };

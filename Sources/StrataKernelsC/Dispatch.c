@@ -37,8 +37,9 @@ void strata_quantize_activations(int level, const float *input, size_t count, si
 
 int strata_matmul_supports(uint32_t format) {
     switch (format) {
-    case FORMAT_Q4_0: case FORMAT_Q4_1: case FORMAT_Q5_0: case FORMAT_Q5_1: case FORMAT_Q8_0:
-    case FORMAT_Q4_K: case FORMAT_Q5_K: case FORMAT_Q6_K: return 1;
+#define STRATA_SUPPORTED(unused, name) case name:
+    STRATA_EACH_FORMAT(STRATA_SUPPORTED, _) return 1;
+#undef STRATA_SUPPORTED
     default: return 0;
     }
 }

@@ -179,10 +179,7 @@ void strata_row8_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t g
     switch (format * 8 + tile) {
 #define STRATA_CASE(name, size) \
     case name * 8 + size: row_against_tokens8(name, size, row, groups, activations, columns, output, output_stride); break;
-#define STRATA_TILES(name) STRATA_CASE(name, 1) STRATA_CASE(name, 2) STRATA_CASE(name, 3) STRATA_CASE(name, 4)
-    STRATA_TILES(FORMAT_Q4_0) STRATA_TILES(FORMAT_Q4_1) STRATA_TILES(FORMAT_Q5_0) STRATA_TILES(FORMAT_Q5_1)
-    STRATA_TILES(FORMAT_Q8_0) STRATA_TILES(FORMAT_Q4_K) STRATA_TILES(FORMAT_Q5_K) STRATA_TILES(FORMAT_Q6_K)
-#undef STRATA_TILES
+    STRATA_EACH_FORMAT_AND_TILE(STRATA_CASE)
 #undef STRATA_CASE
     default: break;
     }

@@ -205,10 +205,7 @@ void strata_row_avx512(uint32_t format, size_t tile, const uint8_t *row, size_t 
     switch (format * 8 + tile) {
 #define STRATA_CASE(name, size) \
     case name * 8 + size: row_against_tokens(name, size, row, groups, activations, stride, output, output_stride); break;
-#define STRATA_TILES(name) STRATA_CASE(name, 1) STRATA_CASE(name, 2) STRATA_CASE(name, 3) STRATA_CASE(name, 4)
-    STRATA_TILES(FORMAT_Q4_0) STRATA_TILES(FORMAT_Q4_1) STRATA_TILES(FORMAT_Q5_0) STRATA_TILES(FORMAT_Q5_1)
-    STRATA_TILES(FORMAT_Q8_0) STRATA_TILES(FORMAT_Q4_K) STRATA_TILES(FORMAT_Q5_K) STRATA_TILES(FORMAT_Q6_K)
-#undef STRATA_TILES
+    STRATA_EACH_FORMAT_AND_TILE(STRATA_CASE)
 #undef STRATA_CASE
     default: break;
     }
