@@ -7,6 +7,8 @@ import Testing
 /// effective GB/s of weights read, for growing batches on one and two threads. Timings vary
 /// with the machine and its load (best of several runs is printed); nothing is asserted. Run:
 /// `STRATA_TIMING=1 swift test -c release -Xswiftc -enable-testing --filter QuantizedProductTiming`
+/// (`STRATA_TIMING_MODEL=qwen2.5-coder-1.5b` times one model's matrices only,
+/// `STRATA_TIMING_BITS=8` or `16` one activation precision only).
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["STRATA_TIMING"] != nil), .serialized)
 struct QuantizedProductTiming {
     static let cases: [(model: String, tensor: String)] = [
@@ -23,7 +25,8 @@ struct QuantizedProductTiming {
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/strata/models").path
         let batches = [1, 2, 4, 8, 16, 64, 512]
         print("matrix, format, activation bits, tokens, threads, ms, GMAC/s, weight GB/s, time / 1-token time")
-        for (model, name) in Self.cases {
+        let environment = ProcessInfo.processInfo.environment
+        for (model, name) in Self.cases where environment["STRATA_TIMING_MODEL"].map({ $0 == model }) ?? true {
             let path = "\(directory)/\(model).gguf"
             guard FileManager.default.fileExists(atPath: path) else {
                 print("\(path) missing; skipped")
@@ -36,7 +39,9 @@ struct QuantizedProductTiming {
             else { continue }
             var generator = SeededGenerator(seed: 1)
             let input = randomActivations(count: batches.max()! * matrix.columns, generator: &generator)
-            for precision in ActivationPrecision.allCases {
+            let precisions = environment["STRATA_TIMING_BITS"].flatMap { ActivationPrecision(rawValue: $0) }.map { [$0] }
+                ?? ActivationPrecision.allCases
+            for precision in precisions {
                 var scratch = QuantizedActivations(capacity: input.count, precision: precision)
                 var output = [Float](repeating: 0, count: batches.max()! * matrix.rows)
                 let macsPerToken = Double(matrix.rows * matrix.columns)
