@@ -30,6 +30,7 @@ enum {
 /// Tokens that share one pass over a weight row: each decoded 32-weight sub-block is dotted
 /// with this many activation rows before the next is decoded.
 enum { TOKEN_TILE = 4 };
+_Static_assert(TOKEN_TILE == 4, "STRATA_FORMAT_TILES lists tiles 1...4");
 
 /// A group is one block of the weight format: 32 elements, or a 256-element K super-block
 /// holding eight 32-element sub-blocks.

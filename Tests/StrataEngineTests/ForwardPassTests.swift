@@ -45,7 +45,7 @@ struct ForwardPassTests {
         var slicedCache = transformer.makeCache(capacity: 340)
         let sliced = try transformer.forward(tokens: prompt, startPosition: 0, plan: full, cache: &slicedCache, logits: .all)
         #expect(sliced.rows == prompt.count)
-        #expect(firstDifference(sliced.values, whole.values) == nil)
+        #expect(firstBitwiseDifference(sliced.values, whole.values) == nil)
 
         var lastCache = transformer.makeCache(capacity: 340)
         let last = try transformer.forward(tokens: prompt, startPosition: 0, plan: full, cache: &lastCache)
@@ -54,11 +54,6 @@ struct ForwardPassTests {
         let next = try transformer.forward(tokens: [tokens[0]], startPosition: prompt.count, plan: full, cache: &lastCache)
         let nextWhole = try transformer.forward(tokens: [tokens[0]], startPosition: prompt.count, plan: full, cache: &wholeCache)
         #expect(Array(next.last) == Array(nextWhole.last))
-    }
-
-    private func firstDifference(_ left: [Float], _ right: [Float]) -> Int? {
-        guard left.count == right.count else { return -1 }
-        return left.indices.first { left[$0].bitPattern != right[$0].bitPattern }
     }
 
     @Test("truncating the cache and re-running positions reproduces the same logits")

@@ -1,5 +1,6 @@
 import Testing
 @testable import StrataKernels
+import StrataTestSupport
 
 @Suite struct DequantizationFixtureTests {
     @Test("reference matches gguf-py on fixture blocks", arguments: computableFormats)

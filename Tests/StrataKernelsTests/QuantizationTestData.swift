@@ -65,12 +65,6 @@ func dequantize(_ format: QuantFormat, _ bytes: [UInt8], path: Path) -> [Float] 
     }
 }
 
-/// The first index where two float arrays differ in bits (NaN payloads included), or nil.
-func firstBitwiseDifference(_ left: [Float], _ right: [Float]) -> Int? {
-    if left.count != right.count { return min(left.count, right.count) }
-    return left.indices.first { left[$0].bitPattern != right[$0].bitPattern }
-}
-
 /// Raw blocks and the values gguf-py's `dequantize` returned for them (see Fixtures/README.md).
 struct QuantizationFixture {
     let blocks: [UInt8]

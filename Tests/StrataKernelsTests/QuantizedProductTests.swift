@@ -1,5 +1,6 @@
 import Testing
 @testable import StrataKernels
+import StrataTestSupport
 
 @Suite struct ActivationQuantizationTests {
     @Test("quantizer matches the Swift definition bitwise, with 32- and 256-element scale groups",

@@ -126,6 +126,8 @@ public struct Transformer: Sendable {
         tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache, selection: LogitsSelection
     ) throws(ForwardError) -> Logits {
         var logits = Logits(values: [], rows: 0, vocabularySize: config.vocabularySize)
+        // all rows' logits are kept: one allocation, not one regrowth per slice
+        if case .all = selection { logits.values.reserveCapacity(tokens.count * config.vocabularySize) }
         for start in stride(from: 0, to: tokens.count, by: Self.promptSlice) {
             let end = min(start + Self.promptSlice, tokens.count)
             let sliceSelection: LogitsSelection = switch selection {
