@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataKernelsC
 
 /// Causal grouped-query attention over a float KV cache.
 public enum Attention {
@@ -25,15 +26,26 @@ public enum Attention {
     /// - `queries`, `output`: `[tokens × heads × headDimensions]`
     /// - `keys`, `values`: `[positions × kvHeads × headDimensions]` (the layer's cache)
     ///
-    /// Uses a one-pass (online) softmax so no score buffer is needed; each (token, head) is
-    /// computed whole by one thread in position order, so the result does not depend on how many
-    /// tokens share the call.
+    /// Uses a one-pass (online) softmax over blocks of 8 positions, so no score buffer is
+    /// needed; each (token, head) is computed whole by one thread, with blocks counted from
+    /// position 0, so the result does not depend on how many tokens share the call or on the
+    /// thread count.
     public static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
         shape: Shape, scale: Float, into output: inout [Float], pool: WorkerPool
     ) {
+        causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: startPosition,
+               shape: shape, scale: scale, into: &output, pool: pool, level: .detected)
+    }
+
+    static func causal(
+        queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
+        shape: Shape, scale: Float, into output: inout [Float], pool: WorkerPool, level: KernelLevel
+    ) {
         let headDimensions = shape.headDimensions
         let rowWidth = shape.kvHeads * headDimensions
+        precondition(headDimensions > 0 && headDimensions % 8 == 0, "attention needs head dimensions in multiples of 8")
+        precondition(shape.kvHeads > 0 && shape.heads % shape.kvHeads == 0)
         precondition(queries.count >= tokens * shape.heads * headDimensions)
         precondition(output.count >= tokens * shape.heads * headDimensions)
         precondition(keys.count >= (startPosition + tokens) * rowWidth && values.count >= (startPosition + tokens) * rowWidth)
@@ -50,31 +62,11 @@ public enum Attention {
                             withUnsafeTemporaryAllocation(of: Float.self, capacity: headDimensions) { accumulator in
                                 for task in range {
                                     let token = task / shape.heads
-                                    let head = task % shape.heads
-                                    let kvOffset = (head / group) * headDimensions
-                                    let q = query + task * headDimensions
-                                    let lastPosition = startPosition + token
-                                    var maximum = -Float.infinity
-                                    var sum: Float = 0
-                                    accumulator.initialize(repeating: 0)
-                                    for position in 0...lastPosition {
-                                        let k = key + position * rowWidth + kvOffset
-                                        let score = FloatKernels.dot(q, k, count: headDimensions) * scale
-                                        let v = value + position * rowWidth + kvOffset
-                                        if score > maximum {
-                                            // Rescale what was accumulated under the old maximum.
-                                            let correction = expf(maximum - score)
-                                            sum *= correction
-                                            for index in 0..<headDimensions { accumulator[index] *= correction }
-                                            maximum = score
-                                        }
-                                        let weight = expf(score - maximum)
-                                        sum += weight
-                                        for index in 0..<headDimensions { accumulator[index] += weight * v[index] }
-                                    }
-                                    let out = result + task * headDimensions
-                                    let inverse = 1 / sum
-                                    for index in 0..<headDimensions { out[index] = accumulator[index] * inverse }
+                                    let kvOffset = (task % shape.heads / group) * headDimensions
+                                    strata_attention(
+                                        level.rawValue, query + task * headDimensions, key + kvOffset, value + kvOffset,
+                                        rowWidth, startPosition + token + 1, headDimensions, scale,
+                                        accumulator.baseAddress!, result + task * headDimensions)
                                 }
                             }
                         }

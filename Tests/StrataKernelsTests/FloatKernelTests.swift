@@ -80,41 +80,6 @@ struct RotaryEmbeddingTests {
     }
 }
 
-@Suite("Attention")
-struct AttentionTests {
-    @Test func causalGroupedQueryAttentionMatchesReference() {
-        let shape = Attention.Shape(heads: 4, kvHeads: 2, headDimensions: 16)
-        let positions = 7
-        let tokens = 3
-        let start = positions - tokens
-        let rowWidth = shape.kvHeads * shape.headDimensions
-        let keys = randomFloats(positions * rowWidth, seed: 11).map { $0 * 4 }
-        let values = randomFloats(positions * rowWidth, seed: 12)
-        let queries = randomFloats(tokens * shape.heads * shape.headDimensions, seed: 13)
-        var output = [Float](repeating: 0, count: queries.count)
-        let scale: Float = 0.25
-        Attention.causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: start,
-                         shape: shape, scale: scale, into: &output, pool: WorkerPool(threadCount: 2))
-        for token in 0..<tokens {
-            for head in 0..<shape.heads {
-                let kvHead = head / 2
-                let visible = 0...(start + token)
-                func row(_ data: [Float], _ position: Int) -> [Float] {
-                    let base = position * rowWidth + kvHead * shape.headDimensions
-                    return Array(data[base..<(base + shape.headDimensions)])
-                }
-                let offset = (token * shape.heads + head) * shape.headDimensions
-                let expected = Attention.reference(
-                    query: Array(queries[offset..<(offset + shape.headDimensions)]),
-                    keys: visible.map { row(keys, $0) }, values: visible.map { row(values, $0) }, scale: scale)
-                for index in 0..<shape.headDimensions {
-                    #expect(abs(output[offset + index] - expected[index]) < 1e-5)
-                }
-            }
-        }
-    }
-}
-
 @Suite("WeightMatrix")
 struct WeightMatrixTests {
     @Test func floatMultiplyMatchesReferenceAndIsInvariantToBatchAndThreads() throws {

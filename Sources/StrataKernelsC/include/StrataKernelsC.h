@@ -74,6 +74,14 @@ void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_
                     size_t row_begin, size_t row_end, size_t columns,
                     strata_activations8 activations, size_t tokens, float *output);
 
+/// Causal attention of one query head: `output[d] = Σ_p softmax_p(scale × query·key_p) × value_p[d]`
+/// over cache positions `p < positions`, where key p starts at `keys + p × row_stride` (values
+/// likewise) and each holds `dimensions` floats (a multiple of 8). `accumulator` is scratch of
+/// `dimensions` floats. The result depends only on these arguments (not on other queries or
+/// threads), and the levels agree bit for bit.
+void strata_attention(int level, const float *query, const float *keys, const float *values, size_t row_stride,
+                      size_t positions, size_t dimensions, float scale, float *accumulator, float *output);
+
 /// Tells the CPU the caller is in a spin-wait loop (x86 PAUSE): saves power and lets the
 /// sibling hyper-thread run.
 void strata_spin_pause(void);

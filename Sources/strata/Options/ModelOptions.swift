@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp(
         "Matrix-product numerics: 'exact' (float32, matches transformers), 'fast' (16-bit activations with integer dot products) or 'fast8' (8-bit activations, as llama.cpp; batches cost about half as much).",
-        discussion: "Default: fast8 for models with a hidden size of \(Numerics.eightBitMinimumHiddenSize) or more, fast below (8-bit activations flip next-token choices of smaller models such as SmolLM2-135M)."))
+        discussion: "Default: fast8 for models with a hidden size of \(Numerics.eightBitMinimumHiddenSize) or more, fast below (8-bit activations flip next-token choices of smaller models such as SmolLM2-135M and Qwen2.5-Coder-0.5B)."))
     var numerics: Numerics?
 
     @Flag(help: "Shorthand for --numerics exact.")
