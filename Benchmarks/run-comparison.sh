@@ -6,7 +6,8 @@
 #
 #   LLAMA_BENCH=/path/to/llama-bench Benchmarks/run-comparison.sh MODEL THREADS [REPETITIONS]
 #
-# Writes Benchmarks/results/<date>-<model>-t<threads>.{strata.json,llama-1.json,llama-2.json}.
+# Writes Benchmarks/results/<date>-<model>-t<threads>[-<run>].{strata.json,llama-1.json,llama-2.json}
+# (the second and later runs of a day are numbered from 2).
 set -euo pipefail
 model="${1:?usage: run-comparison.sh MODEL THREADS [REPETITIONS]}"
 threads="${2:?threads}"
@@ -19,6 +20,12 @@ file="$models_dir/$model.gguf"
 strata=.build/release/strata
 [ -x "$strata" ] || swift build -c release >/dev/null
 stem="Benchmarks/results/$(date -u +%Y-%m-%d)-$model-t$threads"
+# a later run the same day gets -2, -3, ...: earlier results are never overwritten
+if [ -e "$stem.strata.json" ]; then
+    run=2
+    while [ -e "$stem-$run.strata.json" ]; do run=$((run + 1)); done
+    stem="$stem-$run"
+fi
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$LLAMA_BENCH" -m "$file" -t "$threads" -p 512 -n 128 -r "$repetitions" -fa 1 -o json >"$stem.llama-1.json"
 "$strata" bench --model "$model" --threads "$threads" --repetitions "$repetitions" --json >"$stem.strata.json"
