@@ -68,38 +68,112 @@ STRATA_AVX2_INLINE __m256i k_codes8(uint32_t format, const uint8_t *block, int s
     return codes;
 }
 
+/// A K group's header, unpacked for the sub-block loop.
+typedef struct {
+    float d, correction_factor;
+    __m256i scales_by_half, corrections;
+} k_header8;
+
+STRATA_AVX2_INLINE k_header8 k_header(uint32_t format, const uint8_t *block) {
+    k_header8 header;
+    float second;
+    group_halves8(format, block, &header.d, &second);
+    if (format == FORMAT_Q6_K) {
+        header.scales_by_half = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192)));
+        header.corrections = header.scales_by_half;
+    } else {
+        uint64_t scales, minimums;
+        unpack_k_scales(block, &scales, &minimums);
+        __m128i packed_scales = _mm_cvtsi64_si128((long long)scales), packed_minimums = _mm_cvtsi64_si128((long long)minimums);
+        header.scales_by_half = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_scales, packed_scales));
+        header.corrections = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_minimums, packed_minimums));
+    }
+    header.correction_factor = format == FORMAT_Q6_K ? -32.0f * header.d : -second;
+    return header;
+}
+
+/// Sub-block `sub`'s code scales as int16 lanes: lanes 0-7 (elements 0-15) take its first
+/// scale, lanes 8-15 its second (vpermd puts int16 lanes 2k, 2k+1 in every dword, vpshufb
+/// spreads them).
+STRATA_AVX2_INLINE __m256i k_sub_scale(const k_header8 *header, int sub) {
+    const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(header->scales_by_half, _mm256_set1_epi32(sub)), spread);
+}
+
+/// Sub-block `sub`'s integer products with one token, as float lanes (before its activation scale).
+STRATA_AVX2_INLINE __m256 k_sub_lanes8(uint32_t format, const uint8_t *block, const k_header8 *header, int sub, const int8_t *values) {
+    __m256i scale = k_sub_scale(header, sub);
+    __m256i pairs = _mm256_maddubs_epi16(k_codes8(format, block, sub), _mm256_loadu_si256((const __m256i *)values));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, scale));
+}
+
+/// Adds a group's sums to a token's accumulator: the same operations as the tiled loop below.
+STRATA_AVX2_INLINE __m256 k_accumulate8(const k_header8 *header, __m256 group_sums, const int16_t *half_sums,
+                                        const float *block_scales, __m256 accumulator) {
+    accumulator = _mm256_fmadd_ps(group_sums, _mm256_set1_ps(header->d), accumulator);
+    __m256i correction = _mm256_madd_epi16(header->corrections, _mm256_loadu_si256((const __m256i *)half_sums));
+    __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(correction), _mm256_loadu_ps(block_scales));
+    return _mm256_fmadd_ps(scaled, _mm256_set1_ps(header->correction_factor), accumulator);
+}
+
+/// One token against a K row, two groups at a time: each group's eight sub-block sums form a
+/// chain of dependent multiply-adds, and interleaving two groups' chains hides their latency.
+/// Per group the float operations and their order are those of `k_row8`, so the bits are too.
+STRATA_AVX2_INLINE void k_row8_single(const uint32_t format, const uint8_t *row, size_t groups,
+                                      strata_activations8 activations, float *output) {
+    const size_t bytes = group_bytes(format);
+    __m256 accumulator = _mm256_setzero_ps();
+    size_t group = 0;
+    for (; group + 2 <= groups; group += 2) {
+        const uint8_t *first_block = row + group * bytes, *second_block = first_block + bytes;
+        k_header8 first = k_header(format, first_block), second = k_header(format, second_block);
+        const int8_t *first_values = activations.values + group * 256, *second_values = first_values + 256;
+        const float *first_scales = activations.scales + group * 8, *second_scales = first_scales + 8;
+        __m256 first_sums = _mm256_setzero_ps(), second_sums = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int sub = 0; sub < 8; sub++) {
+            __m256 first_lanes = k_sub_lanes8(format, first_block, &first, sub, first_values + 32 * sub);
+            __m256 second_lanes = k_sub_lanes8(format, second_block, &second, sub, second_values + 32 * sub);
+            __m256 first_scale = _mm256_broadcast_ss(first_scales + sub), second_scale = _mm256_broadcast_ss(second_scales + sub);
+            first_sums = sub == 0 ? _mm256_mul_ps(first_lanes, first_scale) : _mm256_fmadd_ps(first_lanes, first_scale, first_sums);
+            second_sums = sub == 0 ? _mm256_mul_ps(second_lanes, second_scale) : _mm256_fmadd_ps(second_lanes, second_scale, second_sums);
+        }
+        accumulator = k_accumulate8(&first, first_sums, activations.half_sums + group * 16, first_scales, accumulator);
+        accumulator = k_accumulate8(&second, second_sums, activations.half_sums + (group + 1) * 16, second_scales, accumulator);
+    }
+    if (group < groups) {
+        const uint8_t *block = row + group * bytes;
+        k_header8 header = k_header(format, block);
+        __m256 sums = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int sub = 0; sub < 8; sub++) {
+            __m256 lanes = k_sub_lanes8(format, block, &header, sub, activations.values + group * 256 + 32 * sub);
+            __m256 scale = _mm256_broadcast_ss(activations.scales + group * 8 + sub);
+            sums = sub == 0 ? _mm256_mul_ps(lanes, scale) : _mm256_fmadd_ps(lanes, scale, sums);
+        }
+        accumulator = k_accumulate8(&header, sums, activations.half_sums + group * 16, activations.scales + group * 8, accumulator);
+    }
+    output[0] = reduce_eight_lanes(accumulator);
+}
+
 STRATA_AVX2_INLINE void k_row8(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                                strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
+    if (tile == 1) {
+        k_row8_single(format, row, groups, activations, output);
+        return;
+    }
     const size_t bytes = group_bytes(format);
     __m256 accumulators[TOKEN_TILE];
     for (int token = 0; token < tile; token++) accumulators[token] = _mm256_setzero_ps();
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
-        float d, second;
-        group_halves8(format, block, &d, &second);
-        // per 16 elements, as int16: the code scales (int16 lanes 2k and 2k+1 for sub-block k)
-        // and what multiplies the half sums (Q6_K: the same scales; Q4_K/Q5_K: the minimums)
-        __m256i scales_by_half, corrections;
-        if (format == FORMAT_Q6_K) {
-            scales_by_half = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192)));
-            corrections = scales_by_half;
-        } else {
-            uint64_t scales, minimums;
-            unpack_k_scales(block, &scales, &minimums);
-            __m128i packed_scales = _mm_cvtsi64_si128((long long)scales), packed_minimums = _mm_cvtsi64_si128((long long)minimums);
-            scales_by_half = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_scales, packed_scales));
-            corrections = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_minimums, packed_minimums));
-        }
-        // spreads int16 lanes 2k, 2k+1 (after vpermd put them in every dword) to 8 words each
-        const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                                2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-        const float correction_factor = format == FORMAT_Q6_K ? -32.0f * d : -second;
+        const k_header8 header = k_header(format, block);
         __m256 group_sums[TOKEN_TILE];
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
             __m256i codes = k_codes8(format, block, sub);
-            // int16 lanes 0-7 (elements 0-15) take the sub-block's first scale, lanes 8-15 its second
-            __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales_by_half, _mm256_set1_epi32(sub)), spread);
+            __m256i scale = k_sub_scale(&header, sub);
             for (int token = 0; token < tile; token++) {
                 const int8_t *values = activations.values + token * columns + group * 256 + sub * 32;
                 __m256i pairs = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)values));
@@ -110,12 +184,8 @@ STRATA_AVX2_INLINE void k_row8(const uint32_t format, const int tile, const uint
             }
         }
         for (int token = 0; token < tile; token++) {
-            const int16_t *half_sums = activations.half_sums + token * columns / 16 + group * 16;
-            const float *block_scales = activations.scales + token * columns / 32 + group * 8;
-            accumulators[token] = _mm256_fmadd_ps(group_sums[token], _mm256_set1_ps(d), accumulators[token]);
-            __m256i correction = _mm256_madd_epi16(corrections, _mm256_loadu_si256((const __m256i *)half_sums));
-            __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(correction), _mm256_loadu_ps(block_scales));
-            accumulators[token] = _mm256_fmadd_ps(scaled, _mm256_set1_ps(correction_factor), accumulators[token]);
+            accumulators[token] = k_accumulate8(&header, group_sums[token], activations.half_sums + token * columns / 16 + group * 16,
+                                                activations.scales + token * columns / 32 + group * 8, accumulators[token]);
         }
     }
     for (int token = 0; token < tile; token++) output[token * output_stride] = reduce_eight_lanes(accumulators[token]);

@@ -125,8 +125,9 @@ import StrataTestSupport
           arguments: quantizedProductFormats, ActivationPrecision.allCases)
     func batchInvariance(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0xBA_0000 + UInt64(format.rawValue))
-        // 8192 columns make token passes of 24, so 30 tokens also cross a pass boundary
-        for (rows, columns, tokenCount) in [(37, 512, 17), (5, 8192, 30)] {
+        // 8192 columns make token passes of 24, so 30 tokens also cross a pass boundary; 768
+        // columns are an odd number of K groups (the single-token K kernel takes groups in pairs)
+        for (rows, columns, tokenCount) in [(37, 512, 17), (11, 768, 9), (5, 8192, 30)] {
             let matrix = weightMatrix(format, rows: rows, columns: columns,
                                       bytes: randomBlocks(format, blockCount: rows * columns / format.blockSize, generator: &generator))
             let input = randomActivations(count: tokenCount * columns, generator: &generator)
