@@ -111,12 +111,6 @@ STRATA_AVX2_INLINE __m256 exp_nonpositive8(__m256 x) {
     return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), keep);
 }
 
-STRATA_AVX2_INLINE __m256 dot_lanes(const float *query, const float *key, size_t dimensions) {
-    __m256 lanes = _mm256_mul_ps(_mm256_loadu_ps(query), _mm256_loadu_ps(key));
-    for (size_t d = 8; d < dimensions; d += 8) lanes = _mm256_fmadd_ps(_mm256_loadu_ps(query + d), _mm256_loadu_ps(key + d), lanes);
-    return lanes;
-}
-
 STRATA_AVX2
 static void attention_avx2(const float *query, const float *keys, const float *values, size_t row_stride,
                            size_t positions, size_t dimensions, float scale, float *accumulator, float *output) {
@@ -126,23 +120,17 @@ static void attention_avx2(const float *query, const float *keys, const float *v
     const __m256 lane_index = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
     for (size_t start = 0; start < positions; start += POSITION_BLOCK) {
         size_t count = positions - start < POSITION_BLOCK ? positions - start : POSITION_BLOCK;
+        // The eight dot products side by side: eight independent chains of multiply-adds instead
+        // of one at a time (each lane's chain is the portable one). Past the last position a
+        // lane reads the block's first key, which exists, and its score is replaced by -inf below.
+        const float *key[POSITION_BLOCK];
+        for (size_t j = 0; j < POSITION_BLOCK; j++) key[j] = keys + (start + (j < count ? j : 0)) * row_stride;
         __m256 lanes[POSITION_BLOCK];
-        const float *key = keys + start * row_stride;
-        if (count == POSITION_BLOCK) {
-            // the eight dot products side by side: eight independent chains of multiply-adds
-            // instead of one chain at a time (each lane's chain is the same)
-            __m256 q = _mm256_loadu_ps(query);
-            for (size_t j = 0; j < POSITION_BLOCK; j++) lanes[j] = _mm256_mul_ps(q, _mm256_loadu_ps(key + j * row_stride));
-            for (size_t d = 8; d < dimensions; d += 8) {
-                q = _mm256_loadu_ps(query + d);
-                for (size_t j = 0; j < POSITION_BLOCK; j++) {
-                    lanes[j] = _mm256_fmadd_ps(q, _mm256_loadu_ps(key + j * row_stride + d), lanes[j]);
-                }
-            }
-        } else {
-            for (size_t j = 0; j < POSITION_BLOCK; j++) {
-                lanes[j] = j < count ? dot_lanes(query, key + j * row_stride, dimensions) : _mm256_setzero_ps();
-            }
+        __m256 q = _mm256_loadu_ps(query);
+        for (size_t j = 0; j < POSITION_BLOCK; j++) lanes[j] = _mm256_mul_ps(q, _mm256_loadu_ps(key[j]));
+        for (size_t d = 8; d < dimensions; d += 8) {
+            q = _mm256_loadu_ps(query + d);
+            for (size_t j = 0; j < POSITION_BLOCK; j++) lanes[j] = _mm256_fmadd_ps(q, _mm256_loadu_ps(key[j] + d), lanes[j]);
         }
         // transpose-reduce: score j = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) of lanes[j]
         __m256 first = _mm256_hadd_ps(_mm256_hadd_ps(lanes[0], lanes[1]), _mm256_hadd_ps(lanes[2], lanes[3]));

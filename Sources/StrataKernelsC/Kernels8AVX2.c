@@ -108,6 +108,12 @@ STRATA_AVX2_INLINE __m256 k_sub_lanes8(uint32_t format, const uint8_t *block, co
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, scale));
 }
 
+/// One step of a group's chain over its sub-blocks: the first sub-block starts it with a
+/// multiply, the others multiply-add, as the portable level does (the bits depend on it).
+STRATA_AVX2_INLINE __m256 k_chain_step(int sub, __m256 lanes, __m256 activation_scale, __m256 group_sums) {
+    return sub == 0 ? _mm256_mul_ps(lanes, activation_scale) : _mm256_fmadd_ps(lanes, activation_scale, group_sums);
+}
+
 /// Adds a group's sums to a token's accumulator: the same operations as the tiled loop below.
 STRATA_AVX2_INLINE __m256 k_accumulate8(const k_header8 *header, __m256 group_sums, const int16_t *half_sums,
                                         const float *block_scales, __m256 accumulator) {
@@ -136,8 +142,8 @@ STRATA_AVX2_INLINE void k_row8_single(const uint32_t format, const uint8_t *row,
             __m256 first_lanes = k_sub_lanes8(format, first_block, &first, sub, first_values + 32 * sub);
             __m256 second_lanes = k_sub_lanes8(format, second_block, &second, sub, second_values + 32 * sub);
             __m256 first_scale = _mm256_broadcast_ss(first_scales + sub), second_scale = _mm256_broadcast_ss(second_scales + sub);
-            first_sums = sub == 0 ? _mm256_mul_ps(first_lanes, first_scale) : _mm256_fmadd_ps(first_lanes, first_scale, first_sums);
-            second_sums = sub == 0 ? _mm256_mul_ps(second_lanes, second_scale) : _mm256_fmadd_ps(second_lanes, second_scale, second_sums);
+            first_sums = k_chain_step(sub, first_lanes, first_scale, first_sums);
+            second_sums = k_chain_step(sub, second_lanes, second_scale, second_sums);
         }
         accumulator = k_accumulate8(&first, first_sums, activations.half_sums + group * 16, first_scales, accumulator);
         accumulator = k_accumulate8(&second, second_sums, activations.half_sums + (group + 1) * 16, second_scales, accumulator);
@@ -150,7 +156,7 @@ STRATA_AVX2_INLINE void k_row8_single(const uint32_t format, const uint8_t *row,
         for (int sub = 0; sub < 8; sub++) {
             __m256 lanes = k_sub_lanes8(format, block, &header, sub, activations.values + group * 256 + 32 * sub);
             __m256 scale = _mm256_broadcast_ss(activations.scales + group * 8 + sub);
-            sums = sub == 0 ? _mm256_mul_ps(lanes, scale) : _mm256_fmadd_ps(lanes, scale, sums);
+            sums = k_chain_step(sub, lanes, scale, sums);
         }
         accumulator = k_accumulate8(&header, sums, activations.half_sums + group * 16, activations.scales + group * 8, accumulator);
     }
@@ -179,8 +185,7 @@ STRATA_AVX2_INLINE void k_row8(const uint32_t format, const int tile, const uint
                 __m256i pairs = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)values));
                 __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, scale));
                 __m256 activation_scale = _mm256_broadcast_ss(activations.scales + token * columns / 32 + group * 8 + sub);
-                group_sums[token] = sub == 0 ? _mm256_mul_ps(lanes, activation_scale)
-                                             : _mm256_fmadd_ps(lanes, activation_scale, group_sums[token]);
+                group_sums[token] = k_chain_step(sub, lanes, activation_scale, group_sums[token]);
             }
         }
         for (int token = 0; token < tile; token++) {
