@@ -9,11 +9,14 @@ import Darwin
 public final class ByteStorage: @unchecked Sendable {
     let base: UnsafeRawPointer
     public let count: Int
+    /// Whether the bytes are a file mapping (whose pages can be dropped and read again).
+    let isMapped: Bool
     private let release: @Sendable () -> Void
 
-    private init(base: UnsafeRawPointer, count: Int, release: @escaping @Sendable () -> Void) {
+    private init(base: UnsafeRawPointer, count: Int, isMapped: Bool = false, release: @escaping @Sendable () -> Void) {
         self.base = base
         self.count = count
+        self.isMapped = isMapped
         self.release = release
     }
 
@@ -27,6 +30,20 @@ public final class ByteStorage: @unchecked Sendable {
         }
         nonisolated(unsafe) let owned = memory
         return ByteStorage(base: UnsafeRawPointer(memory), count: bytes.count) { owned.deallocate() }
+    }
+
+    /// `count` bytes on the heap, written once by `fill` (the kernels' repacked weights).
+    /// Large ones are asked for in huge pages: first touches of fresh pages (faults, zeroing)
+    /// were most of the time repacking a model took.
+    static func filled(count: Int, _ fill: (UnsafeMutableRawPointer) -> Void) -> ByteStorage {
+        let hugePage = 2 << 20
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: count >= hugePage ? hugePage : 64)
+        #if os(Linux)
+        if count >= hugePage { _ = madvise(memory, count / hugePage * hugePage, Int32(MADV_HUGEPAGE)) }
+        #endif
+        fill(memory)
+        nonisolated(unsafe) let owned = memory
+        return ByteStorage(base: UnsafeRawPointer(memory), count: count) { owned.deallocate() }
     }
 
     /// Maps a whole file read-only. Pages are loaded on first touch and shared with the page
@@ -46,7 +63,7 @@ public final class ByteStorage: @unchecked Sendable {
             throw .cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         nonisolated(unsafe) let mapped = address
-        return ByteStorage(base: UnsafeRawPointer(address), count: size) { munmap(mapped, size) }
+        return ByteStorage(base: UnsafeRawPointer(address), count: size, isMapped: true) { munmap(mapped, size) }
     }
 }
 
@@ -119,6 +136,19 @@ public struct ByteView: Sendable {
         precondition(contains(start: position, length: length), "ByteView read outside range")
         let buffer = UnsafeRawBufferPointer(start: storage.base + offset + position, count: length)
         return String(validating: buffer, as: UTF8.self)
+    }
+
+    /// Drops the view's whole pages from the process's resident memory when it is a file
+    /// mapping; they are read from the file again if touched later. Does nothing for heap bytes.
+    /// For data that now lives elsewhere (repacked weights), so it is not resident twice.
+    public func releaseResidentPages() {
+        guard storage.isMapped else { return }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: storage.base) + offset
+        let firstPage = (start + pageSize - 1) / pageSize * pageSize
+        let endPage = (start + count) / pageSize * pageSize
+        guard endPage > firstPage, let address = UnsafeMutableRawPointer(bitPattern: firstPage) else { return }
+        _ = madvise(address, endPage - firstPage, Int32(MADV_DONTNEED))
     }
 
     /// Calls `body` with the view's bytes. Do not let the pointer escape `body`.

@@ -205,6 +205,14 @@ extension WeightMatrix {
                 case .eightBit:
                     activations.withEightBitInputs { arrays in
                         nonisolated(unsafe) let inputs = arrays
+                        if let interleaved {
+                            nonisolated(unsafe) let packed = interleaved.base
+                            pool.parallelFor(count: rows / 8, granularity: 2) { octets in
+                                strata_matmul8_interleaved(level.rawValue, format, packed, rows, octets.lowerBound,
+                                                           octets.upperBound, columns, inputs, tokens, results)
+                            }
+                            return
+                        }
                         pool.parallelFor(count: rows, granularity: 16) { range in
                             strata_matmul8(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
                                            range.upperBound, columns, inputs, tokens, results)

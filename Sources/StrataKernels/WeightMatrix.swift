@@ -1,3 +1,5 @@
+import StrataKernelsC
+
 /// A weight matrix as stored in the model file: `rows` output features, each a row of
 /// `columns` input features encoded in `format`, viewed in place (usually memory-mapped).
 public struct WeightMatrix: Sendable {
@@ -11,6 +13,9 @@ public struct WeightMatrix: Sendable {
     public let bytes: ByteView
     /// Bytes per row.
     public let rowByteCount: Int
+    /// The rows repacked eight at a time for 8-bit products (`preparedForEightBitProducts`),
+    /// or nil: then every product reads `bytes`.
+    let interleaved: ByteStorage?
 
     /// Wraps `bytes` as a `[rows, columns]` matrix; nil if the geometry does not fit `format`
     /// or the byte count does not match.
@@ -23,6 +28,55 @@ public struct WeightMatrix: Sendable {
         self.columns = columns
         self.bytes = bytes
         self.rowByteCount = rowBytes
+        self.interleaved = nil
+    }
+
+    private init(_ matrix: WeightMatrix, interleaved: ByteStorage) {
+        format = matrix.format
+        rows = matrix.rows
+        columns = matrix.columns
+        bytes = matrix.bytes
+        rowByteCount = matrix.rowByteCount
+        self.interleaved = interleaved
+    }
+
+    /// Rows repacked between releases of their file pages (a multiple of 8); also the unit of
+    /// work the pool's threads share.
+    private static let repackSliceRows = 1_024
+
+    /// Whether 8-bit products read a repacked copy of the rows.
+    public var isInterleaved: Bool { interleaved != nil }
+
+    /// This matrix with its rows also repacked eight at a time, which 8-bit products
+    /// (`ActivationPrecision.eightBit`) then read instead of `bytes`: a Q4_K or Q6_K matrix whose
+    /// rows are a multiple of 8 and columns of 256. Other matrices come back unchanged.
+    ///
+    /// With `releasingFilePages` the file's pages for `bytes` leave resident memory as they are
+    /// repacked, so the weights are never resident twice; anything that still reads `bytes`
+    /// (embedding lookups, the exact and 16-bit paths) reads them from the file again.
+    public func preparedForEightBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
+        guard interleaved == nil else { return self }
+        let size = strata_interleaved_size(format.rawValue, rows, columns)
+        guard size > 0 else { return self }
+        let format = format, rows = rows, columns = columns, rowByteCount = rowByteCount, bytes = bytes
+        let packedRowBytes = size / rows, sliceRows = Self.repackSliceRows
+        let packed = ByteStorage.filled(count: size) { destination in
+            nonisolated(unsafe) let destination = destination
+            let slices = (rows + sliceRows - 1) / sliceRows
+            (pool ?? WorkerPool(threadCount: 1)).parallelFor(count: slices) { range in
+                for slice in range {
+                    let first = slice * sliceRows, count = min(sliceRows, rows - first)
+                    bytes.withUnsafeBytes { source in
+                        strata_interleave_rows(format.rawValue, source.baseAddress! + first * rowByteCount, rowByteCount, count,
+                                               columns, destination + first * packedRowBytes)
+                    }
+                    if releasingFilePages {
+                        bytes.slice(start: first * rowByteCount, length: count * rowByteCount).releaseResidentPages()
+                    }
+                }
+            }
+        }
+        return WeightMatrix(self, interleaved: packed)
     }
 
     /// Row `row` as floats (e.g. an embedding lookup).

@@ -69,6 +69,9 @@ public struct Transformer: Sendable {
     public let model: LanguageModel
     public let pool: WorkerPool
     public let numerics: Numerics
+    /// What the forward pass reads: `model.weights`, with the matrices repacked for the 8-bit
+    /// kernels under `fast8` (`WeightMatrix.preparedForEightBitProducts`).
+    private let weights: ModelWeights
     private var scratch = Scratch()
     /// The KV-cache slot of each step of `slotPlan`, kept so a decoding step does not rebuild it.
     private var slots: [Int] = []
@@ -81,7 +84,9 @@ public struct Transformer: Sendable {
     public init(model: LanguageModel, pool: WorkerPool = WorkerPool(), numerics: Numerics? = nil) {
         self.model = model
         self.pool = pool
-        self.numerics = numerics ?? .recommended(for: model.config)
+        let numerics = numerics ?? .recommended(for: model.config)
+        self.numerics = numerics
+        weights = numerics == .fast8 ? model.weights.preparedForEightBitProducts(pool: pool) : model.weights
         inverseFrequencies = RotaryEmbedding.inverseFrequencies(
             dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
     }
@@ -111,7 +116,7 @@ public struct Transformer: Sendable {
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         let hiddenSize = config.hiddenSize
         for (row, token) in tokens.enumerated() {
-            model.weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
+            weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
         }
         return run(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
                    observer: observer, selection: selection)
@@ -195,7 +200,7 @@ public struct Transformer: Sendable {
         observer: (any HiddenStateObserver)?, selection: LogitsSelection
     ) -> Logits {
         let hiddenSize = config.hiddenSize
-        let weights = model.weights
+        let weights = weights
         RotaryEmbedding.table(
             positions: startPosition..<(startPosition + count), inverseFrequencies: inverseFrequencies,
             cosines: &scratch.cosines, sines: &scratch.sines)
@@ -277,11 +282,11 @@ public struct Transformer: Sendable {
         var logits = Logits(values: [], rows: rows.count, vocabularySize: config.vocabularySize)
         guard !rows.isEmpty else { return logits }
         let hiddenSize = config.hiddenSize
-        FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: model.weights.outputNorm,
+        FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: weights.outputNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
         logits.values = [Float](repeating: 0, count: rows.count * config.vocabularySize)
         prepareInput(scratch.normalized, tokens: rows.count, columns: hiddenSize)
-        Self.multiply(model.weights.output, scratch.normalized, scratch.quantized, numerics: numerics, tokens: rows.count, into: &logits.values, pool: pool)
+        Self.multiply(weights.output, scratch.normalized, scratch.quantized, numerics: numerics, tokens: rows.count, into: &logits.values, pool: pool)
         return logits
     }
 

@@ -40,6 +40,30 @@ public struct ModelWeights: Sendable {
     /// [vocabulary, hidden]; the token embedding itself when the model ties them.
     public var output: WeightMatrix
 
+    /// These weights with every matrix the 8-bit kernels can repack repacked
+    /// (`WeightMatrix.preparedForEightBitProducts`), the file's pages of those matrices released
+    /// so resident memory holds them once. The token embedding is only read row by row, so it
+    /// stays as it is (and a tied output matrix is prepared as a matrix of its own).
+    public func preparedForEightBitProducts(pool: WorkerPool) -> ModelWeights {
+        func prepared(_ matrix: WeightMatrix) -> WeightMatrix {
+            matrix.preparedForEightBitProducts(releasingFilePages: true, pool: pool)
+        }
+        var result = self
+        result.layers = layers.map { layer in
+            var layer = layer
+            layer.query = prepared(layer.query)
+            layer.key = prepared(layer.key)
+            layer.value = prepared(layer.value)
+            layer.attentionOutput = prepared(layer.attentionOutput)
+            layer.gate = prepared(layer.gate)
+            layer.up = prepared(layer.up)
+            layer.down = prepared(layer.down)
+            return layer
+        }
+        result.output = prepared(output)
+        return result
+    }
+
     /// Binds and checks every tensor `config` requires in `file`.
     public init(gguf file: GGUFFile, config: ModelConfig) throws {
         let binder = TensorBinder(file: file)

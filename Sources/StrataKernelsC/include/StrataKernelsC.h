@@ -74,6 +74,23 @@ void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_
                     size_t row_begin, size_t row_end, size_t columns,
                     strata_activations8 activations, size_t tokens, float *output);
 
+/// Bytes `strata_interleave_rows` writes for a `rows × columns` matrix in `format`, or 0 when
+/// the format has no interleaved form: Q4_K with rows a multiple of 8 and columns of 256.
+size_t strata_interleaved_size(uint32_t format, size_t rows, size_t columns);
+
+/// Repacks a matrix (`row_bytes` per row) into the interleaved layout `strata_matmul8_interleaved`
+/// reads: eight rows at a time, so an 8-bit product handles one row per vector lane.
+/// `output` holds `strata_interleaved_size` bytes.
+void strata_interleave_rows(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                            void *output);
+
+/// `strata_matmul8` over repacked weights, for row octets `octet_begin..<octet_end` (rows
+/// 8 × octet_begin ..< 8 × octet_end): the same independence from batch size, row range and
+/// level, with its own float operations (see Interleaved.c).
+void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                                size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
+                                float *output);
+
 /// Causal attention of one query head: `output[d] = Σ_p softmax_p(scale × query·key_p) × value_p[d]`
 /// over cache positions `p < positions`, where key p starts at `keys + p × row_stride` (values
 /// likewise) and each holds `dimensions` floats (a multiple of 8). `accumulator` is scratch of
