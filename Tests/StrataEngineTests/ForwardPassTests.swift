@@ -31,6 +31,24 @@ struct ForwardPassTests {
         }
     }
 
+    @Test("with 8-bit activations and repacked Q4_K/Q6_K matrices, a token's logits are bitwise the same alone or in a batch")
+    func interleavedBatchInvariance() throws {
+        let qwen = try LoadedModels.model("qwen2.5-coder-0.5b")
+        // its ffn_down matrices (4,864 columns) are the ones `fast8` repacks
+        #expect(qwen.weights.layers.contains { $0.down.preparedForEightBitProducts(releasingFilePages: false).isInterleaved })
+        let prompt = qwen.tokenizer.encode("def quick_sort(items):\n    if len(items) <= 1:", addSpecial: false)
+        let plan = LayerPlan.full(layerCount: qwen.config.layerCount)
+        var batched = Transformer(model: qwen, pool: WorkerPool(threadCount: 2), numerics: .fast8)
+        var batchedCache = batched.makeCache(capacity: 64)
+        let all = try batched.forward(tokens: prompt, startPosition: 0, plan: plan, cache: &batchedCache, logits: .all)
+        var single = Transformer(model: qwen, pool: WorkerPool(threadCount: 1), numerics: .fast8)
+        var singleCache = single.makeCache(capacity: 64)
+        for (position, token) in prompt.enumerated() {
+            let logits = try single.forward(tokens: [token], startPosition: position, plan: plan, cache: &singleCache)
+            #expect(Array(logits.last) == Array(all.row(position)), "position \(position)")
+        }
+    }
+
     @Test("a prompt longer than one slice gives bitwise the logits and cache of one whole pass",
           arguments: [Numerics.exact, .fast])
     func promptSlices(numerics: Numerics) throws {
