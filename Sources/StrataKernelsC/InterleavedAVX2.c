@@ -32,11 +32,11 @@ STRATA_AVX2_INLINE __m256i unit_nibbles(const uint8_t *codes, int unit, int high
     return high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles) : _mm256_and_si256(packed, low_nibbles);
 }
 
-/// Each row's signed byte scale from `scale_bytes` (eight, one per row) in both int16 halves of its lane.
-STRATA_AVX2_INLINE __m256i row_scales16(const uint8_t *scale_bytes) {
-    __m128i bytes = _mm_loadl_epi64((const __m128i *)scale_bytes);
-    return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(bytes, bytes));
-}
+/// Eight bytes from `source` (one per row) in the low half of a vector.
+STRATA_AVX2_INLINE __m128i row_bytes(const uint8_t *source) { return _mm_loadl_epi64((const __m128i *)source); }
+
+/// Each row's signed byte scale (`bytes`, one per row) in both int16 halves of its lane.
+STRATA_AVX2_INLINE __m256i row_scales16(__m128i bytes) { return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(bytes, bytes)); }
 
 STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, size_t groups,
                                        strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
@@ -49,10 +49,8 @@ STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, siz
         __m256 group_sums[TOKEN_TILE];
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
-            const uint8_t *first_scale_bytes = block + OCTET_Q6K_SCALES + 16 * sub;
-            const __m256i sixteenth_scales[2] = {row_scales16(first_scale_bytes), row_scales16(first_scale_bytes + 8)};
-            __m128i first = _mm_loadl_epi64((const __m128i *)first_scale_bytes);
-            __m128i second = _mm_loadl_epi64((const __m128i *)(first_scale_bytes + 8));
+            const __m128i first = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub), second = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub + 8);
+            const __m256i sixteenth_scales[2] = {row_scales16(first), row_scales16(second)};
             // per row lane: its two sixteenths' scales, for the code offset
             const __m256i offset_scales = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(first, second));
             __m256i dots[TOKEN_TILE];
@@ -102,7 +100,7 @@ STRATA_AVX2_INLINE void q4k_octet_tile(const int tile, const uint8_t *octet, siz
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
             // six-bit scales: sign extension is zero extension
-            const __m256i scales = row_scales16(block + OCTET_Q4K_SCALES + 8 * sub);
+            const __m256i scales = row_scales16(row_bytes(block + OCTET_Q4K_SCALES + 8 * sub));
             __m256i products[TOKEN_TILE];
 #pragma clang loop unroll(full)
             for (int chunk = 0; chunk < 8; chunk++) {
@@ -114,7 +112,7 @@ STRATA_AVX2_INLINE void q4k_octet_tile(const int tile, const uint8_t *octet, siz
                 }
             }
             const __m256 minimums = _mm256_cvtepi32_ps(
-                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(block + OCTET_Q4K_MINIMUMS + 8 * sub))));
+                _mm256_cvtepu8_epi32(row_bytes(block + OCTET_Q4K_MINIMUMS + 8 * sub)));
             for (int token = 0; token < tile; token++) {
                 const size_t block_index = token * columns / 32 + group * 8 + sub;
                 __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(products[token], scales));

@@ -75,7 +75,8 @@ void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_
                     strata_activations8 activations, size_t tokens, float *output);
 
 /// Bytes `strata_interleave_rows` writes for a `rows × columns` matrix in `format`, or 0 when
-/// the format has no interleaved form: Q4_K with rows a multiple of 8 and columns of 256.
+/// the matrix has no interleaved form (only Q4_K and Q6_K with rows a multiple of 8 and
+/// columns of 256 have one).
 size_t strata_interleaved_size(uint32_t format, size_t rows, size_t columns);
 
 /// Repacks a matrix (`row_bytes` per row) into the interleaved layout `strata_matmul8_interleaved`
