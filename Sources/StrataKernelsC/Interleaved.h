@@ -67,6 +67,15 @@ typedef void octet8_function(uint32_t format, size_t tile, const uint8_t *octet,
 octet8_function strata_octet8_portable;
 #if defined(__x86_64__)
 octet8_function strata_octet8_avx2;
+
+/// Tokens whose accumulators `strata_octet8_q6k_batch_avx2` keeps while it walks the groups.
+enum { OCTET_BATCH_TOKENS = 32 };
+
+/// `strata_octet8_avx2` for Q6_K and any number of tokens, bit for bit: each group's codes are
+/// decoded once into a buffer and then used by every tile of tokens, where the single-tile
+/// kernel decodes them again for each tile.
+void strata_octet8_q6k_batch_avx2(const uint8_t *octet, size_t groups, strata_activations8 activations, size_t tokens,
+                                  size_t columns, float *output, size_t output_stride);
 #endif
 
 #endif

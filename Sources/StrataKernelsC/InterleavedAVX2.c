@@ -38,9 +38,58 @@ STRATA_AVX2_INLINE __m128i row_bytes(const uint8_t *source) { return _mm_loadl_e
 /// Each row's signed byte scale (`bytes`, one per row) in both int16 halves of its lane.
 STRATA_AVX2_INLINE __m256i row_scales16(__m128i bytes) { return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(bytes, bytes)); }
 
+/// Sub-block `sub`'s codes for chunks `2 pair` and `2 pair + 1` (one byte per code, 0...63).
+STRATA_AVX2_INLINE void q6k_pair_codes(const uint8_t *block, int sub, int pair, __m256i codes[2]) {
+    const __m256i two_bits = _mm256_set1_epi8(0x30);
+    for (int index = 0; index < 2; index++) {
+        int chunk = 2 * pair + index, quarter = sub % 4;
+        __m256i high = _mm256_loadu_si256((const __m256i *)(block + OCTET_Q6K_CODES + 32 * (q6k_high_unit(sub) + chunk)));
+        // move bits 2q, 2q+1 to bits 4, 5 of each byte (16-bit shifts; the mask drops what crossed bytes)
+        high = quarter < 2 ? _mm256_slli_epi16(high, 4 - 2 * quarter) : quarter == 2 ? high : _mm256_srli_epi16(high, 2);
+        __m256i low = unit_nibbles(block + OCTET_Q6K_CODES, q6k_low_unit(sub) + chunk, quarter >= 2);
+        codes[index] = _mm256_or_si256(low, _mm256_and_si256(high, two_bits));
+    }
+}
+
+/// One group's sub-block `sub` for `tile` tokens, adding its S × a_s into `group_sums` (see
+/// Interleaved.c); the codes come from `decoded` (64 chunks of 32 bytes, as `q6k_pair_codes`
+/// makes them) when it is not null, else straight from `block`.
+STRATA_AVX2_INLINE void q6k_sub_block(const int tile, const uint8_t *block, const uint8_t *decoded, int sub, size_t group,
+                                      strata_activations8 activations, size_t columns, __m256 *group_sums) {
+    const __m128i first = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub), second = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub + 8);
+    const __m256i sixteenth_scales[2] = {row_scales16(first), row_scales16(second)};
+    // per row lane: its two sixteenths' scales, for the code offset
+    const __m256i offset_scales = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(first, second));
+    __m256i dots[TOKEN_TILE];
+#pragma clang loop unroll(full)
+    for (int pair = 0; pair < 4; pair++) {
+        __m256i codes[2];
+        if (decoded) {
+            codes[0] = _mm256_load_si256((const __m256i *)(decoded + 32 * (8 * sub + 2 * pair)));
+            codes[1] = _mm256_load_si256((const __m256i *)(decoded + 32 * (8 * sub + 2 * pair + 1)));
+        } else {
+            q6k_pair_codes(block, sub, pair, codes);
+        }
+        for (int token = 0; token < tile; token++) {
+            const int8_t *values = activations.values + token * columns + group * 256 + sub * 32;
+            __m256i products = _mm256_add_epi16(_mm256_maddubs_epi16(codes[0], chunk_values(values, 2 * pair)),
+                                                _mm256_maddubs_epi16(codes[1], chunk_values(values, 2 * pair + 1)));
+            __m256i lanes = _mm256_madd_epi16(products, sixteenth_scales[pair / 2]);
+            dots[token] = pair == 0 ? lanes : _mm256_add_epi32(dots[token], lanes);
+        }
+    }
+    for (int token = 0; token < tile; token++) {
+        const int16_t *half_sums = activations.half_sums + token * columns / 16 + group * 16 + 2 * sub;
+        __m256i offsets = _mm256_madd_epi16(offset_scales, _mm256_set1_epi32((int)load_u32((const uint8_t *)half_sums)));
+        __m256 lanes = _mm256_cvtepi32_ps(_mm256_sub_epi32(dots[token], _mm256_slli_epi32(offsets, 5)));
+        __m256 activation_scale = _mm256_broadcast_ss(activations.scales + token * columns / 32 + group * 8 + sub);
+        group_sums[token] = sub == 0 ? _mm256_mul_ps(lanes, activation_scale)
+                                     : _mm256_fmadd_ps(lanes, activation_scale, group_sums[token]);
+    }
+}
+
 STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, size_t groups,
                                        strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
-    const __m256i two_bits = _mm256_set1_epi8(0x30);
     __m256 accumulators[TOKEN_TILE];
     for (int token = 0; token < tile; token++) accumulators[token] = _mm256_setzero_ps();
     for (size_t group = 0; group < groups; group++) {
@@ -48,44 +97,25 @@ STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, siz
         prefetch_group(block + PREFETCH_GROUPS * OCTET_Q6K_GROUP_BYTES, OCTET_Q6K_GROUP_BYTES);
         __m256 group_sums[TOKEN_TILE];
 #pragma clang loop unroll(full)
-        for (int sub = 0; sub < 8; sub++) {
-            const __m128i first = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub), second = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub + 8);
-            const __m256i sixteenth_scales[2] = {row_scales16(first), row_scales16(second)};
-            // per row lane: its two sixteenths' scales, for the code offset
-            const __m256i offset_scales = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(first, second));
-            __m256i dots[TOKEN_TILE];
-#pragma clang loop unroll(full)
-            for (int pair = 0; pair < 4; pair++) {
-                __m256i codes[2];
-                for (int index = 0; index < 2; index++) {
-                    int chunk = 2 * pair + index, quarter = sub % 4;
-                    __m256i high = _mm256_loadu_si256((const __m256i *)(block + OCTET_Q6K_CODES + 32 * (q6k_high_unit(sub) + chunk)));
-                    // move bits 2q, 2q+1 to bits 4, 5 of each byte (16-bit shifts; the mask drops what crossed bytes)
-                    high = quarter < 2 ? _mm256_slli_epi16(high, 4 - 2 * quarter) : quarter == 2 ? high : _mm256_srli_epi16(high, 2);
-                    __m256i low = unit_nibbles(block + OCTET_Q6K_CODES, q6k_low_unit(sub) + chunk, quarter >= 2);
-                    codes[index] = _mm256_or_si256(low, _mm256_and_si256(high, two_bits));
-                }
-                for (int token = 0; token < tile; token++) {
-                    const int8_t *values = activations.values + token * columns + group * 256 + sub * 32;
-                    __m256i products = _mm256_add_epi16(_mm256_maddubs_epi16(codes[0], chunk_values(values, 2 * pair)),
-                                                        _mm256_maddubs_epi16(codes[1], chunk_values(values, 2 * pair + 1)));
-                    __m256i lanes = _mm256_madd_epi16(products, sixteenth_scales[pair / 2]);
-                    dots[token] = pair == 0 ? lanes : _mm256_add_epi32(dots[token], lanes);
-                }
-            }
-            for (int token = 0; token < tile; token++) {
-                const int16_t *half_sums = activations.half_sums + token * columns / 16 + group * 16 + 2 * sub;
-                __m256i offsets = _mm256_madd_epi16(offset_scales, _mm256_set1_epi32((int)load_u32((const uint8_t *)half_sums)));
-                __m256 lanes = _mm256_cvtepi32_ps(_mm256_sub_epi32(dots[token], _mm256_slli_epi32(offsets, 5)));
-                __m256 activation_scale = _mm256_broadcast_ss(activations.scales + token * columns / 32 + group * 8 + sub);
-                group_sums[token] = sub == 0 ? _mm256_mul_ps(lanes, activation_scale)
-                                             : _mm256_fmadd_ps(lanes, activation_scale, group_sums[token]);
-            }
-        }
+        for (int sub = 0; sub < 8; sub++) q6k_sub_block(tile, block, NULL, sub, group, activations, columns, group_sums);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_D)));
         for (int token = 0; token < tile; token++) accumulators[token] = _mm256_fmadd_ps(group_sums[token], d, accumulators[token]);
     }
     for (int token = 0; token < tile; token++) _mm256_storeu_ps(output + token * output_stride, accumulators[token]);
+}
+
+/// `tile` tokens' pass over one group whose codes `decoded` holds, continuing the rows'
+/// accumulators in `accumulators` (eight floats a token).
+STRATA_AVX2_INLINE void q6k_decoded_tile(const int tile, const uint8_t *block, const uint8_t *decoded, size_t group,
+                                         strata_activations8 activations, size_t columns, float *accumulators) {
+    __m256 group_sums[TOKEN_TILE];
+#pragma clang loop unroll(full)
+    for (int sub = 0; sub < 8; sub++) q6k_sub_block(tile, block, decoded, sub, group, activations, columns, group_sums);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_D)));
+    for (int token = 0; token < tile; token++) {
+        __m256 sum = _mm256_fmadd_ps(group_sums[token], d, _mm256_loadu_ps(accumulators + 8 * token));
+        _mm256_storeu_ps(accumulators + 8 * token, sum);
+    }
 }
 
 STRATA_AVX2_INLINE void q4k_octet_tile(const int tile, const uint8_t *octet, size_t groups,
@@ -149,5 +179,41 @@ void strata_octet8_avx2(uint32_t format, size_t tile, const uint8_t *octet, size
         STRATA_OCTET_TILES(q4k_octet_tile)
     }
 #undef STRATA_OCTET_TILES
+}
+
+STRATA_AVX2
+void strata_octet8_q6k_batch_avx2(const uint8_t *octet, size_t groups, strata_activations8 activations, size_t tokens,
+                                  size_t columns, float *output, size_t output_stride) {
+    _Alignas(32) uint8_t decoded[64 * 32];
+    _Alignas(32) float accumulators[OCTET_BATCH_TOKENS * OCTET_ROWS];
+    for (size_t first = 0; first < tokens; first += OCTET_BATCH_TOKENS) {
+        const size_t count = tokens - first < OCTET_BATCH_TOKENS ? tokens - first : OCTET_BATCH_TOKENS;
+        const strata_activations8 batch = activations8_after(activations, first, columns);
+        memset(accumulators, 0, sizeof accumulators);
+        for (size_t group = 0; group < groups; group++) {
+            const uint8_t *block = octet + group * OCTET_Q6K_GROUP_BYTES;
+            prefetch_group(block + PREFETCH_GROUPS * OCTET_Q6K_GROUP_BYTES, OCTET_Q6K_GROUP_BYTES);
+            for (int sub = 0; sub < 8; sub++) {
+                for (int pair = 0; pair < 4; pair++) {
+                    __m256i codes[2];
+                    q6k_pair_codes(block, sub, pair, codes);
+                    _mm256_store_si256((__m256i *)(decoded + 32 * (8 * sub + 2 * pair)), codes[0]);
+                    _mm256_store_si256((__m256i *)(decoded + 32 * (8 * sub + 2 * pair + 1)), codes[1]);
+                }
+            }
+            for (size_t token = 0; token < count; token += TOKEN_TILE) {
+                const size_t tile = count - token < TOKEN_TILE ? count - token : TOKEN_TILE;
+                const strata_activations8 values = activations8_after(batch, token, columns);
+                float *rows = accumulators + 8 * token;
+                switch (tile) {
+                case 1: q6k_decoded_tile(1, block, decoded, group, values, columns, rows); break;
+                case 2: q6k_decoded_tile(2, block, decoded, group, values, columns, rows); break;
+                case 3: q6k_decoded_tile(3, block, decoded, group, values, columns, rows); break;
+                default: q6k_decoded_tile(4, block, decoded, group, values, columns, rows); break;
+                }
+            }
+        }
+        for (size_t token = 0; token < count; token++) memcpy(output + (first + token) * output_stride, accumulators + 8 * token, 8 * sizeof(float));
+    }
 }
 #endif
