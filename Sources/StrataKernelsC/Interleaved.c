@@ -137,6 +137,8 @@ void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, 
         for (size_t octet = octet_begin; octet < octet_end; octet++) {
             const uint8_t *rows_packed = (const uint8_t *)packed + octet * groups * bytes;
 #if defined(__x86_64__)
+            // more than one tile: decode each group once for all of them (for one tile the
+            // buffer costs more than it saves)
             if (level >= STRATA_LEVEL_AVX2 && chunk_end - chunk_start > TOKEN_TILE) {
                 strata_octet8_batch_avx2(format, rows_packed, groups, activations8_after(activations, chunk_start, columns),
                                          chunk_end - chunk_start, columns, output + chunk_start * rows + octet * OCTET_ROWS, rows);

@@ -20,6 +20,16 @@ STRATA_AVX2_INLINE void prefetch_group(const uint8_t *group, size_t bytes) {
     for (size_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)group + line, _MM_HINT_T0);
 }
 
+/// Calls `kernel(tile, arguments...)` with `tile` (1...TOKEN_TILE) as a constant, so each tile
+/// size gets its own fully unrolled copy.
+#define STRATA_WITH_CONSTANT_TILE(tile, kernel, ...)         \
+    switch (tile) {                                          \
+    case 1: kernel(1, __VA_ARGS__); break;                   \
+    case 2: kernel(2, __VA_ARGS__); break;                   \
+    case 3: kernel(3, __VA_ARGS__); break;                   \
+    default: kernel(4, __VA_ARGS__); break;                  \
+    }
+
 /// The four activations of chunk `chunk` of a sub-block, in every 32-bit lane.
 STRATA_AVX2_INLINE __m256i chunk_values(const int8_t *values, int chunk) {
     return _mm256_set1_epi32((int)load_u32((const uint8_t *)values + 4 * chunk));
@@ -37,6 +47,11 @@ STRATA_AVX2_INLINE __m128i row_bytes(const uint8_t *source) { return _mm_loadl_e
 
 /// Each row's signed byte scale (`bytes`, one per row) in both int16 halves of its lane.
 STRATA_AVX2_INLINE __m256i row_scales16(__m128i bytes) { return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(bytes, bytes)); }
+
+/// Sub-block `sub`'s codes for chunk `chunk` (one byte per code, 0...15).
+STRATA_AVX2_INLINE __m256i q4k_chunk_codes(const uint8_t *block, int sub, int chunk) {
+    return unit_nibbles(block + OCTET_Q4K_CODES, q4k_first_unit(sub) + chunk, sub & 1);
+}
 
 /// Sub-block `sub`'s codes for chunks `2 pair` and `2 pair + 1` (one byte per code, 0...63).
 STRATA_AVX2_INLINE void q6k_pair_codes(const uint8_t *block, int sub, int pair, __m256i codes[2]) {
@@ -88,6 +103,11 @@ STRATA_AVX2_INLINE void q6k_sub_block(const int tile, const uint8_t *block, cons
     }
 }
 
+/// `accumulator` after one Q6_K group: fma(G, d, ·).
+STRATA_AVX2_INLINE __m256 q6k_group_end(const uint8_t *block, __m256 group_sum, __m256 accumulator) {
+    return _mm256_fmadd_ps(group_sum, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_D))), accumulator);
+}
+
 STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, size_t groups,
                                        strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
     __m256 accumulators[TOKEN_TILE];
@@ -98,8 +118,7 @@ STRATA_AVX2_INLINE void q6k_octet_tile(const int tile, const uint8_t *octet, siz
         __m256 group_sums[TOKEN_TILE];
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) q6k_sub_block(tile, block, NULL, sub, group, activations, columns, group_sums);
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_D)));
-        for (int token = 0; token < tile; token++) accumulators[token] = _mm256_fmadd_ps(group_sums[token], d, accumulators[token]);
+        for (int token = 0; token < tile; token++) accumulators[token] = q6k_group_end(block, group_sums[token], accumulators[token]);
     }
     for (int token = 0; token < tile; token++) _mm256_storeu_ps(output + token * output_stride, accumulators[token]);
 }
@@ -111,9 +130,8 @@ STRATA_AVX2_INLINE void q6k_decoded_tile(const int tile, const uint8_t *block, c
     __m256 group_sums[TOKEN_TILE];
 #pragma clang loop unroll(full)
     for (int sub = 0; sub < 8; sub++) q6k_sub_block(tile, block, decoded, sub, group, activations, columns, group_sums);
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_D)));
     for (int token = 0; token < tile; token++) {
-        __m256 sum = _mm256_fmadd_ps(group_sums[token], d, _mm256_loadu_ps(accumulators + 8 * token));
+        __m256 sum = q6k_group_end(block, group_sums[token], _mm256_loadu_ps(accumulators + 8 * token));
         _mm256_storeu_ps(accumulators + 8 * token, sum);
     }
 }
@@ -129,7 +147,7 @@ STRATA_AVX2_INLINE void q4k_sub_block(const int tile, const uint8_t *block, cons
 #pragma clang loop unroll(full)
     for (int chunk = 0; chunk < 8; chunk++) {
         __m256i codes = decoded ? _mm256_load_si256((const __m256i *)(decoded + 32 * (8 * sub + chunk)))
-                                : unit_nibbles(block + OCTET_Q4K_CODES, q4k_first_unit(sub) + chunk, sub & 1);
+                                : q4k_chunk_codes(block, sub, chunk);
         for (int token = 0; token < tile; token++) {
             const int8_t *values = activations.values + token * columns + group * 256 + sub * 32;
             __m256i product = _mm256_maddubs_epi16(codes, chunk_values(values, chunk));
@@ -187,19 +205,11 @@ STRATA_AVX2_INLINE void q4k_decoded_tile(const int tile, const uint8_t *block, c
 STRATA_AVX2
 void strata_octet8_avx2(uint32_t format, size_t tile, const uint8_t *octet, size_t groups, strata_activations8 activations,
                         size_t columns, float *output, size_t output_stride) {
-#define STRATA_OCTET_TILES(kernel)                                                              \
-    switch (tile) {                                                                             \
-    case 1: kernel(1, octet, groups, activations, columns, output, output_stride); break;       \
-    case 2: kernel(2, octet, groups, activations, columns, output, output_stride); break;       \
-    case 3: kernel(3, octet, groups, activations, columns, output, output_stride); break;       \
-    default: kernel(4, octet, groups, activations, columns, output, output_stride); break;      \
-    }
     if (format == FORMAT_Q6_K) {
-        STRATA_OCTET_TILES(q6k_octet_tile)
+        STRATA_WITH_CONSTANT_TILE(tile, q6k_octet_tile, octet, groups, activations, columns, output, output_stride)
     } else {
-        STRATA_OCTET_TILES(q4k_octet_tile)
+        STRATA_WITH_CONSTANT_TILE(tile, q4k_octet_tile, octet, groups, activations, columns, output, output_stride)
     }
-#undef STRATA_OCTET_TILES
 }
 
 /// A group's codes, one byte each, as 64 chunks of 32 bytes (sub-block s, chunk c at 8s + c).
@@ -210,8 +220,8 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
             if (format == FORMAT_Q6_K) {
                 q6k_pair_codes(block, sub, pair, codes);
             } else {
-                codes[0] = unit_nibbles(block + OCTET_Q4K_CODES, q4k_first_unit(sub) + 2 * pair, sub & 1);
-                codes[1] = unit_nibbles(block + OCTET_Q4K_CODES, q4k_first_unit(sub) + 2 * pair + 1, sub & 1);
+                codes[0] = q4k_chunk_codes(block, sub, 2 * pair);
+                codes[1] = q4k_chunk_codes(block, sub, 2 * pair + 1);
             }
             _mm256_store_si256((__m256i *)(decoded + 32 * (8 * sub + 2 * pair)), codes[0]);
             _mm256_store_si256((__m256i *)(decoded + 32 * (8 * sub + 2 * pair + 1)), codes[1]);
@@ -230,7 +240,7 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
         for (size_t first = 0; first < tokens; first += OCTET_BATCH_TOKENS) {                                          \
             const size_t count = tokens - first < OCTET_BATCH_TOKENS ? tokens - first : OCTET_BATCH_TOKENS;            \
             const strata_activations8 batch = activations8_after(activations, first, columns);                          \
-            memset(accumulators, 0, sizeof accumulators);                                                               \
+            memset(accumulators, 0, count * OCTET_ROWS * sizeof(float));                                                \
             for (size_t group = 0; group < groups; group++) {                                                           \
                 const uint8_t *block = octet + group * bytes;                                                           \
                 prefetch_group(block + PREFETCH_GROUPS * bytes, bytes);                                                 \
@@ -239,12 +249,7 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
                     const size_t tile = count - token < TOKEN_TILE ? count - token : TOKEN_TILE;                        \
                     const strata_activations8 values = activations8_after(batch, token, columns);                       \
                     float *rows = accumulators + 8 * token;                                                             \
-                    switch (tile) {                                                                                     \
-                    case 1: decoded_tile(1, block, decoded, group, values, columns, rows); break;                       \
-                    case 2: decoded_tile(2, block, decoded, group, values, columns, rows); break;                       \
-                    case 3: decoded_tile(3, block, decoded, group, values, columns, rows); break;                       \
-                    default: decoded_tile(4, block, decoded, group, values, columns, rows); break;                      \
-                    }                                                                                                   \
+                    STRATA_WITH_CONSTANT_TILE(tile, decoded_tile, block, decoded, group, values, columns, rows)        \
                 }                                                                                                       \
             }                                                                                                           \
             for (size_t token = 0; token < count; token++)                                                              \
@@ -255,6 +260,7 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
 STRATA_OCTET_BATCH(q4k_octet_batch, FORMAT_Q4_K, q4k_decoded_tile)
 STRATA_OCTET_BATCH(q6k_octet_batch, FORMAT_Q6_K, q6k_decoded_tile)
 #undef STRATA_OCTET_BATCH
+#undef STRATA_WITH_CONSTANT_TILE
 
 STRATA_AVX2
 void strata_octet8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,

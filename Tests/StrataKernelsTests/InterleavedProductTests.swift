@@ -102,7 +102,7 @@ let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
     @Test("every level equals the Swift definition bitwise", arguments: interleavedFormats, KernelLevel.available)
     func matchesDefinition(format: QuantFormat, level: KernelLevel) {
         var generator = SeededGenerator(seed: 0x1A8)
-        // 37 tokens: more than the 32 the Q6_K batch kernel keeps accumulators for at once
+        // 37 tokens: more than the 32 the batch kernels keep accumulators for at once
         for (rows, columns, tokens) in [(8, 256, 1), (24, 768, 6), (16, 2048, 9), (8, 512, 37)] {
             let bytes = randomBlocks(format, blockCount: rows * columns / 256, generator: &generator)
             let matrix = weightMatrix(format, rows: rows, columns: columns, bytes: bytes).preparedForEightBitProducts(releasingFilePages: false)
