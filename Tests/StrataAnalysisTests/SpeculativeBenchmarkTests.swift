@@ -101,6 +101,27 @@ struct SpeculativeBenchmarkTests {
         let cost = try #require(object["cost_model"] as? [String: Any])
         #expect((cost["verify_cost"] as? [String: Double])?.keys.sorted() == ["1", "3"])
         #expect((object["prompts"] as? [[String: Any]])?.first?["type"] as? String == "chat")
+        // Not measured: neither the ceiling nor the curve is written.
+        #expect(object["copy_draft_ceiling"] == nil && object["verify_curve"] == nil)
+    }
+
+    @Test("copy-draft ceiling: decoded tokens over the ceiling's steps, pooled over the prompts that have one")
+    func copyDraftCeiling() throws {
+        var first = result(.code, plain: [DecodeTiming(tokens: 15, seconds: 0.5)], speculative: [DecodeTiming(tokens: 15, seconds: 0.4)])
+        var second = result(.code, plain: [DecodeTiming(tokens: 31, seconds: 1)], speculative: [DecodeTiming(tokens: 31, seconds: 0.8)])
+        let prose = result(.prose, plain: [DecodeTiming(tokens: 15, seconds: 0.5)], speculative: [DecodeTiming(tokens: 15, seconds: 0.5)])
+        first.copyCeilingSteps = 10
+        second.copyCeilingSteps = 20
+        let report = SpeculativeBenchmarkReport(draftSource: "ngram", generatedTokens: 32, repetitions: 1,
+                                                prompts: [first, second, prose], verifyCurve: [1: 1, 2: 1.1])
+        // (15 + 31) decoded tokens in 30 steps; the prose prompt has no figure and is left out.
+        #expect(abs((report.overall.copyDraftCeiling ?? 0) - 46.0 / 30) < 1e-12)
+        #expect(abs((report.byType[.code]?.copyDraftCeiling ?? 0) - 46.0 / 30) < 1e-12)
+        #expect(report.byType[.prose]?.copyDraftCeiling == nil)
+        let object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any])
+        #expect(abs((object["copy_draft_ceiling"] as? Double ?? 0) - 46.0 / 30) < 1e-12)
+        #expect(object["verify_curve"] as? [String: Double] == ["1": 1, "2": 1.1])
+        #expect((object["prompts"] as? [[String: Any]])?.first?["copy_draft_ceiling"] as? Double == 1.5)
     }
 
     func parse(_ text: String) throws(PromptFileError) -> [BenchmarkPrompt] {

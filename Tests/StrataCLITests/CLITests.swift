@@ -101,6 +101,10 @@ struct CLITests {
         #expect(abs((object["speedup"] as? Double ?? 0) - speculative / plain) < 1e-9)
         // Identical outputs decode the same number of tokens in both modes.
         #expect(object["plain_tokens"] as? Int == object["speculative_tokens"] as? Int)
+        // The best n-gram drafting could do on these outputs is at least plain decoding.
+        #expect((object["copy_draft_ceiling"] as? Double ?? 0) >= 1)
+        let curve = try #require(object["verify_curve"] as? [String: Double])
+        #expect(curve.count == 9 && curve["1"] == 1, "\(curve)")
 
         let byType = try #require(object["by_type"] as? [String: [String: Any]])
         #expect(byType.keys.sorted() == ["chat", "code", "prose"])

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import StrataKernels
+import StrataTestSupport
+import Testing
 
 /// Prints fast-versus-reference timings. Timings vary with the machine and its load, so nothing
 /// is asserted. Run (release needs `-enable-testing` for the target's `@testable` imports):

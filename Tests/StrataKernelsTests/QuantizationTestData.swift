@@ -1,23 +1,9 @@
 import Foundation
 @testable import StrataKernels
+import StrataTestSupport
 
 /// The formats `Dequantization` implements, in a fixed order for parameterised tests.
 let computableFormats = QuantFormat.allCases.filter(\.isComputable)
-
-/// SplitMix64: a tiny seeded generator so random blocks are the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}
 
 /// Byte offsets of the fp16 scale fields inside one block of `format`.
 func halfScaleOffsets(_ format: QuantFormat) -> [Int] {

@@ -1,4 +1,5 @@
 @testable import StrataKernels
+import StrataTestSupport
 
 /// The quantized formats `WeightMatrix.multiply(_:into:pool:)` implements.
 let quantizedProductFormats: [QuantFormat] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]

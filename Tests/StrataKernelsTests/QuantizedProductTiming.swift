@@ -1,7 +1,8 @@
 import Foundation
 import StrataFormats
-import Testing
 @testable import StrataKernels
+import StrataTestSupport
+import Testing
 
 /// Times `WeightMatrix.multiply(_:into:pool:)` on real model matrices and prints GMAC/s and
 /// effective GB/s of weights read, for growing batches on one and two threads. Timings vary

@@ -33,6 +33,9 @@ public struct SpeculativePromptResult: Sendable, Equatable, Encodable {
     public var identicalOutputs: Bool
     /// The first token index at which a speculative run differed, if one did.
     public var firstDifference: Int?
+    /// `CopyDraftCeiling.cost` of the plain output (plain steps to decode it once with the best
+    /// copied drafts), nil when not computed.
+    public var copyCeilingSteps: Double?
 
     public init(type: PromptType, prompt: String, promptTokens: Int, generatedTokens: Int, plain: [DecodeTiming],
                 speculative: [DecodeTiming], speculation: SpeculationStats, identicalOutputs: Bool, firstDifference: Int? = nil) {
@@ -70,6 +73,9 @@ public struct SpeculativePromptResult: Sendable, Equatable, Encodable {
         try container.encode(speculative, forKey: .speculative)
         try container.encodeIfPresent(firstDifference, forKey: .firstDifference)
     }
+
+    /// Tokens one plain run decided in its timed rounds (the first comes from the prompt pass).
+    var decodedTokens: Int { max(0, generatedTokens - 1) }
 }
 
 /// The cost model of methods.md section 7 with its inputs as measured. Costs are in units of
@@ -165,6 +171,10 @@ public struct SpeculativeSummary: Sendable, Equatable, Encodable {
     public var speculation: SpeculationStats
     /// Whether every prompt's outputs were identical.
     public var identicalOutputs: Bool
+    /// The speedup the best copied (n-gram) drafts could give on these plain outputs at the
+    /// measured verify costs (`CopyDraftCeiling`): decoded tokens over the ceiling's plain steps,
+    /// pooled; nil when not computed.
+    public var copyDraftCeiling: Double?
 
     /// Pools `results`: tokens per second are total tokens over total decoding time per mode.
     public init(results: [SpeculativePromptResult]) {
@@ -177,6 +187,10 @@ public struct SpeculativeSummary: Sendable, Equatable, Encodable {
         speculativeSeconds = speculative.reduce(0) { $0 + $1.seconds }
         speculation = results.reduce(into: SpeculationStats()) { $0.add($1.speculation) }
         identicalOutputs = results.allSatisfy(\.identicalOutputs)
+        let bounded = results.filter { $0.copyCeilingSteps != nil }
+        let ceilingSteps = bounded.reduce(0) { $0 + ($1.copyCeilingSteps ?? 0) }
+        copyDraftCeiling = bounded.isEmpty || ceilingSteps <= 0
+            ? nil : Double(bounded.reduce(0) { $0 + $1.decodedTokens }) / ceilingSteps
     }
 
     public var plainTokensPerSecond: Double { plainSeconds > 0 ? Double(plainTokens) / plainSeconds : 0 }
@@ -202,6 +216,7 @@ public struct SpeculativeSummary: Sendable, Equatable, Encodable {
         case meanAcceptedPerVerify = "mean_accepted_per_verify"
         case verifyPasses = "verify_passes"
         case costModel = "cost_model"
+        case copyDraftCeiling = "copy_draft_ceiling"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -220,6 +235,7 @@ public struct SpeculativeSummary: Sendable, Equatable, Encodable {
         try container.encode(speculation.verifyPasses, forKey: .verifyPasses)
         try container.encode(speculation, forKey: .speculation)
         try container.encode(costModel, forKey: .costModel)
+        try container.encodeIfPresent(copyDraftCeiling, forKey: .copyDraftCeiling)
     }
 }
 
@@ -234,8 +250,14 @@ public struct SpeculativeBenchmarkReport: Sendable, Equatable, Encodable {
     public var overall: SpeculativeSummary
     /// One summary for each type that has prompts.
     public var byType: [PromptType: SpeculativeSummary]
+    /// Time of verifying k tokens in one pass over that of one token, by k, measured apart from
+    /// the decoding runs for every k up to the draft limit + 1 (the cost model's figures cover
+    /// only the sizes the runs happened to use). Empty when not measured.
+    public var verifyCurve: [Int: Double]
 
-    public init(draftSource: String, generatedTokens: Int, repetitions: Int, prompts: [SpeculativePromptResult]) {
+    public init(draftSource: String, generatedTokens: Int, repetitions: Int, prompts: [SpeculativePromptResult],
+                verifyCurve: [Int: Double] = [:]) {
+        self.verifyCurve = verifyCurve
         self.draftSource = draftSource
         self.generatedTokens = generatedTokens
         self.repetitions = repetitions
@@ -252,6 +274,7 @@ public struct SpeculativeBenchmarkReport: Sendable, Equatable, Encodable {
         case draftSource = "draft_source"
         case generatedTokens = "gen_tokens"
         case byType = "by_type"
+        case verifyCurve = "verify_curve"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -261,6 +284,7 @@ public struct SpeculativeBenchmarkReport: Sendable, Equatable, Encodable {
         try container.encode(generatedTokens, forKey: .generatedTokens)
         try container.encode(repetitions, forKey: .repetitions)
         try container.encode(byType, forKey: .byType)
+        if !verifyCurve.isEmpty { try container.encode(verifyCurve, forKey: .verifyCurve) }
         try container.encode(prompts, forKey: .prompts)
     }
 }

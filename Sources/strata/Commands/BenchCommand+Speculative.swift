@@ -63,6 +63,17 @@ extension BenchCommand {
             cost.plainStepSeconds * 1000, cost.draftStepCost, verify.isEmpty ? "no verify passes" : verify, cost.acceptanceRate,
             cost.meanDraftLength, report.overall.speculation.verifyPasses,
             cost.predictedSpeedup.map { String(format: "%.2fx", $0) } ?? "-", cost.measuredSpeedup))
+        if report.overall.copyDraftCeiling != nil {
+            let ceilings = rows.compactMap { name, summary in
+                summary.copyDraftCeiling.map { String(format: "%@ %.2fx", name, $0) }
+            }
+            let sizes = report.verifyCurve.keys.sorted()
+            let curve = sizes.dropFirst().map { String(format: "%.2f", report.verifyCurve[$0]!) }
+            lines.append("  copy-draft ceiling: \(ceilings.joined(separator: ", "))")
+            lines.append("    (n-gram drafting at its best: copies from any earlier occurrence of the last token, exactly as many as "
+                + "will be accepted, at verify costs measured apart: v(\(sizes.dropFirst().first ?? 2)...\(sizes.last ?? 2)) "
+                + curve.joined(separator: ", ") + ")")
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -21,7 +21,11 @@ struct BenchCommand: ParsableCommand {
             tokens/s is total decoded tokens over total decoding time per mode, overall and by \
             type. Also reported: acceptance rate, accepted tokens per verify pass, whether the \
             outputs were identical (they must be), and the cost model's inputs as measured (draft \
-            step cost c and verify cost v(k) relative to one plain step) with its predicted speedup.
+            step cost c and verify cost v(k) relative to one plain step) with its predicted speedup. \
+            Last, the copy-draft ceiling: the speedup the best possible n-gram drafting could reach \
+            on the plain outputs (copying from any earlier occurrence of the last token, exactly as \
+            many tokens as the model will accept), at verify costs for 1 to --draft-max + 1 tokens \
+            measured apart; if it is low, no better n-gram drafter would pay on these prompts.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
