@@ -11,8 +11,9 @@ public struct SpeculativeBenchmarkOptions: Sendable {
     public var repetitions = 2
     /// The plan of the model that decides the output in both modes (default: the full model).
     public var plan: LayerPlan?
-    /// Also measure the verify cost of every draft length and, from it, the copy-draft ceiling
-    /// of each prompt (`CopyDraftCeiling`; a few seconds on a 1.5B model).
+    /// Also measure the verify cost of every draft length (one sample of each after every prompt
+    /// and repetition; about 1.5 s each on a 1.5B model) and, from it, the copy-draft ceiling of
+    /// each prompt (`CopyDraftCeiling`).
     public var measuresCopyCeiling = true
 
     public init(speculation: SpeculationParameters = SpeculationParameters()) {
@@ -86,6 +87,8 @@ public func runSpeculativeBenchmark(
     }
 
     var plainOutputs: [[TokenID]] = Array(repeating: [], count: tokenized.count)
+    let verifySizes = Array(1...(options.speculation.maxDraft + 1))
+    var verifyRatios: [Int: [Double]] = [:]
     var results = zip(prompts, tokenized).map { prompt, tokens in
         SpeculativePromptResult(type: prompt.type, prompt: prompt.prompt, promptTokens: tokens.count, generatedTokens: 0,
                                 plain: [], speculative: [], speculation: SpeculationStats(), identicalOutputs: true)
@@ -111,6 +114,14 @@ public func runSpeculativeBenchmark(
                 results[index].generatedTokens = plain.count
                 plainOutputs[index] = plain
             }
+            if options.measuresCopyCeiling {
+                // One sample of every verify size per prompt and repetition, next to the runs it
+                // describes, so that the machine's drift falls on the curve as on the runs.
+                progress?("run \(repetition + 1)/\(options.repetitions), prompt \(index + 1)/\(tokenized.count), verify costs")
+                let sample = try verifyCostSample(transformer: transformer, context: tokens, continuation: plain,
+                                                  plan: options.plan, sizes: verifySizes)
+                for (size, ratio) in sample { verifyRatios[size, default: []].append(ratio) }
+            }
             if plain != speculative {
                 results[index].identicalOutputs = false
                 let difference = zip(plain, speculative).enumerated().first { $0.element.0 != $0.element.1 }?.offset
@@ -119,16 +130,12 @@ public func runSpeculativeBenchmark(
             }
         }
     }
-    let maximumDraft = options.speculation.maxDraft
     var verifyCurve: [Int: Double] = [:]
-    if options.measuresCopyCeiling, let longest = plainOutputs.indices.max(by: { plainOutputs[$0].count < plainOutputs[$1].count }) {
-        progress?("verify costs")
-        verifyCurve = try measureVerifyCurve(
-            transformer: transformer, context: tokenized[longest], continuation: plainOutputs[longest],
-            plan: options.plan, sizes: Array(1...(maximumDraft + 1)))
+    if options.measuresCopyCeiling {
+        verifyCurve = verifyRatios.mapValues { Measurement(samples: $0).median }
         for index in results.indices {
             results[index].copyCeilingSteps = CopyDraftCeiling.cost(
-                prompt: tokenized[index], output: plainOutputs[index], maximumDraft: maximumDraft) { verifyCurve[$0] ?? .infinity }
+                prompt: tokenized[index], output: plainOutputs[index], maximumDraft: verifySizes.count - 1) { verifyCurve[$0] ?? .infinity }
         }
     }
     return SpeculativeBenchmarkReport(
@@ -136,42 +143,37 @@ public func runSpeculativeBenchmark(
         repetitions: options.repetitions, prompts: results, verifyCurve: verifyCurve)
 }
 
-/// Times one forward pass of the full plan (or `plan`) over k tokens, with logits for every row
-/// as verification needs them, for each k in `sizes`, on top of `context` plus half of
-/// `continuation` in the cache (the middle of a benchmark decode); returns each median time
-/// over that of one token. Sizes alternate within each repetition so that drift in a shared
-/// machine's speed falls on all of them.
-func measureVerifyCurve(
-    transformer: Transformer, context: [TokenID], continuation: [TokenID], plan: LayerPlan?, sizes: [Int],
-    repetitions: Int = 5
+/// Times one forward pass of `plan` (default: the full model) over k tokens, with logits for
+/// every row as verification needs them, for each k in `sizes`, on top of `context` plus half
+/// of `continuation` in the cache (the middle of that prompt's decode); returns each time over
+/// that of one token, or nothing if the context does not fit.
+func verifyCostSample(
+    transformer: Transformer, context: [TokenID], continuation: [TokenID], plan: LayerPlan?, sizes: [Int]
 ) throws -> [Int: Double] {
     var transformer = transformer
     let config = transformer.config
     let plan = plan ?? .full(layerCount: config.layerCount)
     let prefix = context + continuation.prefix(continuation.count / 2)
     let largest = sizes.max() ?? 1
+    guard prefix.count + largest <= config.contextLength, sizes.contains(1) else { return [:] }
     // The tokens verified: what followed the prefix, repeated if the text ended sooner.
     let following = Array(continuation.dropFirst(continuation.count / 2))
     let batch = (0..<largest).map { following.isEmpty ? prefix[prefix.count - 1] : following[$0 % following.count] }
-    guard prefix.count + largest <= config.contextLength else { return [:] }
     var cache = transformer.makeCache(capacity: prefix.count + largest)
     _ = try transformer.forward(tokens: prefix, startPosition: 0, plan: plan, cache: &cache, logits: .none)
     let clock = ContinuousClock()
-    var samples: [Int: [Double]] = [:]
-    for run in 0...repetitions {
-        for size in sizes {
-            // Small passes take milliseconds: time several per sample to rise above clock noise.
-            let inner = max(1, 8 / size)
-            let start = clock.now
-            for _ in 0..<inner {
-                cache.truncate(to: prefix.count)
-                _ = try transformer.forward(tokens: Array(batch.prefix(size)), startPosition: prefix.count, plan: plan,
-                                            cache: &cache, logits: .all)
-            }
-            if run > 0 { samples[size, default: []].append((clock.now - start).seconds / Double(inner)) }
+    var seconds: [Int: Double] = [:]
+    for size in sizes {
+        // Small passes take milliseconds: time several to rise above clock noise.
+        let passes = max(1, 4 / size)
+        let start = clock.now
+        for _ in 0..<passes {
+            cache.truncate(to: prefix.count)
+            _ = try transformer.forward(tokens: Array(batch.prefix(size)), startPosition: prefix.count, plan: plan,
+                                        cache: &cache, logits: .all)
         }
+        seconds[size] = (clock.now - start).seconds / Double(passes)
     }
-    let medians = samples.mapValues { Measurement(samples: $0).median }
-    guard let single = medians[1], single > 0 else { return [:] }
-    return medians.mapValues { $0 / single }
+    guard let single = seconds[1], single > 0 else { return [:] }
+    return seconds.mapValues { $0 / single }
 }

@@ -250,9 +250,10 @@ public struct SpeculativeBenchmarkReport: Sendable, Equatable, Encodable {
     public var overall: SpeculativeSummary
     /// One summary for each type that has prompts.
     public var byType: [PromptType: SpeculativeSummary]
-    /// Time of verifying k tokens in one pass over that of one token, by k, measured apart from
-    /// the decoding runs for every k up to the draft limit + 1 (the cost model's figures cover
-    /// only the sizes the runs happened to use). Empty when not measured.
+    /// Time of verifying k tokens in one pass over that of one token, by k up to the draft limit
+    /// + 1: the median of samples taken apart from the decoding runs, one after each prompt and
+    /// repetition (the cost model's figures cover only the sizes the runs happened to use).
+    /// Empty when not measured.
     public var verifyCurve: [Int: Double]
 
     public init(draftSource: String, generatedTokens: Int, repetitions: Int, prompts: [SpeculativePromptResult],
