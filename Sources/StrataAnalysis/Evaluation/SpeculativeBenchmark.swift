@@ -12,7 +12,7 @@ public struct SpeculativeBenchmarkOptions: Sendable {
     /// The plan of the model that decides the output in both modes (default: the full model).
     public var plan: LayerPlan?
     /// Also measure the verify cost of every draft length (one sample of each after every prompt
-    /// and repetition; about 1.5 s each on a 1.5B model) and, from it, the copy-draft ceiling of
+    /// and repetition; about 4 s each on a 1.5B model) and, from it, the copy-draft ceiling of
     /// each prompt (`CopyDraftCeiling`).
     public var measuresCopyCeiling = true
 
