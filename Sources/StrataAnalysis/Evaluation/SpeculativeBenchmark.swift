@@ -87,7 +87,7 @@ public func runSpeculativeBenchmark(
     }
 
     var plainOutputs: [[TokenID]] = Array(repeating: [], count: tokenized.count)
-    let verifySizes = Array(1...(options.speculation.maxDraft + 1))
+    let verifySizes = options.measuresCopyCeiling ? Array(1...(max(0, options.speculation.maxDraft) + 1)) : []
     var verifyRatios: [Int: [Double]] = [:]
     var results = zip(prompts, tokenized).map { prompt, tokens in
         SpeculativePromptResult(type: prompt.type, prompt: prompt.prompt, promptTokens: tokens.count, generatedTokens: 0,
@@ -133,7 +133,8 @@ public func runSpeculativeBenchmark(
     var verifyCurve: [Int: Double] = [:]
     if options.measuresCopyCeiling {
         verifyCurve = verifyRatios.mapValues { Measurement(samples: $0).median }
-        for index in results.indices {
+        // No sample fitted the context: no curve, and no ceiling rather than a meaningless one.
+        for index in results.indices where verifyCurve[1] != nil {
             results[index].copyCeilingSteps = CopyDraftCeiling.cost(
                 prompt: tokenized[index], output: plainOutputs[index], maximumDraft: verifySizes.count - 1) { verifyCurve[$0] ?? .infinity }
         }

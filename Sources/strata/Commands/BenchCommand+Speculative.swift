@@ -19,6 +19,7 @@ extension BenchCommand {
         options.generatedTokens = generatedTokens
         options.repetitions = repetitions ?? 2
         options.plan = try planOptions.plan(for: model.config)
+        options.measuresCopyCeiling = !skipsCopyCeiling
         let report: SpeculativeBenchmarkReport
         do {
             report = try runSpeculativeBenchmark(transformer: transformer, prompts: benchmarkPrompts, options: options) { step in
@@ -68,7 +69,7 @@ extension BenchCommand {
                 summary.copyDraftCeiling.map { String(format: "%@ %.2fx", name, $0) }
             }
             let sizes = report.verifyCurve.keys.sorted()
-            let curve = sizes.dropFirst().map { String(format: "%.2f", report.verifyCurve[$0]!) }
+            let curve = sizes.dropFirst().compactMap { report.verifyCurve[$0].map { String(format: "%.2f", $0) } }
             lines.append("  copy-draft ceiling: \(ceilings.joined(separator: ", "))")
             lines.append("    (n-gram drafting at its best: copies from any earlier occurrence of the last token, exactly as many as "
                 + "will be accepted, at verify costs measured apart: v(\(sizes.dropFirst().first ?? 2)...\(sizes.last ?? 2)) "

@@ -35,6 +35,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --speculative: a prompts file (JSONL, or a JSON array) of {\"type\": \"code|prose|chat\", \"prompt\": \"...\"} instead of the bundled prompts.")
     var prompts: String?
 
+    @Flag(name: .customLong("no-copy-ceiling"),
+          help: "With --speculative: skip the verify-cost samples and the copy-draft ceiling (saves a few seconds per prompt and run).")
+    var skipsCopyCeiling = false
+
     @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prompt-processing test.")
     var promptTokens = 512
 
