@@ -80,6 +80,26 @@ struct CLITests {
         #expect((report["perplexity"] as? Double ?? 0) > 1)
     }
 
+    @Test func benchJSONHasSpeedBatchCostAndMemory() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let run = try StrataRun(["bench", "--model", model, "--prompt-tokens", "16", "--gen-tokens", "4", "--batch-sizes", "1,2,4",
+                                 "--repetitions", "1", "--threads", "1", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let object = try run.json()
+        for key in ["model", "commit", "machine", "prompt_tokens_per_second", "tokens_per_second", "peak_rss_bytes"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect((object["prompt_tokens_per_second"] as? Double ?? 0) > 0 && (object["tokens_per_second"] as? Double ?? 0) > 0)
+        let cost = try #require(object["batch_cost"] as? [String: Double])
+        let milliseconds = try #require(object["batch_milliseconds"] as? [String: Double])
+        #expect(cost.keys.sorted() == ["1", "2", "4"] && cost["1"] == 1)
+        for size in ["2", "4"] {
+            let single = milliseconds["1"] ?? 0
+            #expect(single > 0 && abs((cost[size] ?? 0) - (milliseconds[size] ?? 0) / single) < 1e-9, "n=\(size)")
+        }
+        #expect((object["peak_rss_bytes"] as? Int ?? 0) > 0)
+    }
+
     @Test func benchSpeculativeJSONComparesBothModesByType() throws {
         let model = try TestModels.require("smollm2-135m")
         // One thread: on a shared 2-core machine two spinning threads contend with other jobs.

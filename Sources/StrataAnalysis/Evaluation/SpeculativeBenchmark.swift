@@ -134,9 +134,12 @@ public func runSpeculativeBenchmark(
     if options.measuresCopyCeiling {
         verifyCurve = verifyRatios.mapValues { Measurement(samples: $0).median }
         // No sample fitted the context: no curve, and no ceiling rather than a meaningless one.
-        for index in results.indices where verifyCurve[1] != nil {
-            results[index].copyCeilingSteps = CopyDraftCeiling.cost(
-                prompt: tokenized[index], output: plainOutputs[index], maximumDraft: verifySizes.count - 1) { verifyCurve[$0] ?? .infinity }
+        if verifyCurve[1] != nil {
+            for index in results.indices {
+                results[index].copyCeilingSteps = CopyDraftCeiling.cost(
+                    prompt: tokenized[index], output: plainOutputs[index], maximumDraft: verifySizes.count - 1
+                ) { verifyCurve[$0] ?? .infinity }
+            }
         }
     }
     return SpeculativeBenchmarkReport(
@@ -162,18 +165,11 @@ func verifyCostSample(
     let batch = (0..<largest).map { following.isEmpty ? prefix[prefix.count - 1] : following[$0 % following.count] }
     var cache = transformer.makeCache(capacity: prefix.count + largest)
     _ = try transformer.forward(tokens: prefix, startPosition: 0, plan: plan, cache: &cache, logits: .none)
-    let clock = ContinuousClock()
     var seconds: [Int: Double] = [:]
     for size in sizes {
         // Small passes take milliseconds: time several to rise above clock noise.
-        let passes = max(1, 4 / size)
-        let start = clock.now
-        for _ in 0..<passes {
-            cache.truncate(to: prefix.count)
-            _ = try transformer.forward(tokens: Array(batch.prefix(size)), startPosition: prefix.count, plan: plan,
-                                        cache: &cache, logits: .all)
-        }
-        seconds[size] = (clock.now - start).seconds / Double(passes)
+        seconds[size] = try verifyPassSeconds(transformer: &transformer, cache: &cache, batch: Array(batch.prefix(size)),
+                                              position: prefix.count, plan: plan, passes: max(1, 4 / size))
     }
     guard let single = seconds[1], single > 0 else { return [:] }
     return seconds.mapValues { $0 / single }

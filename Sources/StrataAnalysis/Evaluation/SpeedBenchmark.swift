@@ -117,13 +117,9 @@ public func runSpeedBenchmark(
         // Small batches take milliseconds: time several per sample to rise above clock noise.
         let inner = max(1, 32 / size)
         for run in 0...options.repetitions {
-            let elapsed = try seconds {
-                for _ in 0..<inner {
-                    cache.truncate(to: options.batchContext)
-                    _ = try transformer.forward(tokens: batch, startPosition: options.batchContext, plan: plan, cache: &cache, logits: .all)
-                }
-            }
-            if run > 0 { samples.append(elapsed / Double(inner)) }
+            let elapsed = try verifyPassSeconds(transformer: &transformer, cache: &cache, batch: batch,
+                                                position: options.batchContext, plan: plan, passes: inner)
+            if run > 0 { samples.append(elapsed) }
         }
         batchSeconds[size] = Measurement(samples: samples).median
         progress?("batch of \(size)")
@@ -133,6 +129,21 @@ public func runSpeedBenchmark(
         prompt: Measurement(samples: promptRates), generation: Measurement(samples: generationRates),
         batchSeconds: batchSeconds, batchCost: batchSeconds.mapValues { $0 / single },
         peakResidentBytes: peakResidentBytes(), kvCacheBytes: cache.byteCount)
+}
+
+/// Mean seconds of one forward pass of `batch` at `position` with logits for every row (the
+/// shape of a speculative verification), over `passes` passes, the cache cut back to `position`
+/// before each.
+func verifyPassSeconds(
+    transformer: inout Transformer, cache: inout KVCache, batch: [TokenID], position: Int, plan: LayerPlan, passes: Int
+) throws -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    for _ in 0..<passes {
+        cache.truncate(to: position)
+        _ = try transformer.forward(tokens: batch, startPosition: position, plan: plan, cache: &cache, logits: .all)
+    }
+    return (clock.now - start).seconds / Double(passes)
 }
 
 /// The process's peak resident set size so far, in bytes.
