@@ -9,6 +9,7 @@
 //         (sum_s = a_s × Σ values, from the quantizer), and accumulator = fma(C, -dmin, ...).
 //   Q6_K: S = Σ over the sub-block's two sixteenths h of scale_h × (Σ code × value - 32 × Σ values):
 //         its codes are stored plus 32, and the offset is taken off in integers.
+// (The layouts only move bytes and bits; the kernels see the same integers either way.)
 // Nothing depends on the tile, the thread split, or other rows and tokens.
 #include "Interleaved.h"
 
@@ -26,7 +27,9 @@ size_t strata_interleaved_size(uint32_t format, size_t rows, size_t columns) {
 static void interleave_header(uint32_t format, const uint8_t *source, int row, uint8_t *destination) {
     if (format == FORMAT_Q6_K) {
         memcpy(destination + OCTET_Q6K_D + 2 * row, source + 208, 2);
-        for (int sixteenth = 0; sixteenth < 16; sixteenth++) destination[OCTET_Q6K_SCALES + 8 * sixteenth + row] = source[192 + sixteenth];
+        for (int sixteenth = 0; sixteenth < 16; sixteenth++) {
+            destination[OCTET_Q6K_SCALES + 16 * (sixteenth / 2) + 2 * row + sixteenth % 2] = source[192 + sixteenth];
+        }
         return;
     }
     memcpy(destination + OCTET_Q4K_D + 2 * row, source, 2);
@@ -39,21 +42,49 @@ static void interleave_header(uint32_t format, const uint8_t *source, int row, u
     }
 }
 
+/// The six-bit code (plus 32) of element `element` of sub-block `sub` in a file Q6_K block
+/// (`dequantize_row_q6_K`'s order: low nibbles in `ql`, top two bits in `qh`).
+static uint8_t q6k_file_code(const uint8_t *block, int sub, int element) {
+    const int half = sub / 4, quarter = sub % 4;
+    const uint8_t low = block[64 * half + 32 * (quarter % 2) + element];
+    const uint8_t high = block[128 + 32 * half + element];
+    return (uint8_t)((quarter < 2 ? low & 0x0F : low >> 4) | (((high >> (2 * quarter)) & 3) << 4));
+}
+
+/// One row's Q6_K codes (a file block) into the interleaved group's code units (Interleaved.h).
+static void interleave_q6k_codes(const uint8_t *source, int row, uint8_t *codes) {
+    for (int half = 0; half < 2; half++) {
+        const int a = 4 * half, b = a + 1, c = a + 2, d = a + 3;
+        for (int chunk = 0; chunk < 8; chunk++) {
+            for (int index = 0; index < 4; index++) {
+                const int element = 4 * chunk + index;
+                const uint8_t code_a = q6k_file_code(source, a, element), code_b = q6k_file_code(source, b, element);
+                const uint8_t code_c = q6k_file_code(source, c, element), code_d = q6k_file_code(source, d, element);
+                const size_t within = 4 * (size_t)row + (size_t)index;
+                codes[32 * q6k_six_bit_unit(a, chunk) + within] = (uint8_t)(code_a | (code_c >> 4) << 6);
+                codes[32 * q6k_six_bit_unit(b, chunk) + within] = (uint8_t)(code_b | (code_d >> 4) << 6);
+                codes[32 * q6k_low_bits_unit(c, chunk) + within] = (uint8_t)((code_c & 0x0F) | (code_d & 0x0F) << 4);
+            }
+        }
+    }
+}
+
 void strata_interleave_rows(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
                             void *output) {
     if (strata_interleaved_size(format, rows, columns) == 0) return;
     const size_t groups = columns / 256, bytes = octet_group_bytes(format), file_bytes = group_bytes(format);
-    // where the codes start in a file block, and how many units of four bytes they fill
-    const size_t codes_from = format == FORMAT_Q6_K ? 0 : 16, units = format == FORMAT_Q6_K ? 48 : 32;
-    const size_t codes_to = format == FORMAT_Q6_K ? OCTET_Q6K_CODES : OCTET_Q4K_CODES;
     for (size_t octet = 0; octet < rows / OCTET_ROWS; octet++) {
         for (size_t group = 0; group < groups; group++) {
             uint8_t *destination = (uint8_t *)output + (octet * groups + group) * bytes;
             for (int row = 0; row < OCTET_ROWS; row++) {
                 const uint8_t *source = (const uint8_t *)weights + (octet * OCTET_ROWS + row) * row_bytes + group * file_bytes;
                 interleave_header(format, source, row, destination);
-                for (size_t unit = 0; unit < units; unit++) {
-                    memcpy(destination + codes_to + 32 * unit + 4 * row, source + codes_from + 4 * unit, 4);
+                if (format == FORMAT_Q6_K) {
+                    interleave_q6k_codes(source, row, destination + OCTET_Q6K_CODES);
+                    continue;
+                }
+                for (size_t unit = 0; unit < 32; unit++) {
+                    memcpy(destination + OCTET_Q4K_CODES + 32 * unit + 4 * row, source + 16 + 4 * unit, 4);
                 }
             }
         }
@@ -65,15 +96,17 @@ static int32_t octet_dot(uint32_t format, const uint8_t *group, int sub, int row
                          const int16_t *half_sums) {
     int32_t sixteenths[2] = {0, 0};
     for (int element = 0; element < 32; element++) {
-        // the element's byte within its unit of four, in this row's part of the unit
-        const size_t within = 4 * (size_t)row + (size_t)(element % 4) + 32 * (size_t)(element / 4);
+        // the element's byte within its chunk's unit: this row's four bytes, then the element's
+        const int chunk = element / 4;
+        const size_t within = 4 * (size_t)row + (size_t)(element % 4);
         int32_t code;
         if (format == FORMAT_Q6_K) {
-            uint8_t low = group[OCTET_Q6K_CODES + 32 * q6k_low_unit(sub) + within];
-            uint8_t high = group[OCTET_Q6K_CODES + 32 * q6k_high_unit(sub) + within];
-            code = (sub % 4 >= 2 ? low >> 4 : low & 0x0F) | (((high >> (2 * (sub % 4))) & 3) << 4);
+            uint8_t six_bits = group[OCTET_Q6K_CODES + 32 * q6k_six_bit_unit(sub, chunk) + within];
+            uint8_t low_bits = group[OCTET_Q6K_CODES + 32 * q6k_low_bits_unit(sub, chunk) + within];
+            code = sub % 4 < 2 ? six_bits & 0x3F
+                               : ((sub % 2 ? low_bits >> 4 : low_bits & 0x0F) | ((six_bits >> 6) << 4));
         } else {
-            uint8_t byte = group[OCTET_Q4K_CODES + 32 * q4k_first_unit(sub) + within];
+            uint8_t byte = group[OCTET_Q4K_CODES + 32 * (q4k_first_unit(sub) + chunk) + within];
             code = (sub & 1) ? byte >> 4 : byte & 0x0F;
         }
         sixteenths[element / 16] += code * values[element];
@@ -81,7 +114,7 @@ static int32_t octet_dot(uint32_t format, const uint8_t *group, int sub, int row
     if (format == FORMAT_Q6_K) {
         int32_t dot = 0;
         for (int half = 0; half < 2; half++) {
-            int32_t scale = (int8_t)group[OCTET_Q6K_SCALES + 8 * (2 * sub + half) + row];
+            int32_t scale = (int8_t)group[OCTET_Q6K_SCALES + 16 * sub + 2 * row + half];
             dot += scale * (sixteenths[half] - 32 * half_sums[2 * sub + half]);
         }
         return dot;

@@ -17,14 +17,12 @@
 enum { OCTET_ROWS = 8 };
 
 /// In both layouts a group (256 columns) of eight rows holds the rows' fp16 fields and scales
-/// side by side, then the rows' code bytes exactly as in the file, interleaved in units of four:
-/// unit u of the code area (32 bytes) holds bytes 4u..4u+3 of row 0's codes, then of row 1,
-/// ... row 7. Which elements a unit holds follows from the file's code order (Q4_K: 32-byte
-/// runs with sub-blocks 2j and 2j+1 in the two nibbles; Q6_K: `ql` then `qh`), so the kernels
-/// address sub-block s's chunk c (elements 4c..4c+3) as unit `first_unit(s) + c`.
+/// side by side, then the rows' codes in units of 32 bytes: four bytes of row 0, then of row 1,
+/// ... row 7, so a unit is one chunk (four elements) of a sub-block for all eight rows.
 ///
 /// Q4_K: the rows' `d`, their `dmin`, the six-bit scales as bytes `[sub-block][row]`, the
-/// six-bit minimums likewise, then 32 units of codes.
+/// six-bit minimums likewise, then 32 units of codes: the file's code bytes, four at a time
+/// (sub-blocks 2j and 2j+1 in the low and high nibbles of units 8j...8j+7).
 enum {
     OCTET_Q4K_D = 0,
     OCTET_Q4K_DMIN = 16,
@@ -35,8 +33,13 @@ enum {
 };
 
 /// Q6_K, as many bytes as in the file: the rows' `d`, the signed scales of each sixteen
-/// elements as bytes `[sixteenth][row]`, then 48 units of codes: 32 of low four bits, 16 of
-/// top two bits.
+/// elements as bytes `[sub-block][row][sixteenth]`, then 48 units of six-bit codes (stored
+/// plus 32, as in the file), rearranged so that half of them need one AND to decode. For each
+/// half h (sub-blocks A = 4h, B = 4h+1, C = 4h+2, D = 4h+3) and chunk c, units 24h + 3c + k:
+///   k = 0: A | (C >> 4) << 6      k = 1: B | (D >> 4) << 6      k = 2: (C & 15) | (D & 15) << 4
+/// so A = X & 63, B = Y & 63, C = (Z & 15) | (X >> 2 & 48), D = (Z >> 4) | (Y >> 2 & 48):
+/// eleven vector operations for four chunks, where the file's order (low nibbles, then the
+/// top two bits of four sub-blocks in one byte) took seventeen.
 enum {
     OCTET_Q6K_D = 0,
     OCTET_Q6K_SCALES = 16,
@@ -48,11 +51,10 @@ enum {
 /// sub-blocks, the high ones for odd.
 static inline int q4k_first_unit(int sub) { return 8 * (sub / 2); }
 
-/// Q6_K: the unit of sub-block `sub`'s low four bits (the low nibbles for sub-blocks 4h and
-/// 4h+1, the high ones for 4h+2 and 4h+3) and of its top two bits (bits 2q and 2q+1 for
-/// sub-block 4h+q).
-static inline int q6k_low_unit(int sub) { return 16 * (sub / 4) + 8 * (sub % 2); }
-static inline int q6k_high_unit(int sub) { return 32 + 8 * (sub / 4); }
+/// Q6_K: the unit holding sub-block `sub`'s six bits (A, B) or top two bits (C, D) for chunk
+/// `chunk`, and the unit holding the low four bits of C and D.
+static inline int q6k_six_bit_unit(int sub, int chunk) { return 24 * (sub / 4) + 3 * chunk + (sub % 2); }
+static inline int q6k_low_bits_unit(int sub, int chunk) { return 24 * (sub / 4) + 3 * chunk + 2; }
 
 /// Bytes of one interleaved group of eight rows.
 static inline size_t octet_group_bytes(uint32_t format) {

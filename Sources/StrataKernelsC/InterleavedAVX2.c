@@ -55,14 +55,20 @@ STRATA_AVX2_INLINE __m256i q4k_chunk_codes(const uint8_t *block, int sub, int ch
 
 /// Sub-block `sub`'s codes for chunks `2 pair` and `2 pair + 1` (one byte per code, 0...63).
 STRATA_AVX2_INLINE void q6k_pair_codes(const uint8_t *block, int sub, int pair, __m256i codes[2]) {
-    const __m256i two_bits = _mm256_set1_epi8(0x30);
+    const uint8_t *units = block + OCTET_Q6K_CODES;
+    const __m256i six_bits = _mm256_set1_epi8(0x3F), four_bits = _mm256_set1_epi8(0x0F), top_bits = _mm256_set1_epi8(0x30);
     for (int index = 0; index < 2; index++) {
-        int chunk = 2 * pair + index, quarter = sub % 4;
-        __m256i high = _mm256_loadu_si256((const __m256i *)(block + OCTET_Q6K_CODES + 32 * (q6k_high_unit(sub) + chunk)));
-        // move bits 2q, 2q+1 to bits 4, 5 of each byte (16-bit shifts; the mask drops what crossed bytes)
-        high = quarter < 2 ? _mm256_slli_epi16(high, 4 - 2 * quarter) : quarter == 2 ? high : _mm256_srli_epi16(high, 2);
-        __m256i low = unit_nibbles(block + OCTET_Q6K_CODES, q6k_low_unit(sub) + chunk, quarter >= 2);
-        codes[index] = _mm256_or_si256(low, _mm256_and_si256(high, two_bits));
+        const int chunk = 2 * pair + index;
+        const __m256i whole = _mm256_loadu_si256((const __m256i *)(units + 32 * q6k_six_bit_unit(sub, chunk)));
+        if (sub % 4 < 2) {
+            codes[index] = _mm256_and_si256(whole, six_bits);
+            continue;
+        }
+        // bits 6-7 to bits 4-5 (16-bit shifts; the mask drops what crossed bytes)
+        const __m256i top = _mm256_and_si256(_mm256_srli_epi16(whole, 2), top_bits);
+        __m256i low = _mm256_loadu_si256((const __m256i *)(units + 32 * q6k_low_bits_unit(sub, chunk)));
+        if (sub % 2) low = _mm256_srli_epi16(low, 4);
+        codes[index] = _mm256_or_si256(_mm256_and_si256(low, four_bits), top);
     }
 }
 
@@ -71,10 +77,15 @@ STRATA_AVX2_INLINE void q6k_pair_codes(const uint8_t *block, int sub, int pair, 
 /// makes them) when it is not null, else straight from `block`.
 STRATA_AVX2_INLINE void q6k_sub_block(const int tile, const uint8_t *block, const uint8_t *decoded, int sub, size_t group,
                                       strata_activations8 activations, size_t columns, __m256 *group_sums) {
-    const __m128i first = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub), second = row_bytes(block + OCTET_Q6K_SCALES + 16 * sub + 8);
-    const __m256i sixteenth_scales[2] = {row_scales16(first), row_scales16(second)};
-    // per row lane: its two sixteenths' scales, for the code offset
-    const __m256i offset_scales = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(first, second));
+    // per row lane: its two sixteenths' scales as int16 (for the code offset), then each
+    // sixteenth's scale in both halves of the lane (for the products)
+    const __m256i offset_scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + OCTET_Q6K_SCALES + 16 * sub)));
+    const __m256i sixteenth_scales[2] = {
+        _mm256_shuffle_epi8(offset_scales, _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13,
+                                                            0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13)),
+        _mm256_shuffle_epi8(offset_scales, _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15,
+                                                            2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15)),
+    };
     __m256i dots[TOKEN_TILE];
 #pragma clang loop unroll(full)
     for (int pair = 0; pair < 4; pair++) {
