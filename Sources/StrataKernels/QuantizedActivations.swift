@@ -197,6 +197,14 @@ extension WeightMatrix {
                 case .sixteenBit:
                     activations.blocks.withUnsafeBufferPointer { activationBlocks in
                         nonisolated(unsafe) let inputs = activationBlocks.baseAddress!
+                        if let interleaved, interleavedPrecision == .sixteenBit {
+                            nonisolated(unsafe) let packed = interleaved.base
+                            pool.parallelFor(count: rows / 8, granularity: 2) { octets in
+                                strata_matmul16_interleaved(level.rawValue, format, packed, rows, octets.lowerBound,
+                                                            octets.upperBound, columns, inputs, tokens, results)
+                            }
+                            return
+                        }
                         pool.parallelFor(count: rows, granularity: 16) { range in
                             strata_matmul(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
                                           range.upperBound, columns, inputs, tokens, results)
@@ -205,7 +213,7 @@ extension WeightMatrix {
                 case .eightBit:
                     activations.withEightBitInputs { arrays in
                         nonisolated(unsafe) let inputs = arrays
-                        if let interleaved {
+                        if let interleaved, interleavedPrecision == .eightBit {
                             nonisolated(unsafe) let packed = interleaved.base
                             pool.parallelFor(count: rows / 8, granularity: 2) { octets in
                                 strata_matmul8_interleaved(level.rawValue, format, packed, rows, octets.lowerBound,

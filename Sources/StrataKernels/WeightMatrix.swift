@@ -13,9 +13,12 @@ public struct WeightMatrix: Sendable {
     public let bytes: ByteView
     /// Bytes per row.
     public let rowByteCount: Int
-    /// The rows repacked eight at a time for 8-bit products (`preparedForEightBitProducts`),
-    /// or nil: then every product reads `bytes`.
+    /// The rows repacked eight at a time for products with `interleavedPrecision` activations
+    /// (`preparedForEightBitProducts`, `preparedForSixteenBitProducts`), or nil: then every
+    /// product reads `bytes`.
     let interleaved: ByteStorage?
+    /// The activation precision whose kernels read `interleaved`.
+    let interleavedPrecision: ActivationPrecision?
 
     /// Wraps `bytes` as a `[rows, columns]` matrix; nil if the geometry does not fit `format`
     /// or the byte count does not match.
@@ -29,22 +32,24 @@ public struct WeightMatrix: Sendable {
         self.bytes = bytes
         self.rowByteCount = rowBytes
         self.interleaved = nil
+        self.interleavedPrecision = nil
     }
 
-    private init(_ matrix: WeightMatrix, interleaved: ByteStorage) {
+    private init(_ matrix: WeightMatrix, interleaved: ByteStorage, precision: ActivationPrecision) {
         format = matrix.format
         rows = matrix.rows
         columns = matrix.columns
         bytes = matrix.bytes
         rowByteCount = matrix.rowByteCount
         self.interleaved = interleaved
+        interleavedPrecision = precision
     }
 
     /// Rows repacked between releases of their file pages (a multiple of 8); also the unit of
     /// work the pool's threads share.
     private static let repackSliceRows = 1_024
 
-    /// Whether 8-bit products read a repacked copy of the rows.
+    /// Whether products read a repacked copy of the rows.
     public var isInterleaved: Bool { interleaved != nil }
 
     /// This matrix with its rows also repacked eight at a time, which 8-bit products
@@ -55,8 +60,26 @@ public struct WeightMatrix: Sendable {
     /// repacked, so the weights are never resident twice; anything that still reads `bytes`
     /// (embedding lookups, the exact and 16-bit paths) reads them from the file again.
     public func preparedForEightBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
+        repacked(for: .eightBit, size: strata_interleaved_size, interleave: strata_interleave_rows,
+                 releasingFilePages: releasingFilePages, pool: pool)
+    }
+
+    /// This matrix with its rows also repacked eight at a time, which 16-bit products
+    /// (`ActivationPrecision.sixteenBit`) then read instead of `bytes`: a Q4_1 matrix whose rows
+    /// are a multiple of 8. Other matrices come back unchanged. `releasingFilePages` as for
+    /// `preparedForEightBitProducts`.
+    public func preparedForSixteenBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
+        repacked(for: .sixteenBit, size: strata_interleaved16_size, interleave: strata_interleave_rows16,
+                 releasingFilePages: releasingFilePages, pool: pool)
+    }
+
+    private func repacked(
+        for precision: ActivationPrecision, size sizeFunction: (UInt32, Int, Int) -> Int,
+        interleave: @escaping @Sendable (UInt32, UnsafeRawPointer?, Int, Int, Int, UnsafeMutableRawPointer?) -> Void,
+        releasingFilePages: Bool, pool: WorkerPool?
+    ) -> WeightMatrix {
         guard interleaved == nil else { return self }
-        let size = strata_interleaved_size(format.rawValue, rows, columns)
+        let size = sizeFunction(format.rawValue, rows, columns)
         guard size > 0 else { return self }
         let format = format, rows = rows, columns = columns, rowByteCount = rowByteCount, bytes = bytes
         let packedRowBytes = size / rows, sliceRows = Self.repackSliceRows
@@ -67,8 +90,8 @@ public struct WeightMatrix: Sendable {
                 for slice in range {
                     let first = slice * sliceRows, count = min(sliceRows, rows - first)
                     bytes.withUnsafeBytes { source in
-                        strata_interleave_rows(format.rawValue, source.baseAddress! + first * rowByteCount, rowByteCount, count,
-                                               columns, destination + first * packedRowBytes)
+                        interleave(format.rawValue, source.baseAddress! + first * rowByteCount, rowByteCount, count,
+                                   columns, destination + first * packedRowBytes)
                     }
                     if releasingFilePages {
                         bytes.slice(start: first * rowByteCount, length: count * rowByteCount).releaseResidentPages()
@@ -76,7 +99,7 @@ public struct WeightMatrix: Sendable {
                 }
             }
         }
-        return WeightMatrix(self, interleaved: packed)
+        return WeightMatrix(self, interleaved: packed, precision: precision)
     }
 
     /// Row `row` as floats (e.g. an embedding lookup).

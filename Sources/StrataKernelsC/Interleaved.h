@@ -47,6 +47,15 @@ enum {
     OCTET_Q6K_GROUP_BYTES = 144 + 1536,
 };
 
+/// Q4_1 for the 16-bit activation kernels (Interleaved16.c): per block of 32 columns the rows'
+/// `d`, their `m`, then four units of codes.
+enum {
+    OCTET_Q41_D = 0,
+    OCTET_Q41_M = 16,
+    OCTET_Q41_CODES = 32,
+    OCTET_Q41_BLOCK_BYTES = 32 + 128,
+};
+
 /// Q4_K: the unit of sub-block `sub`'s first chunk; its codes are the low nibbles for even
 /// sub-blocks, the high ones for odd.
 static inline int q4k_first_unit(int sub) { return 8 * (sub / 2); }
@@ -80,6 +89,16 @@ enum { OCTET_BATCH_TOKENS = 32 };
 /// tile and, with the codes and four tokens' sums live at once, spills registers.
 void strata_octet8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,
                               size_t tokens, size_t columns, float *output, size_t output_stride);
+#endif
+
+/// Eight interleaved Q4_1 rows against `tile` (1...TOKEN_TILE) tokens of 16-bit activation
+/// blocks (`blocks` per token): row r of token t goes to `output[t × output_stride + r]`.
+typedef void octet16_function(size_t tile, const uint8_t *octet, size_t blocks, const strata_activation_block *activations,
+                              float *output, size_t output_stride);
+
+octet16_function strata_octet16_portable;
+#if defined(__x86_64__)
+octet16_function strata_octet16_avx2;
 #endif
 
 #endif

@@ -146,28 +146,7 @@ let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
         for (rows, columns, tokenCount) in [(40, 512, 17), (16, 8192, 30)] {
             let bytes = randomBlocks(format, blockCount: rows * columns / 256, generator: &generator)
             let matrix = weightMatrix(format, rows: rows, columns: columns, bytes: bytes).preparedForEightBitProducts(releasingFilePages: false)
-            let input = randomActivations(count: tokenCount * columns, generator: &generator)
-            var scratch = QuantizedActivations(capacity: input.count, precision: .eightBit)
-            let single = WorkerPool(threadCount: 1)
-            let alone = (0..<tokenCount).map { token in
-                var output = [Float](repeating: .nan, count: rows)
-                matrix.multiplyQuantized(Array(input[(token * columns)..<((token + 1) * columns)]), tokens: 1, into: &output,
-                                         pool: single, scratch: &scratch)
-                return output
-            }
-            for pool in [single, WorkerPool(threadCount: 2)] {
-                for batch in [2, 3, 5, 8, 17, 30] where batch <= tokenCount {
-                    for first in stride(from: 0, to: tokenCount - batch + 1, by: batch) {
-                        var output = [Float](repeating: .nan, count: batch * rows)
-                        matrix.multiplyQuantized(Array(input[(first * columns)..<((first + batch) * columns)]), tokens: batch,
-                                                 into: &output, pool: pool, scratch: &scratch)
-                        for token in 0..<batch {
-                            #expect(firstBitwiseDifference(Array(output[(token * rows)..<((token + 1) * rows)]), alone[first + token]) == nil,
-                                    "\(format) \(columns) columns: token \(first + token) in a batch of \(batch) on \(pool.threadCount) threads")
-                        }
-                    }
-                }
-            }
+            expectBatchInvariance(matrix, tokenCount: tokenCount, precision: .eightBit, generator: &generator, label: "\(format)")
         }
     }
 }

@@ -69,8 +69,8 @@ public struct Transformer: Sendable {
     public let model: LanguageModel
     public let pool: WorkerPool
     public let numerics: Numerics
-    /// What the forward pass reads: `model.weights`, with the matrices repacked for the 8-bit
-    /// kernels under `fast8` (`WeightMatrix.preparedForEightBitProducts`).
+    /// What the forward pass reads: `model.weights`, with the matrices the fast paths' kernels
+    /// read faster repacked (`ModelWeights.prepared(for:pool:)`).
     private let weights: ModelWeights
     private var scratch = Scratch()
     /// The KV-cache slot of each step of `slotPlan`, kept so a decoding step does not rebuild it.
@@ -86,7 +86,7 @@ public struct Transformer: Sendable {
         self.pool = pool
         let numerics = numerics ?? .recommended(for: model.config)
         self.numerics = numerics
-        weights = numerics == .fast8 ? model.weights.preparedForEightBitProducts(pool: pool) : model.weights
+        weights = numerics.activationPrecision.map { model.weights.prepared(for: $0, pool: pool) } ?? model.weights
         inverseFrequencies = RotaryEmbedding.inverseFrequencies(
             dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
     }

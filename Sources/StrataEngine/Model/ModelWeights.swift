@@ -40,13 +40,17 @@ public struct ModelWeights: Sendable {
     /// [vocabulary, hidden]; the token embedding itself when the model ties them.
     public var output: WeightMatrix
 
-    /// These weights with every matrix the 8-bit kernels can repack repacked
-    /// (`WeightMatrix.preparedForEightBitProducts`), the file's pages of those matrices released
-    /// so resident memory holds them once. The token embedding is only read row by row, so it
-    /// stays as it is (and a tied output matrix is prepared as a matrix of its own).
-    public func preparedForEightBitProducts(pool: WorkerPool) -> ModelWeights {
+    /// These weights with every matrix the kernels for `precision` activations can repack
+    /// repacked (`WeightMatrix.preparedForEightBitProducts`, `preparedForSixteenBitProducts`),
+    /// the file's pages of those matrices released so resident memory holds them once. The token
+    /// embedding is only read row by row, so it stays as it is (and a tied output matrix is
+    /// prepared as a matrix of its own).
+    public func prepared(for precision: ActivationPrecision, pool: WorkerPool) -> ModelWeights {
         func prepared(_ matrix: WeightMatrix) -> WeightMatrix {
-            matrix.preparedForEightBitProducts(releasingFilePages: true, pool: pool)
+            switch precision {
+            case .eightBit: matrix.preparedForEightBitProducts(releasingFilePages: true, pool: pool)
+            case .sixteenBit: matrix.preparedForSixteenBitProducts(releasingFilePages: true, pool: pool)
+            }
         }
         var result = self
         result.layers = layers.map { layer in

@@ -92,6 +92,21 @@ void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, 
                                 size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
                                 float *output);
 
+/// Bytes `strata_interleave_rows16` writes for a `rows × columns` matrix in `format`, or 0 when
+/// the matrix has no interleaved form for 16-bit products (only Q4_1 with rows a multiple of 8).
+size_t strata_interleaved16_size(uint32_t format, size_t rows, size_t columns);
+
+/// Repacks a Q4_1 matrix into the layout `strata_matmul16_interleaved` reads (Interleaved16.c).
+void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                              void *output);
+
+/// `strata_matmul` over weights repacked by `strata_interleave_rows16`, for row octets
+/// `octet_begin..<octet_end`: the same independence from batch size, row range and level, with
+/// its own float operations (see Interleaved16.c).
+void strata_matmul16_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                                 size_t octet_end, size_t columns, const strata_activation_block *activations,
+                                 size_t tokens, float *output);
+
 /// Causal attention of one query head: `output[d] = Σ_p softmax_p(scale × query·key_p) × value_p[d]`
 /// over cache positions `p < positions`, where key p starts at `keys + p × row_stride` (values
 /// likewise) and each holds `dimensions` floats (a multiple of 8). `accumulator` is scratch of
