@@ -54,7 +54,8 @@ public struct WeightMatrix: Sendable {
 
     /// This matrix with its rows also repacked eight at a time, which 8-bit products
     /// (`ActivationPrecision.eightBit`) then read instead of `bytes`: a Q4_K or Q6_K matrix whose
-    /// rows are a multiple of 8 and columns of 256. Other matrices come back unchanged.
+    /// rows are a multiple of 8 and columns of 256. Other matrices, and a matrix already
+    /// repacked for either precision, come back unchanged.
     ///
     /// With `releasingFilePages` the file's pages for `bytes` leave resident memory as they are
     /// repacked, so the weights are never resident twice; anything that still reads `bytes`
@@ -66,8 +67,8 @@ public struct WeightMatrix: Sendable {
 
     /// This matrix with its rows also repacked eight at a time, which 16-bit products
     /// (`ActivationPrecision.sixteenBit`) then read instead of `bytes`: a Q4_1 matrix whose rows
-    /// are a multiple of 8. Other matrices come back unchanged. `releasingFilePages` as for
-    /// `preparedForEightBitProducts`.
+    /// are a multiple of 8. Other matrices, and a matrix already repacked for either precision,
+    /// come back unchanged. `releasingFilePages` as for `preparedForEightBitProducts`.
     public func preparedForSixteenBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
         repacked(for: .sixteenBit, size: strata_interleaved16_size, interleave: strata_interleave_rows16,
                  releasingFilePages: releasingFilePages, pool: pool)

@@ -74,12 +74,13 @@ func referenceInterleaved16Product(_ bytes: [UInt8], rows: Int, columns: Int,
         var generator = SeededGenerator(seed: 0x1B3)
         let (rows, columns, tokens) = (16, 576, 5)
         var bytes = randomBlocks(.q4_1, blockCount: rows * columns / 32, generator: &generator)
-        // rows 0-7: every code 15, the int32 sums' worst case with activations of ±32767
+        // rows 0-7 with every code 15 against token 0's activations all at 32767: the largest
+        // int32 block sums there can be
         for block in 0..<(8 * columns / 32) {
             for offset in 4..<20 { bytes[block * 20 + offset] = 0xFF }
         }
         var input = randomActivations(count: tokens * columns, generator: &generator)
-        for index in 0..<columns { input[index] = index % 3 == 0 ? -1 : 1 }
+        for index in 0..<columns { input[index] = 1 }
         let matrix = weightMatrix(.q4_1, rows: rows, columns: columns, bytes: bytes)
         let activations = quantized(input, tokens: tokens, columns: columns)
         var output = [Float](repeating: .nan, count: tokens * rows)
