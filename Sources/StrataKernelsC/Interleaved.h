@@ -47,14 +47,24 @@ enum {
     OCTET_Q6K_GROUP_BYTES = 144 + 1536,
 };
 
-/// Q4_1 for the 16-bit activation kernels (Interleaved16.c): per block of 32 columns the rows'
-/// `d`, their `m`, then four units of codes.
+/// Q4_1 and Q5_0 for the 16-bit activation kernels (Interleaved16.c): per block of 32 columns
+/// the rows' `d`, then Q4_1's `m` (fp16 each) or Q5_0's fifth code bits (32 bytes), then four
+/// units of low four bits.
 enum {
-    OCTET_Q41_D = 0,
+    OCTET16_D = 0,
     OCTET_Q41_M = 16,
     OCTET_Q41_CODES = 32,
     OCTET_Q41_BLOCK_BYTES = 32 + 128,
+    OCTET_Q50_FIFTH_BITS = 16,
+    OCTET_Q50_CODES = 48,
+    OCTET_Q50_BLOCK_BYTES = 48 + 128,
 };
+
+/// Bytes of one interleaved 16-bit block of eight rows, and where its code units start.
+static inline size_t octet16_block_bytes(uint32_t format) {
+    return format == FORMAT_Q5_0 ? OCTET_Q50_BLOCK_BYTES : OCTET_Q41_BLOCK_BYTES;
+}
+static inline size_t octet16_codes(uint32_t format) { return format == FORMAT_Q5_0 ? OCTET_Q50_CODES : OCTET_Q41_CODES; }
 
 /// Q4_K: the unit of sub-block `sub`'s first chunk; its codes are the low nibbles for even
 /// sub-blocks, the high ones for odd.
@@ -91,10 +101,10 @@ void strata_octet8_batch_avx2(uint32_t format, const uint8_t *octet, size_t grou
                               size_t tokens, size_t columns, float *output, size_t output_stride);
 #endif
 
-/// Eight interleaved Q4_1 rows against `tile` (1...TOKEN_TILE) tokens of 16-bit activation
-/// blocks (`blocks` per token): row r of token t goes to `output[t × output_stride + r]`.
-typedef void octet16_function(size_t tile, const uint8_t *octet, size_t blocks, const strata_activation_block *activations,
-                              float *output, size_t output_stride);
+/// Eight interleaved Q4_1 or Q5_0 rows against `tile` (1...TOKEN_TILE) tokens of 16-bit
+/// activation blocks (`blocks` per token): row r of token t goes to `output[t × output_stride + r]`.
+typedef void octet16_function(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
+                              const strata_activation_block *activations, float *output, size_t output_stride);
 
 octet16_function strata_octet16_portable;
 #if defined(__x86_64__)

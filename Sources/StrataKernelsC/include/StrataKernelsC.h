@@ -93,10 +93,12 @@ void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, 
                                 float *output);
 
 /// Bytes `strata_interleave_rows16` writes for a `rows × columns` matrix in `format`, or 0 when
-/// the matrix has no interleaved form for 16-bit products (only Q4_1 with rows a multiple of 8).
+/// the matrix has no interleaved form for 16-bit products (only Q4_1 and Q5_0 with rows a
+/// multiple of 8 have one).
 size_t strata_interleaved16_size(uint32_t format, size_t rows, size_t columns);
 
-/// Repacks a Q4_1 matrix into the layout `strata_matmul16_interleaved` reads (Interleaved16.c).
+/// Repacks a Q4_1 or Q5_0 matrix into the layout `strata_matmul16_interleaved` reads
+/// (Interleaved16.c).
 void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
                               void *output);
 
