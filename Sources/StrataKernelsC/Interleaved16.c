@@ -41,13 +41,11 @@ static size_t octet16_code_byte(int row, int element, int *high) {
     return (size_t)(32 * unit + 16 * (row / 4) + 8 * (pair % 2) + 2 * (row % 4) + element % 2);
 }
 
-/// Q5_0: the fifth-bit byte of element `element` of row `row` (relative to the fifth-bit area),
-/// and which of its bits holds the element's.
-static size_t octet16_fifth_bit(int row, int element, int *bit) {
-    int high;
-    const size_t byte = octet16_code_byte(row, element, &high);
-    *bit = 2 * (int)(byte / 32) + high;
-    return byte % 32;
+/// Q5_0: the fifth-bit byte (relative to the fifth-bit area) of the code whose low bits are at
+/// `code_byte` of the code area (in its high nibble if `high`), and which of its bits holds it.
+static size_t octet16_fifth_bit(size_t code_byte, int high, int *bit) {
+    *bit = 2 * (int)(code_byte / 32) + high;
+    return code_byte % 32;
 }
 
 /// Element `element`'s code in a file block: Q4_1 0...15, Q5_0 0...31.
@@ -78,7 +76,7 @@ void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_b
                     const size_t byte = octet16_code_byte(row, element, &high);
                     destination[codes + byte] |= (uint8_t)(high ? (code & 0x0F) << 4 : code & 0x0F);
                     if (format == FORMAT_Q5_0) {
-                        const size_t fifth = octet16_fifth_bit(row, element, &bit);
+                        const size_t fifth = octet16_fifth_bit(byte, high, &bit);
                         destination[OCTET_Q50_FIFTH_BITS + fifth] |= (uint8_t)((code >> 4) << bit);
                     }
                 }
@@ -99,10 +97,11 @@ void strata_octet16_portable(uint32_t format, size_t tile, const uint8_t *octet,
                 int32_t dot = 0;
                 for (int element = 0; element < 32; element++) {
                     int high, bit;
-                    const uint8_t byte = packed[codes + octet16_code_byte(row, element, &high)];
+                    const size_t position = octet16_code_byte(row, element, &high);
+                    const uint8_t byte = packed[codes + position];
                     int32_t code = high ? byte >> 4 : byte & 0x0F;
                     if (format == FORMAT_Q5_0) {
-                        const uint8_t fifth = packed[OCTET_Q50_FIFTH_BITS + octet16_fifth_bit(row, element, &bit)];
+                        const uint8_t fifth = packed[OCTET_Q50_FIFTH_BITS + octet16_fifth_bit(position, high, &bit)];
                         code |= ((fifth >> bit) & 1) << 4;
                     }
                     dot += code * input->values[element];
