@@ -5,6 +5,7 @@
 #define STRATA_BLOCKS_H
 
 #include "StrataKernelsC.h"
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -20,6 +21,22 @@ enum {
     MACRO(argument, FORMAT_Q4_0) MACRO(argument, FORMAT_Q4_1) MACRO(argument, FORMAT_Q5_0)     \
     MACRO(argument, FORMAT_Q5_1) MACRO(argument, FORMAT_Q8_0) MACRO(argument, FORMAT_Q4_K)     \
     MACRO(argument, FORMAT_Q5_K) MACRO(argument, FORMAT_Q6_K)
+
+/// The scale of an activation group whose largest magnitude is `magnitude`, for codes up to
+/// `largest_code`; 0 when it would fall below the smallest normal float, where its inverse can
+/// overflow to infinity and turn every code into the most negative one (values ~1e-34 and less).
+static inline float quantization_scale(float magnitude, float largest_code) {
+    const float scale = magnitude / largest_code;
+    return scale < FLT_MIN ? 0.0f : scale;
+}
+
+/// A rounded `scaled` value as a code within ±`largest`, as vcvtps2dq and a clamp give it: NaN
+/// (which vcvtps2dq turns into INT_MIN) becomes -`largest`, where a plain cast is undefined.
+static inline int32_t clamped_code(float scaled, int32_t largest) {
+    if (scaled > (float)largest) return largest;
+    if (scaled >= (float)-largest) return (int32_t)scaled;
+    return -largest;
+}
 
 #define STRATA_FORMAT_TILES(CASE, format) CASE(format, 1) CASE(format, 2) CASE(format, 3) CASE(format, 4)
 

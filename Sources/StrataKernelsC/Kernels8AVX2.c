@@ -270,7 +270,7 @@ void strata_quantize8_avx2(const float *input, size_t count, strata_activations8
         const float *source = input + 32 * block;
         __m256 magnitude = _mm256_setzero_ps();
         for (int part = 0; part < 4; part++) magnitude = _mm256_max_ps(magnitude, _mm256_andnot_ps(sign, _mm256_loadu_ps(source + 8 * part)));
-        float scale = horizontal_max(magnitude) / 127.0f;
+        float scale = quantization_scale(horizontal_max(magnitude), 127.0f);
         __m256 inverse = _mm256_set1_ps(scale != 0.0f ? 1.0f / scale : 0.0f);
         __m256i codes[4];
         for (int part = 0; part < 4; part++) {

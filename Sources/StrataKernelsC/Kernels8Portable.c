@@ -150,13 +150,13 @@ void strata_quantize8_portable(const float *input, size_t count, strata_activati
         const float *source = input + 32 * block;
         float magnitude = 0;
         for (int index = 0; index < 32; index++) magnitude = fmaxf(magnitude, fabsf(source[index]));
-        float scale = magnitude / 127.0f;
+        float scale = quantization_scale(magnitude, 127.0f);
         float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
         int32_t halves[2] = {0, 0};
         for (int index = 0; index < 32; index++) {
             // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
             float scaled = nearbyintf(source[index] * inverse);
-            int32_t code = scaled > 127.0f ? 127 : scaled < -127.0f ? -127 : (int32_t)scaled;
+            int32_t code = clamped_code(scaled, 127);
             output.values[32 * block + index] = (int8_t)code;
             halves[index / 16] += code;
         }

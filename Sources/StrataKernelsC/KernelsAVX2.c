@@ -229,7 +229,7 @@ void strata_quantize_avx2(const float *input, size_t count, size_t group, strata
         for (size_t index = 0; index < group; index += 8) {
             magnitude = _mm256_max_ps(magnitude, _mm256_andnot_ps(sign, _mm256_loadu_ps(input + first + index)));
         }
-        float scale = horizontal_max(magnitude) / 32767.0f;
+        float scale = quantization_scale(horizontal_max(magnitude), 32767.0f);
         __m256 inverse = _mm256_set1_ps(scale != 0.0f ? 1.0f / scale : 0.0f);
         for (size_t block = first / 32; block < (first + group) / 32; block++) {
             const float *source = input + 32 * block;

@@ -219,7 +219,7 @@ void strata_quantize_avx512(const float *input, size_t count, size_t group, stra
         for (size_t index = 0; index < group; index += 16) {
             magnitude = _mm512_max_ps(magnitude, _mm512_abs_ps(_mm512_loadu_ps(input + first + index)));
         }
-        float scale = _mm512_reduce_max_ps(magnitude) / 32767.0f;
+        float scale = quantization_scale(_mm512_reduce_max_ps(magnitude), 32767.0f);
         __m512 inverse = _mm512_set1_ps(scale != 0.0f ? 1.0f / scale : 0.0f);
         for (size_t block = first / 32; block < (first + group) / 32; block++) {
             // vcvtps2dq rounds to nearest even under the default MXCSR, as the portable nearbyintf;

@@ -140,7 +140,7 @@ void strata_quantize_portable(const float *input, size_t count, size_t group, st
     for (size_t first = 0; first < count; first += group) {
         float magnitude = 0;
         for (size_t index = 0; index < group; index++) magnitude = fmaxf(magnitude, fabsf(input[first + index]));
-        float scale = magnitude / 32767.0f;
+        float scale = quantization_scale(magnitude, 32767.0f);
         float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
         for (size_t block = first / 32; block < (first + group) / 32; block++) {
             const float *source = input + 32 * block;
@@ -148,7 +148,7 @@ void strata_quantize_portable(const float *input, size_t count, size_t group, st
             for (int index = 0; index < 32; index++) {
                 // nearbyintf rounds to nearest even in the default mode, as vcvtps2dq does
                 float scaled = nearbyintf(source[index] * inverse);
-                int32_t code = scaled > 32767.0f ? 32767 : scaled < -32767.0f ? -32767 : (int32_t)scaled;
+                int32_t code = clamped_code(scaled, 32767);
                 output[block].values[index] = (int16_t)code;
                 sum += code;
             }

@@ -23,13 +23,15 @@ struct ReferenceActivationBlock: Equatable {
 /// The activation quantizer's definition: scale `max |x| / 32767` over each group (256
 /// elements when rows of `columns` are whole groups of 256, else 32), or `/ 127` per 32 (8 bits),
 /// codes `x × (1 / scale)` rounded to nearest even, sum `scale × Σ codes` per 32-element block.
+/// A scale below the smallest normal float is 0 (its inverse could overflow to infinity).
 func referenceQuantize(_ input: [Float], columns: Int, precision: ActivationPrecision = .sixteenBit) -> [ReferenceActivationBlock] {
     let group = precision == .sixteenBit && columns % 256 == 0 ? 256 : 32
     let largestCode: Float = precision == .sixteenBit ? 32767 : 127
     return stride(from: 0, to: input.count, by: 32).map { start in
         let groupStart = start - start % group
         let magnitude = input[groupStart..<groupStart + group].reduce(Float(0)) { max($0, abs($1)) }
-        let scale = magnitude / largestCode
+        let exactScale = magnitude / largestCode
+        let scale = exactScale < Float.leastNormalMagnitude ? 0 : exactScale
         let inverse: Float = scale != 0 ? 1 / scale : 0
         let values = input[start..<start + 32].map { Int16(max(-largestCode, min(largestCode, ($0 * inverse).rounded(.toNearestOrEven)))) }
         let sum = scale * Float(values.reduce(Int32(0)) { $0 + Int32($1) })

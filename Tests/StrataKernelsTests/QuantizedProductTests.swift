@@ -9,14 +9,21 @@ import StrataTestSupport
         for columns in [320, 512] {
             var generator = SeededGenerator(seed: 0xAC7)
             var input = randomActivations(count: columns * 4, generator: &generator)
-            // an all-zero block, a block of one sign, ties at exactly half a step, and tiny values
+            // an all-zero block, a block of one sign, ties at exactly half a step, tiny values, and
+            // values so tiny that the inverse of their scale would overflow to infinity
             for index in 0..<32 { input[index] = 0 }
             for index in 32..<64 { input[index] = Float(index) }
             for index in 64..<96 { input[index] = Float(index - 80) * 0.5 }
             for index in 96..<128 { input[index] = Float(index - 112) * 1e-30 }
+            for index in 128..<160 { input[index] = Float(index - 144) * 1e-39 }
             var activations = QuantizedActivations(capacity: input.count, precision: precision)
             activations.quantize(input, tokens: 4, columns: columns, level: level)
-            #expect(activations.referenceBlocks == referenceQuantize(input, columns: columns, precision: precision))
+            let blocks = activations.referenceBlocks
+            #expect(blocks == referenceQuantize(input, columns: columns, precision: precision))
+            if QuantizedActivations.groupSize(columns: columns) == 32 || precision == .eightBit {
+                // such a block quantizes to zeros (before, vector levels made every code -32767 or -127)
+                #expect(blocks[4].scale == 0 && blocks[4].values.allSatisfy { $0 == 0 })
+            }
         }
     }
 
