@@ -57,12 +57,12 @@ extension TemplateRenderer {
             var items = try iterate(value)
             if let path = arguments.value(1, "attribute") { items = try items.map { try attributePath(path, of: $0) } }
             let separator = arguments.value(0, "d")?.pythonString ?? ""
-            return .string(items.map(\.pythonString).joined(separator: separator))
+            return .string(try Self.joinedWithinLimit(items.map(\.pythonString), separator: separator))
         case "replace":
             let old = try (arguments.value(0, "old") ?? .string("")).requireString("replace")
             let new = try (arguments.value(1, "new") ?? .string("")).requireString("replace")
             let count = try arguments.value(2, "count").map { try $0.requireInteger("replace") } ?? -1
-            return .string(value.pythonString.pythonReplacing(old, with: new, count: count))
+            return .string(try value.pythonString.pythonReplacing(old, with: new, count: count))
         case "select", "reject", "selectattr", "rejectattr":
             return .array(try select(value, arguments, keeping: name.hasPrefix("select"), byAttribute: name.hasSuffix("attr")))
         case "map":

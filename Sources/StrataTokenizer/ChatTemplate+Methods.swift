@@ -72,7 +72,7 @@ extension TemplateRenderer {
             let old = try stringArgument(0, "old") ?? ""
             let new = try stringArgument(1, "new") ?? ""
             let count = try arguments.value(2, "count").map { try $0.requireInteger("str.replace") } ?? -1
-            return .string(text.pythonReplacing(old, with: new, count: count))
+            return .string(try text.pythonReplacing(old, with: new, count: count))
         case "find", "rfind", "count":
             let part = try stringArgument(0, "sub") ?? ""
             let ranges = text.scalarRanges(of: part)
@@ -87,8 +87,8 @@ extension TemplateRenderer {
             }
             return .integer(ranges.first?.lowerBound ?? -1)
         case "join":
-            return .string(try iterate(arguments.value(0, "iterable") ?? .array([]))
-                .map { try $0.requireString("str.join") }.joined(separator: text))
+            let pieces = try iterate(arguments.value(0, "iterable") ?? .array([])).map { try $0.requireString("str.join") }
+            return .string(try Self.joinedWithinLimit(pieces, separator: text))
         case "upper": return .string(text.uppercased())
         case "lower": return .string(text.lowercased())
         case "capitalize": return .string(text.pythonCapitalized)
@@ -134,6 +134,9 @@ extension TemplateRenderer {
                     }
                     guard let value else { throw Self.failure("str.format has no argument for field '{\(open)}'") }
                     result += value.pythonString
+                    guard result.utf8.count <= Self.maximumLength else {
+                        throw Self.failure("formatted string is too long")
+                    }
                     field = nil
                 } else {
                     guard scalar != ":" && scalar != "!" && scalar != "." && scalar != "[" else {
@@ -204,11 +207,17 @@ extension String {
     }
 
     /// Python's `replace(old, new, count)`.
-    func pythonReplacing(_ old: String, with new: String, count: Int) -> String {
+    /// Fails rather than build a string longer than `TemplateRenderer.maximumLength`.
+    func pythonReplacing(_ old: String, with new: String, count: Int) throws -> String {
         let scalars = Array(unicodeScalars)
+        let ranges = scalarRanges(of: old, limit: count < 0 ? .max : count)
+        let growth = new.unicodeScalars.count - old.unicodeScalars.count
+        guard ranges.isEmpty || growth <= 0 || growth <= (TemplateRenderer.maximumLength - scalars.count) / ranges.count else {
+            throw TemplateRenderer.failure("replaced string is too long (more than \(TemplateRenderer.maximumLength) characters)")
+        }
         var result = String.UnicodeScalarView()
         var start = 0
-        for range in scalarRanges(of: old, limit: count < 0 ? .max : count) {
+        for range in ranges {
             result.append(contentsOf: scalars[start..<range.lowerBound])
             result.append(contentsOf: new.unicodeScalars)
             if range.isEmpty && range.lowerBound < scalars.count {

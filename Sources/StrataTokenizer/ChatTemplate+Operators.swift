@@ -1,8 +1,23 @@
 /// Python's arithmetic, comparison and `json.dumps` on template values.
 extension TemplateRenderer {
-    /// Largest string or list a `*` may build; a template multiplying by a huge count is a
-    /// bug, and refusing it keeps rendering from exhausting memory.
-    static let maximumRepetition = 10_000_000
+    /// Longest string (in Unicode scalars) or list that `*`, `+`, `~`, `join` and `replace`
+    /// may build, and the longest rendered output. A template that gets near it is a bug or
+    /// an attack (doubling a string 40 times asks for terabytes), and refusing keeps
+    /// rendering from exhausting memory; the longest real prompts (a million tokens of
+    /// context) are a few million characters.
+    static let maximumLength = 10_000_000
+
+    /// `pieces` joined by `separator`, unless the result would exceed `maximumLength`.
+    static func joinedWithinLimit(_ pieces: [String], separator: String = "") throws -> String {
+        var length = separator.unicodeScalars.count * max(pieces.count - 1, 0)
+        for piece in pieces {
+            length += piece.unicodeScalars.count
+            guard length <= maximumLength else {
+                throw failure("joined string is too long (more than \(maximumLength) characters)")
+            }
+        }
+        return pieces.joined(separator: separator)
+    }
 
     func arithmetic(_ operation: BinaryOperator, _ left: Value, _ right: Value) throws -> Value {
         if case .undefined(let hint) = left { throw Self.failure(hint) }
@@ -10,18 +25,22 @@ extension TemplateRenderer {
         if let a = left.numericValue, let b = right.numericValue { return try numeric(operation, a, b) }
         switch (operation, left, right) {
         case let (.add, .string(a), .string(b)):
+            guard a.unicodeScalars.count + b.unicodeScalars.count <= Self.maximumLength else {
+                throw Self.failure("concatenated string is too long (more than \(Self.maximumLength) characters)")
+            }
             return .string(a + b)
         case let (.add, .array(a), .array(b)):
+            guard a.count + b.count <= Self.maximumLength else { throw Self.failure("concatenated list is too long") }
             return .array(a + b)
         case let (.multiply, .string(text), count), let (.multiply, count, .string(text)):
             guard let times = count.numericValue, case .integer(let n) = times else { break }
-            guard n <= 0 || text.unicodeScalars.count <= Self.maximumRepetition / n else {
+            guard n <= 0 || text.unicodeScalars.count <= Self.maximumLength / n else {
                 throw Self.failure("repeated string is too long")
             }
             return .string(String(repeating: text, count: max(n, 0)))
         case let (.multiply, .array(items), count), let (.multiply, count, .array(items)):
             guard let times = count.numericValue, case .integer(let n) = times else { break }
-            guard n <= 0 || items.count <= Self.maximumRepetition / n else { throw Self.failure("repeated list is too long") }
+            guard n <= 0 || items.count <= Self.maximumLength / n else { throw Self.failure("repeated list is too long") }
             return .array(Array([[Value]](repeating: items, count: max(n, 0)).joined()))
         default:
             break

@@ -12,6 +12,15 @@ struct TemplateParser {
     /// may guard a filter another runtime provides; there the error waits until it runs.
     private var unknownCallables: [(message: String, position: SourcePosition, isSoft: Bool)] = []
     private var softDepth = 0
+    /// How many blocks and sub-expressions enclose the cursor. The parser recurses once per
+    /// level, so a hostile template nesting thousands of `(` or `{% if %}` would overflow
+    /// the stack without this cap.
+    private var nesting = 0
+
+    /// Deepest nesting of blocks, parentheses, literals and operators a template may use,
+    /// both while parsing and in the finished expression trees (which the renderer walks
+    /// recursively too). Real chat templates stay below about 20.
+    static let maximumNesting = 256
 
     init(tokens: [Token]) {
         self.tokens = tokens
@@ -27,6 +36,34 @@ struct TemplateParser {
         let known = isFilter ? TemplateRenderer.filterNames : TemplateRenderer.testNames
         guard !known.contains(name) else { return }
         unknownCallables.append(("unknown \(isFilter ? "filter" : "test") '\(name)'", position, softDepth > 0))
+    }
+
+    // MARK: - Nesting
+
+    /// Enters one nesting level, failing once the template nests too deeply; the caller
+    /// leaves it again with `defer { nesting -= 1 }`.
+    private mutating func descend() throws {
+        guard nesting < Self.maximumNesting else {
+            throw error("template nests too deeply (more than \(Self.maximumNesting) levels)")
+        }
+        nesting += 1
+    }
+
+    /// Runs `work` one nesting level deeper.
+    private mutating func nested<T>(_ work: (inout TemplateParser) throws -> T) throws -> T {
+        try descend()
+        defer { nesting -= 1 }
+        return try work(&self)
+    }
+
+    /// Builds an expression node; long operator chains such as `a + a + ... + a` make deep
+    /// trees without deep parser recursion, so the tree depth is capped here as well.
+    private func make(_ kind: Expression.Kind, position: SourcePosition) throws -> Expression {
+        let expression = Expression(kind: kind, position: position)
+        guard expression.depth <= Self.maximumNesting else {
+            throw error("template nests too deeply (more than \(Self.maximumNesting) levels)", at: position)
+        }
+        return expression
     }
 
     // MARK: - Token helpers
@@ -121,7 +158,7 @@ struct TemplateParser {
                 let tagPosition = current.position
                 let tag = try expectName()
                 if endTags.contains(tag) { return (nodes, tag) }
-                nodes += try parseStatement(tag, at: tagPosition, enclosing: opener, endTags: endTags)
+                nodes += try nested { try $0.parseStatement(tag, at: tagPosition, enclosing: opener, endTags: endTags) }
             case .end:
                 guard let opener else { return (nodes, nil) }
                 throw error(
@@ -305,7 +342,7 @@ struct TemplateParser {
         if items.isEmpty && !parenthesized {
             throw error("expected an expression, got \(Self.describe(current.kind))")
         }
-        return Expression(kind: .tuple(items), position: position)
+        return try make(.tuple(items), position: position)
     }
 
     private func isTupleEnd(_ endNames: Set<String>) -> Bool {
@@ -326,9 +363,9 @@ struct TemplateParser {
             defer { softDepth -= 1 }
             for index in firstUnknown..<unknownCallables.count { unknownCallables[index].isSoft = true }
             let condition = try parseOr()
-            let otherwise = skip(name: "else") ? try parseConditional() : nil
-            expression = Expression(
-                kind: .conditional(condition: condition, then: expression, otherwise: otherwise), position: position)
+            let otherwise = skip(name: "else") ? try nested { try $0.parseConditional() } : nil
+            expression = try make(
+                .conditional(condition: condition, then: expression, otherwise: otherwise), position: position)
         }
         return expression
     }
@@ -350,7 +387,7 @@ struct TemplateParser {
         while isName(keyword) {
             let position = current.position
             advance()
-            left = Expression(kind: combine(left, try operand(&self)), position: position)
+            left = try make(combine(left, try operand(&self)), position: position)
         }
         return left
     }
@@ -359,7 +396,7 @@ struct TemplateParser {
         guard isName("not") else { return try parseCompare() }
         let position = current.position
         advance()
-        return Expression(kind: .not(try parseNot()), position: position)
+        return try make(.not(try nested { try $0.parseNot() }), position: position)
     }
 
     private static let comparisonSymbols: [String: ComparisonOperator] = [
@@ -384,7 +421,7 @@ struct TemplateParser {
                 break
             }
         }
-        return operations.isEmpty ? first : Expression(kind: .compare(first, operations), position: position)
+        return operations.isEmpty ? first : try make(.compare(first, operations), position: position)
     }
 
     private mutating func parseBinary(
@@ -394,7 +431,7 @@ struct TemplateParser {
         while case .symbol(let symbol) = current.kind, let operation = symbols[symbol] {
             let position = current.position
             advance()
-            left = Expression(kind: .binary(operation, left, try operand(&self)), position: position)
+            left = try make(.binary(operation, left, try operand(&self)), position: position)
         }
         return left
     }
@@ -407,7 +444,7 @@ struct TemplateParser {
         let position = current.position
         var parts = [try parseMultiplicative()]
         while skip(symbol: "~") { parts.append(try parseMultiplicative()) }
-        return parts.count == 1 ? parts[0] : Expression(kind: .concat(parts), position: position)
+        return parts.count == 1 ? parts[0] : try make(.concat(parts), position: position)
     }
 
     private mutating func parseMultiplicative() throws -> Expression {
@@ -418,13 +455,17 @@ struct TemplateParser {
         try parseBinary(["**": .power]) { try $0.parseUnary(withFilters: true) }
     }
 
+    /// Every recursive path inside an expression (parentheses, list and dict literals, call
+    /// arguments, subscripts, signs) comes back through here, so this is where it is counted.
     private mutating func parseUnary(withFilters: Bool) throws -> Expression {
+        try descend()
+        defer { nesting -= 1 }
         let position = current.position
         var expression: Expression
         if skip(symbol: "-") {
-            expression = Expression(kind: .negate(try parseUnary(withFilters: false)), position: position)
+            expression = try make(.negate(try parseUnary(withFilters: false)), position: position)
         } else if skip(symbol: "+") {
-            expression = Expression(kind: .plus(try parseUnary(withFilters: false)), position: position)
+            expression = try make(.plus(try parseUnary(withFilters: false)), position: position)
         } else {
             expression = try parsePrimary()
         }
@@ -439,10 +480,10 @@ struct TemplateParser {
         case .name(let name):
             advance()
             switch name {
-            case "true", "True": return Expression(kind: .literal(.bool(true)), position: position)
-            case "false", "False": return Expression(kind: .literal(.bool(false)), position: position)
-            case "none", "None": return Expression(kind: .literal(.none), position: position)
-            default: return Expression(kind: .name(name), position: position)
+            case "true", "True": return try make(.literal(.bool(true)), position: position)
+            case "false", "False": return try make(.literal(.bool(false)), position: position)
+            case "none", "None": return try make(.literal(.none), position: position)
+            default: return try make(.name(name), position: position)
             }
         case .string(var text):
             advance()
@@ -451,13 +492,13 @@ struct TemplateParser {
                 text += more
                 advance()
             }
-            return Expression(kind: .literal(.string(text)), position: position)
+            return try make(.literal(.string(text)), position: position)
         case .integer(let value):
             advance()
-            return Expression(kind: .literal(.integer(value)), position: position)
+            return try make(.literal(.integer(value)), position: position)
         case .double(let value):
             advance()
-            return Expression(kind: .literal(.double(value)), position: position)
+            return try make(.literal(.double(value)), position: position)
         case .symbol("("):
             advance()
             let inner = try parseTuple(parenthesized: true)
@@ -471,7 +512,7 @@ struct TemplateParser {
                 if skip(symbol: "]") { break }
                 items.append(try parseConditional())
             }
-            return Expression(kind: .list(items), position: position)
+            return try make(.list(items), position: position)
         case .symbol("{"):
             advance()
             var pairs: [(key: Expression, value: Expression)] = []
@@ -482,7 +523,7 @@ struct TemplateParser {
                 try expect(symbol: ":")
                 pairs.append((key, try parseConditional()))
             }
-            return Expression(kind: .dictionary(pairs), position: position)
+            return try make(.dictionary(pairs), position: position)
         default:
             throw error("unexpected \(Self.describe(token.kind)), expected an expression")
         }
@@ -496,11 +537,11 @@ struct TemplateParser {
                 switch current.kind {
                 case .name(let name):
                     advance()
-                    expression = Expression(kind: .attribute(expression, name), position: position)
+                    expression = try make(.attribute(expression, name), position: position)
                 case .integer(let value):
                     advance()
-                    let key = Expression(kind: .literal(.integer(value)), position: position)
-                    expression = Expression(kind: .item(expression, key), position: position)
+                    let key = try make(.literal(.integer(value)), position: position)
+                    expression = try make(.item(expression, key), position: position)
                 default:
                     throw error("expected an attribute name or number after '.'")
                 }
@@ -508,7 +549,7 @@ struct TemplateParser {
                 expression = try parseSubscript(of: expression, at: position)
             } else if isSymbol("(") {
                 // A failing call reports where the callee starts, e.g. `raise_exception(...)`.
-                expression = Expression(kind: .call(expression, try parseArguments()), position: expression.position)
+                expression = try make(.call(expression, try parseArguments()), position: expression.position)
             } else {
                 return expression
             }
@@ -527,10 +568,10 @@ struct TemplateParser {
         try expect(symbol: "]")
         guard isSlice else {
             guard let key = bounds[0] else { throw error("expected a subscript expression", at: position) }
-            return Expression(kind: .item(base, key), position: position)
+            return try make(.item(base, key), position: position)
         }
         while bounds.count < 3 { bounds.append(nil) }
-        return Expression(kind: .slice(base, start: bounds[0], stop: bounds[1], step: bounds[2]), position: position)
+        return try make(.slice(base, start: bounds[0], stop: bounds[1], step: bounds[2]), position: position)
     }
 
     private mutating func parseArguments() throws -> Arguments {
@@ -577,7 +618,7 @@ struct TemplateParser {
         while true {
             let position = current.position
             if skip(symbol: "|") {
-                expression = Expression(kind: .filter(expression, try parseFilterCall()), position: position)
+                expression = try make(.filter(expression, try parseFilterCall()), position: position)
             } else if skip(name: "is") {
                 let negated = skip(name: "not")
                 let testPosition = current.position
@@ -590,10 +631,10 @@ struct TemplateParser {
                     // `x is divisibleby 3`: one bare argument, as jinja2 allows.
                     arguments.positional.append(try parsePostfix(try parsePrimary()))
                 }
-                expression = Expression(kind: .test(expression, name: name, arguments), position: position)
-                if negated { expression = Expression(kind: .not(expression), position: position) }
+                expression = try make(.test(expression, name: name, arguments), position: position)
+                if negated { expression = try make(.not(expression), position: position) }
             } else if isSymbol("(") {
-                expression = Expression(kind: .call(expression, try parseArguments()), position: position)
+                expression = try make(.call(expression, try parseArguments()), position: position)
             } else {
                 return expression
             }

@@ -7,9 +7,18 @@ final class TemplateRenderer {
     /// Scopes, outermost (the render context) first.
     private var scopes: [[String: Value]]
     private var output = ""
+    /// Length of `output` in Unicode scalars, kept alongside because counting is O(n).
+    private var outputLength = 0
     private var macroDepth = 0
     /// Guards against runaway recursion in macros; jinja2 would hit Python's recursion limit.
     private static let maximumMacroDepth = 200
+    /// Loop iterations (and loop filter tests) plus macro calls this render has run.
+    private var steps = 0
+    /// Work one render may do. Nested loops or doubly recursive macros would otherwise run
+    /// for hours while each `range()` stays small. Real chat templates take a few steps per
+    /// message and tool (Qwen3's loops over the messages twice), so even a conversation of
+    /// 10,000 messages stays over 30 times below this; it takes about a second to reach.
+    static let maximumSteps = 1_000_000
 
     init(globals: [String: Value]) {
         scopes = [globals]
@@ -17,8 +26,29 @@ final class TemplateRenderer {
 
     func render(_ body: [Node]) throws -> String {
         output = ""
+        outputLength = 0
+        steps = 0
         _ = try execute(body)
         return output
+    }
+
+    /// Counts one step of work, failing once the render has used up `maximumSteps`.
+    func spendStep() throws {
+        steps += 1
+        guard steps <= Self.maximumSteps else {
+            throw Self.failure("template does too much work (more than \(Self.maximumSteps) loop iterations and macro calls)")
+        }
+    }
+
+    /// Appends to the output (or the capture in progress), which may not grow past
+    /// `maximumLength`: a template doubling a string in a loop would otherwise fill memory.
+    private func emit(_ text: String) throws {
+        let length = text.unicodeScalars.count
+        guard length <= Self.maximumLength - outputLength else {
+            throw Self.failure("rendered output is too long (more than \(Self.maximumLength) characters)")
+        }
+        output += text
+        outputLength += length
     }
 
     // MARK: - Errors
@@ -57,6 +87,7 @@ final class TemplateRenderer {
             guard case .namespace(let namespace) = lookup(name) else {
                 throw Self.failure("cannot assign attribute '\(attribute)' on '\(name)': it is not a namespace")
             }
+            try Self.checkNesting(of: [value], insideNamespace: true)
             namespace.attributes[attribute] = value
         case .tuple(let targets):
             let items = try iterate(value)
@@ -73,9 +104,9 @@ final class TemplateRenderer {
         for node in nodes {
             switch node {
             case .text(let text):
-                output += text
+                try emit(text)
             case .output(let expression):
-                output += try evaluate(expression).pythonString
+                try emit(try evaluate(expression).pythonString)
             case .conditional(let branches, let otherwise):
                 var chosen = otherwise
                 for branch in branches where try evaluate(branch.condition).isTruthy {
@@ -98,7 +129,7 @@ final class TemplateRenderer {
             case .filterBlock(let filters, let body):
                 var value = Value.string(try capture(body))
                 for filter in filters { value = try applyFilter(filter, to: value) }
-                output += value.pythonString
+                try emit(value.pythonString)
             case .breakLoop:
                 return .breakLoop
             case .continueLoop:
@@ -110,9 +141,10 @@ final class TemplateRenderer {
 
     /// Renders `body` into a separate buffer and returns what it produced.
     private func capture(_ body: [Node]) throws -> String {
-        let saved = output
+        let saved = (output, outputLength)
         output = ""
-        defer { output = saved }
+        outputLength = 0
+        defer { (output, outputLength) = saved }
         _ = try execute(body)
         return output
     }
@@ -124,6 +156,7 @@ final class TemplateRenderer {
             // The inline filter runs before counting, so loop.length and loop.last see only
             // the kept items, as in jinja2.
             items = try items.filter { item in
+                try spendStep()
                 scopes.append([:])
                 defer { scopes.removeLast() }
                 try bind(loop.target, to: item)
@@ -137,6 +170,7 @@ final class TemplateRenderer {
             return
         }
         for (offset, item) in items.enumerated() {
+            try spendStep()
             var state = OrderedDictionary()
             state["index"] = .integer(offset + 1)
             state["index0"] = .integer(offset)
@@ -192,6 +226,7 @@ final class TemplateRenderer {
             throw Self.failure("macro '\(macro.name)' has no parameter named '\(keyword)'")
         }
         guard macroDepth < Self.maximumMacroDepth else { throw Self.failure("macro recursion is too deep") }
+        try spendStep()
         // A macro sees the template's top-level variables and its own parameters, never the
         // caller's loop variables.
         let savedScopes = scopes
@@ -231,6 +266,7 @@ final class TemplateRenderer {
                 for (key, value) in entries.entries { attributes[key] = value }
             }
             for (key, value) in arguments.keywords.entries { attributes[key] = value }
+            try Self.checkNesting(of: attributes.values, insideNamespace: function == .namespace)
             return function == .namespace ? .namespace(Namespace(attributes)) : .dictionary(attributes)
         case .range:
             let bounds = try arguments.positional.map { try $0.requireInteger("range()") }
@@ -270,10 +306,13 @@ final class TemplateRenderer {
         case .name(let name):
             return lookup(name)
         case .list(let items), .tuple(let items):
-            return .array(try items.map(evaluate))
+            let values = try items.map(evaluate)
+            try Self.checkNesting(of: values)
+            return .array(values)
         case .dictionary(let pairs):
             var entries = OrderedDictionary()
             for pair in pairs { entries[try evaluate(pair.key).pythonString] = try evaluate(pair.value) }
+            try Self.checkNesting(of: entries.values)
             return .dictionary(entries)
         case .attribute(let base, let name):
             return try attribute(name, of: try evaluate(base))
@@ -311,7 +350,7 @@ final class TemplateRenderer {
             }
             return .bool(true)
         case .concat(let parts):
-            return .string(try parts.map { try evaluate($0).pythonString }.joined())
+            return .string(try Self.joinedWithinLimit(try parts.map { try evaluate($0).pythonString }))
         case .conditional(let condition, let then, let otherwise):
             if try evaluate(condition).isTruthy { return try evaluate(then) }
             return try otherwise.map(evaluate) ?? .undefined(hint: "the conditional expression had no else branch")

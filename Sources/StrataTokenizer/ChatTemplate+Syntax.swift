@@ -55,8 +55,36 @@ struct Expression: Sendable {
         case conditional(condition: Expression, then: Expression, otherwise: Expression?)
     }
 
-    var kind: Kind
-    var position: SourcePosition
+    let kind: Kind
+    let position: SourcePosition
+    /// Nodes on the longest path from here to a leaf (1 for a literal or a name). The
+    /// renderer evaluates, and Swift releases, expression trees recursively, so the parser
+    /// refuses trees deeper than `TemplateParser.maximumNesting`.
+    let depth: Int
+
+    init(kind: Kind, position: SourcePosition) {
+        self.kind = kind
+        self.position = position
+        depth = 1 + (Self.children(of: kind).map(\.depth).max() ?? 0)
+    }
+
+    private static func children(of kind: Kind) -> [Expression] {
+        func flatten(_ arguments: Arguments) -> [Expression] { arguments.positional + arguments.keywords.map(\.value) }
+        switch kind {
+        case .literal, .name: return []
+        case .list(let items), .tuple(let items), .concat(let items): return items
+        case .dictionary(let pairs): return pairs.flatMap { [$0.key, $0.value] }
+        case .attribute(let base, _), .not(let base), .negate(let base), .plus(let base): return [base]
+        case .item(let base, let key): return [base, key]
+        case .slice(let base, let start, let stop, let step): return [base] + [start, stop, step].compactMap { $0 }
+        case .call(let callee, let arguments): return [callee] + flatten(arguments)
+        case .filter(let base, let filter): return [base] + flatten(filter.arguments)
+        case .test(let base, _, let arguments): return [base] + flatten(arguments)
+        case .binary(_, let left, let right), .and(let left, let right), .or(let left, let right): return [left, right]
+        case .compare(let first, let operations): return [first] + operations.map(\.1)
+        case .conditional(let condition, let then, let otherwise): return [condition, then] + [otherwise].compactMap { $0 }
+        }
+    }
 }
 
 /// The left side of `set` or the variables of `for`.

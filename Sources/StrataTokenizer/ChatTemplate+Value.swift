@@ -273,3 +273,54 @@ extension Unicode.Scalar {
         }
     }
 }
+
+// MARK: - Nesting limits
+
+extension TemplateRenderer {
+    /// Deepest a template may nest the lists, dicts and namespaces it builds. Swift walks
+    /// (and releases) nested values recursively, so `{% set ns.x = [ns.x] %}` repeated in a
+    /// loop would otherwise overflow the stack; real templates nest tool schemas and
+    /// messages about ten levels deep.
+    static let maximumValueDepth = 256
+
+    /// Fails unless a new container holding `children` stays within `maximumValueDepth`.
+    /// Only code that wraps values in a new container calls this; everything else returns
+    /// parts of values it was given, or strings.
+    ///
+    /// A namespace may not hold another namespace (even inside a list): namespaces are the
+    /// one shared, mutable value, so that would allow cycles and chains that grow after
+    /// this check. No real template does it.
+    static func checkNesting(of children: [Value], insideNamespace: Bool = false) throws {
+        // Values share storage, so `[x, x]` doubled in a loop is small in memory but
+        // exponentially large to walk; the walk gives up after a million values (all the
+        // messages and tools of a long conversation are a few tens of thousands).
+        var visitsLeft = 1_000_000
+        for child in children {
+            try checkNesting(child, levelsLeft: maximumValueDepth - 1, visitsLeft: &visitsLeft, insideNamespace)
+        }
+    }
+
+    /// Fails unless `value` is at most `levelsLeft` containers deep.
+    private static func checkNesting(
+        _ value: Value, levelsLeft: Int, visitsLeft: inout Int, _ insideNamespace: Bool
+    ) throws {
+        visitsLeft -= 1
+        guard visitsLeft >= 0 else { throw failure("value is too large to nest in another") }
+        let children: [Value]
+        switch value {
+        case .array(let items): children = items
+        case .dictionary(let entries): children = entries.values
+        case .namespace(let namespace):
+            guard !insideNamespace else { throw failure("a namespace cannot be stored inside a namespace") }
+            children = namespace.attributes.values
+        case .method(let receiver, _): children = [receiver]
+        default: return
+        }
+        guard levelsLeft > 0 else {
+            throw failure("value nests too deeply (more than \(maximumValueDepth) levels)")
+        }
+        for child in children {
+            try checkNesting(child, levelsLeft: levelsLeft - 1, visitsLeft: &visitsLeft, insideNamespace)
+        }
+    }
+}

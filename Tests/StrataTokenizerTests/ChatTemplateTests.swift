@@ -255,6 +255,89 @@ private func check(
         }
     }
 
+    // MARK: - Limits against hostile templates
+
+    /// Renders `source`, expecting a clear error whose message contains `fragment`.
+    private func expectFailure(_ source: String, kind: ChatTemplateError.Kind = .runtime, _ fragment: String) {
+        #expect {
+            try ChatTemplate(source: source).render(context: [:])
+        } throws: { error in
+            guard let error = error as? ChatTemplateError else { return false }
+            return error.kind == kind && error.message.contains(fragment)
+        }
+    }
+
+    /// Deep nesting used to overflow the parser's stack (a crash, not an error).
+    @Test func deeplyNestedTemplatesFailCleanly() throws {
+        let depth = 10_000
+        let parentheses = "{{ " + String(repeating: "(", count: depth) + "1" + String(repeating: ")", count: depth) + " }}"
+        let lists = "{{ " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + " }}"
+        let dictionaries = "{{ " + String(repeating: "{\"a\":", count: depth) + "1" + String(repeating: "}", count: depth) + " }}"
+        let signs = "{{ " + String(repeating: "-", count: depth) + "1 }}"
+        let negations = "{{ " + String(repeating: "not ", count: depth) + "1 }}"
+        let calls = "{{ " + String(repeating: "x(", count: depth) + String(repeating: ")", count: depth) + " }}"
+        let conditionals = "{{ " + String(repeating: "1 if x else ", count: depth) + "1 }}"
+        let blocks = String(repeating: "{% if x %}", count: depth) + String(repeating: "{% endif %}", count: depth)
+        // A long operator chain recurses little while parsing but builds a deep tree.
+        let chain = "{{ 1" + String(repeating: " + 1", count: 100_000) + " }}"
+        for source in [parentheses, lists, dictionaries, signs, negations, calls, conditionals, blocks, chain] {
+            guard let error = syntaxError(source) else {
+                Issue.record("\(source.prefix(30))... parsed without error")
+                continue
+            }
+            #expect(error.kind == .syntax && error.message.contains("nests too deeply"), "\(error)")
+        }
+        // Nesting just inside the limit still works.
+        let allowed = TemplateParser.maximumNesting - 2
+        let nested = "{{ " + String(repeating: "[", count: allowed) + String(repeating: "]", count: allowed) + " | length }}"
+        #expect(try ChatTemplate(source: nested).render(context: [:]) == "1")
+    }
+
+    /// Values built at run time used to nest without bound and crash when printed or freed.
+    @Test func deeplyNestedValuesFailCleanly() {
+        let wrapping = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+        expectFailure(wrapping + "{{ ns.x | length }}", "value nests too deeply")
+        expectFailure(wrapping + "{{ ns.x | tojson }}", "value nests too deeply")
+        expectFailure(
+            "{% set ns = namespace(x={}) %}{% for i in range(100000) %}{% set ns.x = {'a': ns.x} %}{% endfor %}",
+            "value nests too deeply")
+        expectFailure(
+            "{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = dict(a=ns.x) %}{% endfor %}",
+            "value nests too deeply")
+        // Shared storage makes a doubled list cheap to build but exponential to walk.
+        expectFailure(
+            "{% set ns = namespace(x=[]) %}{% for i in range(100) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}",
+            "too large")
+        // A namespace inside a namespace could form a cycle or an ever longer chain.
+        expectFailure("{% set ns = namespace() %}{% set ns.x = ns %}{{ ns }}", "namespace cannot be stored")
+        expectFailure(
+            "{% set ns = namespace() %}{% set ns.next = namespace(x=[ns]) %}", "namespace cannot be stored")
+    }
+
+    /// Nested loops used to run for hours even though each `range()` is small; a macro that
+    /// calls itself twice does too, although its recursion depth (100) is allowed.
+    @Test(arguments: [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x",
+        "{% for i in range(100000) %}{% for j in range(100000) if j %}{% endfor %}{% endfor %}",
+        "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(100) }}",
+    ])
+    func runawayLoopsFailCleanly(source: String) {
+        expectFailure(source, "too much work")
+    }
+
+    /// Doubling a string used to grow it to gigabytes.
+    @Test func oversizedStringsFailCleanly() {
+        let doubling = "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s "
+        expectFailure(doubling + "~ ns.s %}{% endfor %}{{ ns.s | length }}", "too long")
+        expectFailure(doubling + "+ ns.s %}{% endfor %}{{ ns.s | length }}", "too long")
+        expectFailure("{{ ((range(100000) | list) * 100 + [1]) | length }}", "concatenated list is too long")
+        expectFailure("{{ range(100000) | join('x' * 1000) }}", "too long")
+        expectFailure("{{ ('x' * 100000).replace('', 'y' * 1000) }}", "too long")
+        // Each piece is small; only the output as a whole gets too long.
+        expectFailure(
+            "{% set s = 'x' * 1000000 %}{% for i in range(20) %}{{ s }}{% endfor %}", "rendered output is too long")
+    }
+
     @Test func templateValuesKeepDictionaryOrder() throws {
         let tool: TemplateValue = ["name": "f", "arguments": ["b": 1, "a": [true, nil, 2.5]]]
         let rendered = try ChatTemplate(source: "{{ tool | tojson }}").render(context: ["tool": tool])
