@@ -161,3 +161,28 @@ extension FloatKernels {
         }
     }
 }
+
+extension FloatKernels {
+    /// Whether every value is finite (no NaN, no infinity). `x - x` is 0 for a finite x and NaN
+    /// otherwise, and a NaN stays in the SIMD sum, so one pass with no branches decides it.
+    public static func allFinite(_ values: ArraySlice<Float>) -> Bool {
+        values.withUnsafeBufferPointer { buffer in
+            var sum = SIMD16<Float>()
+            var index = 0
+            while index + 16 <= buffer.count {
+                let chunk = UnsafeRawPointer(buffer.baseAddress! + index).loadUnaligned(as: SIMD16<Float>.self)
+                sum += chunk - chunk
+                index += 16
+            }
+            var tail: Float = 0
+            while index < buffer.count {
+                tail += buffer[index] - buffer[index]
+                index += 1
+            }
+            return sum == SIMD16<Float>() && tail == 0
+        }
+    }
+
+    /// `allFinite`, one value at a time.
+    public static func allFiniteReference(_ values: ArraySlice<Float>) -> Bool { values.allSatisfy(\.isFinite) }
+}

@@ -121,27 +121,27 @@ struct ForwardPassTests {
             parameters: GenerationParameters(maxTokens: 5, sampling: .greedy))
         var count = 0
         var stats: GenerationStats?
-        while let event = generator.next() {
+        while let event = try generator.next() {
             if case .token = event { count += 1 }
             if case .finished(let final) = event { stats = final }
         }
         #expect(count == 5)
         #expect(stats?.stopReason == .length && stats?.generatedTokens == 5 && stats?.promptTokens == tokens.count)
-        #expect(generator.next() == nil)
+        #expect(try generator.next() == nil)
     }
 
     @Test("the same seed reproduces the same sampled text; another seed differs")
     func seededSamplingIsReproducible() throws {
-        func run(seed: UInt64) -> [TokenID] {
+        func run(seed: UInt64) throws -> [TokenID] {
             var generator = Generator(
                 transformer: Transformer(model: model), prompt: tokens,
                 parameters: GenerationParameters(maxTokens: 24, sampling: SamplingParameters(temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: seed)))
             var out: [TokenID] = []
-            while let event = generator.next() { if case .token(let token, _) = event { out.append(token) } }
+            while let event = try generator.next() { if case .token(let token, _) = event { out.append(token) } }
             return out
         }
-        #expect(run(seed: 7) == run(seed: 7))
-        #expect(run(seed: 7) != run(seed: 8))
+        #expect(try run(seed: 7) == run(seed: 7))
+        #expect(try run(seed: 7) != run(seed: 8))
     }
 }
 

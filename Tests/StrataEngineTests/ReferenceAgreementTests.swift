@@ -48,7 +48,7 @@ struct ReferenceAgreementTests {
                 parameters: GenerationParameters(maxTokens: 32, sampling: .greedy))
             var generated: [TokenID] = []
             var stop: StopReason?
-            while let event = generator.next() {
+            while let event = try generator.next() {
                 switch event {
                 case .token(let token, _): generated.append(token)
                 case .finished(let stats): stop = stats.stopReason

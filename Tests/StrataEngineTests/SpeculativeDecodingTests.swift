@@ -13,12 +13,12 @@ let speculationPrompts = [
 @Suite("Self-speculative decoding", .serialized)
 struct SpeculativeDecodingTests {
     func generate(_ model: LanguageModel, prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .greedy,
-                  speculation: SpeculationParameters?) -> (tokens: [TokenID], stats: SpeculationStats) {
+                  speculation: SpeculationParameters?) throws -> (tokens: [TokenID], stats: SpeculationStats) {
         var generator = Generator(
             transformer: Transformer(model: model), prompt: prompt,
             parameters: GenerationParameters(maxTokens: maxTokens, sampling: sampling, speculation: speculation))
         var tokens: [TokenID] = []
-        while let event = generator.next() { if case .token(let token, _) = event { tokens.append(token) } }
+        while let event = try generator.next() { if case .token(let token, _) = event { tokens.append(token) } }
         return (tokens, generator.speculationStats)
     }
 
@@ -33,9 +33,9 @@ struct SpeculativeDecodingTests {
         var searchedRuns = 0
         for text in speculationPrompts {
             let prompt = model.tokenizer.encode(text, addSpecial: true)
-            let plain = generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
+            let plain = try generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
             for source in sources {
-                let (tokens, stats) = generate(model, prompt: prompt, maxTokens: 40,
+                let (tokens, stats) = try generate(model, prompt: prompt, maxTokens: 40,
                                                speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
                 #expect(tokens == plain, "\(modelName) \(source) on \(text.prefix(20).debugDescription)")
                 #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
@@ -60,8 +60,8 @@ struct SpeculativeDecodingTests {
         let model = try LoadedModels.model("smollm2-135m")
         let text = String(repeating: "alpha beta gamma delta epsilon zeta eta theta. ", count: 6)
         let prompt = model.tokenizer.encode(text, addSpecial: false)
-        let (tokens, stats) = generate(model, prompt: prompt, maxTokens: 48, speculation: SpeculationParameters(draft: .ngram))
-        #expect(tokens == generate(model, prompt: prompt, maxTokens: 48, speculation: nil).tokens)
+        let (tokens, stats) = try generate(model, prompt: prompt, maxTokens: 48, speculation: SpeculationParameters(draft: .ngram))
+        #expect(try tokens == generate(model, prompt: prompt, maxTokens: 48, speculation: nil).tokens)
         #expect(stats.acceptanceRate > 0.5, "acceptance \(stats.acceptanceRate)")
         #expect(stats.verifyPasses < 48 && stats.verifyPasses + stats.accepted >= 47)
     }

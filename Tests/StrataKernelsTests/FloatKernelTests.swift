@@ -39,6 +39,22 @@ struct FloatKernelTests {
         }
     }
 
+    @Test("allFinite agrees with its reference on every length and position of a NaN or infinity")
+    func allFiniteFindsEveryNonFiniteValue() {
+        for count in [0, 1, 15, 16, 17, 40, 1000] {
+            let finite = (0..<count).map { Float($0) * 1e30 - 3e32 }
+            #expect(FloatKernels.allFinite(finite[...]) && FloatKernels.allFiniteReference(finite[...]))
+            for position in Set([0, count / 2, count - 1]) where position >= 0 && count > 0 {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var values = finite
+                    values[position] = bad
+                    #expect(!FloatKernels.allFinite(values[...]), "count \(count), position \(position), \(bad)")
+                    #expect(FloatKernels.allFinite(values[1...]) == FloatKernels.allFiniteReference(values[1...]))
+                }
+            }
+        }
+    }
+
     @Test func softmaxSumsToOneAndKeepsOrder() {
         var values: [Float] = [1, 2, 3, 1000, -1000]
         FloatKernels.softmax(&values, count: 5)

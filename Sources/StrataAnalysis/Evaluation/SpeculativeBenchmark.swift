@@ -58,7 +58,7 @@ public func runSpeculativeBenchmark(
     var searchedPlans: [PromptType: LayerPlan] = [:]
     func decode(
         _ prompt: [TokenID], type: PromptType, speculative: Bool, maxTokens: Int
-    ) -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
+    ) throws -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
         var speculation = options.speculation
         if case .layers(nil) = speculation.draft, let plan = searchedPlans[type] { speculation.draft = .layers(seed: plan) }
         var generator = Generator(
@@ -69,7 +69,7 @@ public func runSpeculativeBenchmark(
         defer { if let found = generator.searchedDraftPlan { searchedPlans[type] = found.plan } }
         var tokens: [TokenID] = []
         var stats = GenerationStats()
-        while let event = generator.next() {
+        while let event = try generator.next() {
             switch event {
             case .token(let token, _): tokens.append(token)
             case .finished(let final): stats = final
@@ -82,7 +82,7 @@ public func runSpeculativeBenchmark(
     if let first = tokenized.first {
         progress?("warm-up")
         for speculative in [false, true] {
-            _ = decode(first, type: prompts[0].type, speculative: speculative, maxTokens: min(16, options.generatedTokens))
+            _ = try decode(first, type: prompts[0].type, speculative: speculative, maxTokens: min(16, options.generatedTokens))
         }
     }
 
@@ -99,7 +99,7 @@ public func runSpeculativeBenchmark(
             let plainFirst = (repetition + index) % 2 == 0
             for speculative in plainFirst ? [false, true] : [true, false] {
                 progress?("run \(repetition + 1)/\(options.repetitions), prompt \(index + 1)/\(tokenized.count) (\(prompts[index].type.rawValue)), \(speculative ? "speculative" : "plain")")
-                let run = decode(tokens, type: prompts[index].type, speculative: speculative, maxTokens: options.generatedTokens)
+                let run = try decode(tokens, type: prompts[index].type, speculative: speculative, maxTokens: options.generatedTokens)
                 outputs[speculative] = run.tokens
                 if speculative {
                     results[index].speculative.append(run.timing)

@@ -1,3 +1,4 @@
+import StrataKernels
 import StrataTokenizer
 
 /// Why generation stopped.
@@ -31,6 +32,20 @@ public struct GenerationStats: Sendable, Codable, Equatable {
     /// stopped generation. Plain decoding runs one forward pass for each.
     public var decodedTokens: Int {
         max(0, generatedTokens - 1 + (stopReason == .endOfGeneration ? 1 : 0))
+    }
+}
+
+/// Why generation cannot go on.
+public enum GenerationError: Error, CustomStringConvertible, Equatable {
+    /// The model's next-token logits after `position` tokens hold NaN or infinity: its weights
+    /// or metadata are broken, and any token chosen from them would be arbitrary.
+    case nonFiniteLogits(position: Int)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLogits(let position):
+            "the model's logits after \(position) tokens are not finite (NaN or infinity): its weights or metadata are broken"
+        }
     }
 }
 
@@ -69,7 +84,8 @@ public struct GenerationParameters: Sendable {
 /// The token loop as a plain synchronous iterator: prefill the prompt in one batch, then
 /// rounds that each decide one or more tokens (one forward pass per token when decoding
 /// plainly; draft + one batched verification when speculating). Front ends wrap it in streams.
-public struct Generator: IteratorProtocol, Sendable {
+/// `next()` throws what the forward pass throws, so a failure is never reported as a stop.
+public struct Generator: Sendable {
     public private(set) var transformer: Transformer
     public private(set) var cache: KVCache
     /// The prompt and every token yielded so far.
@@ -97,7 +113,9 @@ public struct Generator: IteratorProtocol, Sendable {
         self.parameters = parameters
         let config = transformer.config
         plan = parameters.plan ?? .full(layerCount: config.layerCount)
-        let wanted = parameters.contextLength ?? min(config.contextLength, prompt.count + parameters.maxTokens + 1)
+        // maxTokens may be anything up to Int.max ("until the context is full")
+        let wanted = parameters.contextLength
+            ?? min(config.contextLength, prompt.count + min(parameters.maxTokens, config.contextLength) + 1)
         cache = transformer.makeCache(capacity: max(wanted, prompt.count + 1))
         tokens = prompt
         sampler = Sampler(parameters: parameters.sampling)
@@ -106,12 +124,15 @@ public struct Generator: IteratorProtocol, Sendable {
         speculator = parameters.speculation.map { Speculator(parameters: $0, config: config) }
     }
 
-    public mutating func next() -> GenerationEvent? {
+    /// The next event, or nil after `.finished`. Throws when a forward pass fails (for example a
+    /// token id the model's embedding has no row for); generation cannot go on after that.
+    public mutating func next() throws -> GenerationEvent? {
         guard !finished else { return nil }
         do {
             if !prefilled {
                 let start = clock.now
                 let logits = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache)
+                try Self.checkFinite(logits.last, position: tokens.count)
                 ready = [sampler.sample(logits: logits.last, history: tokens)]
                 prefilled = true
                 stats.promptSeconds = seconds(since: start)
@@ -131,7 +152,8 @@ public struct Generator: IteratorProtocol, Sendable {
             stats.generatedTokens += 1
             return .token(token, text: decoder.append(token))
         } catch {
-            return finish(.context)
+            finished = true
+            throw error
         }
     }
 
@@ -146,7 +168,13 @@ public struct Generator: IteratorProtocol, Sendable {
                 limit: min(remaining, cache.capacity - cache.count) - 1)
         }
         let logits = try transformer.forward(tokens: [tokens[tokens.count - 1]], startPosition: cache.count, plan: plan, cache: &cache)
+        try Self.checkFinite(logits.last, position: tokens.count)
         return [sampler.sample(logits: logits.last, history: tokens)]
+    }
+
+    /// Speculative rounds are not checked: the prompt pass, which every mode runs, already is.
+    private static func checkFinite(_ logits: ArraySlice<Float>, position: Int) throws(GenerationError) {
+        guard FloatKernels.allFinite(logits) else { throw .nonFiniteLogits(position: position) }
     }
 
     private mutating func finish(_ reason: StopReason) -> GenerationEvent {

@@ -20,7 +20,14 @@ public struct LanguageModel: Sendable {
         self.file = file
         config = try ModelConfig(gguf: file)
         weights = try ModelWeights(gguf: file, config: config)
-        tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: file))
+        let vocabulary = try Vocabulary(gguf: file)
+        // a token without an embedding row would fail only when it first occurs, mid-generation
+        guard vocabulary.tokens.count <= config.vocabularySize else {
+            throw ModelLoadError.invalidHyperParameter(
+                file: file.path, key: "tokenizer.ggml.tokens",
+                reason: "\(vocabulary.tokens.count) tokens, but the embedding has rows for \(config.vocabularySize)")
+        }
+        tokenizer = try Tokenizer(vocabulary: vocabulary)
         chatTemplateSource = try file.metadata.optionalString("tokenizer.chat_template")
     }
 }

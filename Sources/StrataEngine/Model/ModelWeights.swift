@@ -96,6 +96,14 @@ public struct ModelWeights: Sendable {
                 up: try binder.matrix(names.up, rows: config.feedForwardSize, columns: hidden),
                 down: try binder.matrix(names.down, rows: hidden, columns: config.feedForwardSize))
         }
+        // layers past block_count would be ignored silently, running a different model
+        for tensor in file.tensors {
+            let parts = tensor.name.split(separator: ".", maxSplits: 2)
+            guard parts.count == 3, parts[0] == "blk", let index = Int(parts[1]), index >= config.layerCount else { continue }
+            throw ModelLoadError.invalidHyperParameter(
+                file: file.path, key: "\(config.architecture.rawValue).block_count",
+                reason: "is \(config.layerCount), but the file has tensor '\(tensor.name)' of layer \(index)")
+        }
     }
 }
 

@@ -45,7 +45,7 @@ struct GenerateCommand: ParsableCommand {
                 speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model)))
         var generated: [TokenID] = []
         var stats = GenerationStats()
-        while let event = generator.next() {
+        while let event = try generator.next() {
             switch event {
             case .token(let token, let text):
                 generated.append(token)
