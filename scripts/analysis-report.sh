@@ -60,4 +60,4 @@ if [ ! -f "$out/compare.json" ]; then
     --perplexity-windows "${PERPLEXITY_WINDOWS:-4}" --speed-tokens 0 --json "$out/compare.json" --chart "$out/compare.svg" --chart-x compute | tee "$out/compare.txt"
 fi
 "$STRATA" eval compare --model "$model" --plans "${plans[@]}" --tasks none --perplexity-windows 0 \
-  --speed-tokens 64 --speed-repetitions 5 --json "$out/speed.json" | tee "$out/speed.txt"
+  --speed-tokens 64 --speed-repetitions 5 --json "$out/speed.json" --force | tee "$out/speed.txt"

@@ -210,8 +210,32 @@ struct CLITests {
         #expect(again.status == 0, "\(again.error)")
         #expect(again.output == measured.output)
         #expect(try String(contentsOfFile: redrawn, encoding: .utf8) == String(contentsOfFile: first, encoding: .utf8))
-        let notReport = try StrataRun(["analyze", "--from-json", first, "--report", redrawn])
+        let notReport = try StrataRun(["analyze", "--from-json", first, "--report", directory.appendingPathComponent("x.html").path])
         #expect(notReport.status != 0 && notReport.error.contains("is not an analysis report"))
+
+        // an existing file is kept unless --force says otherwise; a missing folder is named up front
+        try "mine".write(toFile: redrawn, atomically: true, encoding: .utf8)
+        let kept = try StrataRun(["analyze", "--from-json", json, "--report", redrawn])
+        #expect(kept.status != 0 && kept.error.contains("\(redrawn) exists"))
+        #expect(try String(contentsOfFile: redrawn, encoding: .utf8) == "mine")
+        let forced = try StrataRun(["analyze", "--from-json", json, "--report", redrawn, "--force"])
+        #expect(forced.status == 0, "\(forced.error)")
+        #expect(try String(contentsOfFile: redrawn, encoding: .utf8) == String(contentsOfFile: first, encoding: .utf8))
+        // a report whose lists do not fit its layer count is refused, not drawn (it crashed)
+        var object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        object["layer_count"] = -3
+        let broken = directory.appendingPathComponent("broken.json").path
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: broken))
+        let refused = try StrataRun(["analyze", "--from-json", broken])
+        #expect(refused.status != 0 && refused.error.contains("layer_count is -3"), "\(refused.error)")
+        object["layer_count"] = 30
+        object["block_influence"] = [0.5, 0.25]
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: broken))
+        let short = try StrataRun(["analyze", "--from-json", broken])
+        #expect(short.status != 0 && short.error.contains("block_influence has 2 entries"), "\(short.error)")
+        let nowhere = directory.appendingPathComponent("missing/r.html").path
+        let missingFolder = try StrataRun(["analyze", "--from-json", json, "--report", nowhere])
+        #expect(missingFolder.status != 0 && missingFolder.error.contains("does not exist"))
     }
 }
 
@@ -242,7 +266,13 @@ struct CLIPlanTests {
         let garbage = try StrataRun(common + ["--skip-layers", "3-x"])
         #expect(garbage.status != 0 && garbage.error.contains("invalid layer list '3-x'"))
         let everything = try StrataRun(common + ["--skip-layers", "0-29"])
-        #expect(everything.status != 0 && everything.error.contains("no steps"))
+        #expect(everything.status != 0 && everything.error.contains("runs no sublayer"))
+        let noSublayer = try StrataRun(common + ["--skip-attention", "0-29", "--skip-ffn", "0-29"])
+        #expect(noSublayer.status != 0 && noSublayer.error.contains("runs no sublayer"))
+        let huge = try StrataRun(common + ["--skip-layers", "0-9223372036854775807"])
+        #expect(huge.status != 0 && huge.error.contains("invalid layer list"))
+        let threads = try StrataRun(common + ["--threads", "100000"])
+        #expect(threads.status != 0 && threads.error.contains("--threads must be at most"))
         let missing = try StrataRun(common + ["--plan", "/nonexistent/plan.json"])
         #expect(missing.status != 0 && missing.error.contains("/nonexistent/plan.json"))
     }

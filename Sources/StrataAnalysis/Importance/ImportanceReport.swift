@@ -66,11 +66,37 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EvaluationError.invalidArgument("cannot read analysis file \(path)")
         }
+        let report: ImportanceReport
         do {
-            return try JSONDecoder().decode(ImportanceReport.self, from: data)
+            report = try JSONDecoder().decode(ImportanceReport.self, from: data)
         } catch {
             throw EvaluationError.invalidArgument("\(path) is not an analysis report (strata analyze --json): \(error)")
         }
+        if let problem = report.shapeProblem {
+            throw EvaluationError.invalidArgument("\(path) is not a consistent analysis report: \(problem)")
+        }
+        return report
+    }
+
+    /// What makes a decoded report unusable (tables and charts index every per-layer list by
+    /// layer), or nil.
+    var shapeProblem: String? {
+        guard (1...65_536).contains(layerCount) else { return "layer_count is \(layerCount), expected 1...65536" }
+        guard windows >= 0, context >= 0, logitLensPositions >= 0 else {
+            return "windows, context and logit_lens_positions must not be negative"
+        }
+        let perLayer: [(String, Int)] = [
+            ("block_influence", blockInfluence.count), ("lim", lim.count), ("zd", zd.count),
+            ("attention_contribution", attentionContribution.count), ("ffn_contribution", ffnContribution.count),
+            ("logit_lens_agreement", logitLensAgreement.count), ("logit_lens_kl", logitLensKL.count),
+            ("perplexity_without_layer", perplexityWithoutLayer.count),
+            ("perplexity_without_attention", perplexityWithoutAttention.count),
+            ("perplexity_without_ffn", perplexityWithoutFFN.count),
+        ]
+        if let (name, count) = perLayer.first(where: { $0.1 != 0 && $0.1 != layerCount }) {
+            return "\(name) has \(count) entries, expected \(layerCount) (one per layer) or none"
+        }
+        return nil
     }
 
     /// The report as pretty, key-sorted JSON (nil angular entries are written as null).

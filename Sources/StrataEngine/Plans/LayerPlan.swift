@@ -79,7 +79,7 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     /// Checks the plan against a model of `layerCount` layers; the error says what is wrong.
     public func validate(layerCount modelLayers: Int) throws(PlanError) {
         guard layerCount == modelLayers else { throw .layerCountMismatch(plan: layerCount, model: modelLayers) }
-        guard !steps.isEmpty else { throw .empty }
+        guard steps.contains(where: { $0.runsAttention || $0.runsFFN }) else { throw .empty }
         if let index = steps.firstIndex(where: { $0.layer < 0 || $0.layer >= modelLayers }) {
             throw .layerOutOfRange(step: index, layer: steps[index].layer, layerCount: modelLayers)
         }
@@ -113,18 +113,22 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
         case .layerCountMismatch(let plan, let model):
             "the plan is for a model with \(plan) layers, this model has \(model)"
         case .empty:
-            "the plan has no steps: it would skip every layer"
+            "the plan runs no sublayer: it would skip every layer"
         case .layerOutOfRange(let step, let layer, let layerCount):
             "step \(step) runs layer \(layer), outside 0..<\(layerCount)"
         case .unreadable(let path, let reason):
             "cannot read plan \(path): \(reason)"
         case .invalidLayerList(let text):
-            "invalid layer list '\(text)': expected indices and ranges like 3,7-9"
+            "invalid layer list '\(text)': expected indices and ranges like 3,7-9 (0...\(LayerPlan.largestLayerIndex))"
         }
     }
 }
 
 extension LayerPlan {
+    /// The largest index a layer list may name: far beyond any model, and small enough that a
+    /// range such as `0-9223372036854775807` is refused instead of expanded.
+    public static let largestLayerIndex = 65_535
+
     /// Parses a layer list such as `3,7-9` (ranges inclusive) into a set of indices.
     public static func parseLayerList(_ text: String) throws(PlanError) -> Set<Int> {
         var layers: Set<Int> = []
@@ -133,10 +137,12 @@ extension LayerPlan {
                 .map { Int($0.trimmingCharacters(in: " ")) }
             switch bounds.count {
             case 1:
-                guard let index = bounds[0], index >= 0 else { throw .invalidLayerList(text) }
+                guard let index = bounds[0], index >= 0, index <= largestLayerIndex else { throw .invalidLayerList(text) }
                 layers.insert(index)
             case 2:
-                guard let low = bounds[0], let high = bounds[1], low >= 0, low <= high else { throw .invalidLayerList(text) }
+                guard let low = bounds[0], let high = bounds[1], low >= 0, low <= high, high <= largestLayerIndex else {
+                    throw .invalidLayerList(text)
+                }
                 layers.formUnion(low...high)
             default:
                 throw .invalidLayerList(text)

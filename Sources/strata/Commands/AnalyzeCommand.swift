@@ -35,10 +35,16 @@ struct AnalyzeCommand: ParsableCommand {
         "Read an earlier `strata analyze --json` file instead of measuring (to redraw --report).", valueName: "file"))
     var fromJSON: String?
 
+    @Flag(help: "Overwrite --json and --report files that exist.")
+    var force = false
+
     func validate() throws {
         if fromJSON != nil, json != nil {
             throw ValidationError("--from-json reads a finished analysis; --json would only copy it")
         }
+        if let json { try checkOutputPath(json, option: "--json", force: force) }
+        if let report { try checkOutputPath(report, option: "--report", force: force) }
+        if let json, json == report { throw ValidationError("--json and --report name the same file, \(json)") }
         if lensPositions < 0 { throw ValidationError("--lens-positions must be 0 or more, found \(lensPositions)") }
     }
 

@@ -79,8 +79,12 @@ struct BenchCommand: ParsableCommand {
         options.batchSizes = try parsedBatchSizes()
         options.repetitions = repetitions ?? 5
         options.plan = try planOptions.plan(for: model.config)
-        guard max(promptTokens, generatedTokens, options.batchContext + (options.batchSizes.max() ?? 1)) <= model.config.contextLength else {
-            throw CommandFailure("the benchmark needs more positions than the model's context \(model.config.contextLength)")
+        // each term alone first: a batch size near Int.max must not overflow the sum
+        let largestBatch = options.batchSizes.max() ?? 1
+        let needed = largestBatch > model.config.contextLength
+            ? largestBatch : max(promptTokens, generatedTokens, options.batchContext + largestBatch)
+        guard needed <= model.config.contextLength else {
+            throw CommandFailure("the benchmark needs \(needed) positions; the model's context is \(model.config.contextLength)")
         }
         let report = try runSpeedBenchmark(transformer: &transformer, options: options) { step in
             printError("\rbench: \(step)".padding(toLength: 40, withPad: " ", startingAt: 0), terminator: "")

@@ -52,7 +52,13 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .customLong("chart-x"), help: "Horizontal axis of the chart: speed (tokens/s ratio) or compute (fraction kept).")
     var chartX: ParetoChart.Axis = .speed
 
+    @Flag(help: "Overwrite --json and --chart files that exist.")
+    var force = false
+
     func validate() throws {
+        if let json, json != "-" { try checkOutputPath(json, option: "--json", force: force) }
+        if let chart { try checkOutputPath(chart, option: "--chart", force: force) }
+        if let json, json == chart { throw ValidationError("--json and --chart name the same file, \(json)") }
         if limit < 1 { throw ValidationError("--limit must be at least 1, found \(limit)") }
         if perplexityWindows < 0 { throw ValidationError("--perplexity-windows must be 0 or more") }
         if perplexityContext < 2 { throw ValidationError("--perplexity-context must be at least 2") }

@@ -51,9 +51,7 @@ struct PlanCommand: ParsableCommand {
         case (.some(let count), nil) where count < 1: throw ValidationError("--remove must be at least 1, found \(count)")
         default: break
         }
-        for path in try outputs().map(\.path) where !force && FileManager.default.fileExists(atPath: path) {
-            throw ValidationError("\(path) exists; choose another --out or add --force to overwrite it")
-        }
+        for path in try outputs().map(\.path) { try checkOutputPath(path, option: "--out", force: force) }
     }
 
     /// The fractions of --compute-fraction, in the order given.

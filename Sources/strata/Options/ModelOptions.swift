@@ -13,6 +13,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    /// The most threads `--threads` accepts.
+    static let maximumThreads = 256
+
     @Option(help: ArgumentHelp(
         "Matrix-product numerics: 'exact' (float32, matches transformers), 'fast' (16-bit activations with integer dot products) or 'fast8' (8-bit activations, as llama.cpp; batches cost about half as much).",
         discussion: "Default: fast8 for models with a hidden size of \(Numerics.eightBitMinimumHiddenSize) or more, fast below (8-bit activations flip next-token choices of smaller models such as SmolLM2-135M and Qwen2.5-Coder-0.5B)."))
@@ -23,6 +26,10 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
+        // far more threads than cores only slows the pool down; tens of thousands never finish starting
+        if let threads, threads > Self.maximumThreads {
+            throw ValidationError("--threads must be at most \(Self.maximumThreads), found \(threads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        }
     }
 
     /// Loads the model, returning it with the seconds loading took.
@@ -53,4 +60,19 @@ func printJSON<Value: Encodable>(_ value: Value) throws {
 /// Writes `message` to stderr (progress and diagnostics never mix with results on stdout).
 func printError(_ message: String, terminator: String = "\n") {
     FileHandle.standardError.write(Data((message + terminator).utf8))
+}
+
+/// Checks before any work that `path` (given with `option`) can be written: its folder exists,
+/// it is not a folder, and it does not exist unless `force` — so a user's file is never replaced
+/// without asking, and a long measurement does not end in a write error.
+func checkOutputPath(_ path: String, option: String, force: Bool) throws {
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+        if isFolder.boolValue { throw ValidationError("\(option) \(path) is a folder; give a file name") }
+        if !force { throw ValidationError("\(path) exists; choose another \(option) or add --force to overwrite it") }
+    }
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        throw ValidationError("\(option) \(path): the folder \(folder) does not exist")
+    }
 }
