@@ -273,6 +273,12 @@ struct CLIPlanTests {
         #expect(huge.status != 0 && huge.error.contains("invalid layer list"))
         let threads = try StrataRun(common + ["--threads", "100000"])
         #expect(threads.status != 0 && threads.error.contains("--threads must be at most"))
+        let typo = try StrataRun(common + ["--speculative", "--draft", "ngarm"])
+        #expect(typo.status != 0 && typo.error.contains("auto, ngram, layers, early-exit:E or a plan file"))
+        let systemAlone = try StrataRun(common + ["--system", "Be brief."])
+        #expect(systemAlone.status != 0 && systemAlone.error.contains("--system only applies with --chat"))
+        let shortWindows = try StrataRun(["eval", "perplexity", "--model", model, "--file", "/dev/null", "--llama-cpp", "--context", "2"])
+        #expect(shortWindows.status != 0 && shortWindows.error.contains("--context must be at least 4"))
         let missing = try StrataRun(common + ["--plan", "/nonexistent/plan.json"])
         #expect(missing.status != 0 && missing.error.contains("/nonexistent/plan.json"))
     }

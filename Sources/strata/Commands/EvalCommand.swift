@@ -41,6 +41,9 @@ struct PerplexityCommand: ParsableCommand {
 
     func validate() throws {
         if context < 2 { throw ValidationError("--context must be at least 2, found \(context)") }
+        if llamaCpp, context < 4 {
+            throw ValidationError("--llama-cpp scores only the second half of each window: --context must be at least 4, found \(context)")
+        }
         if let windows, windows < 1 { throw ValidationError("--windows must be at least 1, found \(windows)") }
     }
 

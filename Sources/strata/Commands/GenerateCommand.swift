@@ -30,6 +30,10 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object with ids, text, stop reason and speed.")
     var json = false
 
+    func validate() throws {
+        if system != nil, !chat { throw ValidationError("--system only applies with --chat (the system message goes through the chat template)") }
+    }
+
     func run() throws {
         let (model, loadSeconds) = try modelOptions.load()
         let promptTokens = try tokenize(model: model)

@@ -40,7 +40,9 @@ struct ModelOptions: ParsableArguments {
             let model = try LanguageModel(path: path)
             return (model, Date().timeIntervalSince(start))
         } catch {
-            throw CommandFailure("cannot load \(path): \(error)")
+            // most loader errors already start with the path; name it once
+            let reason = "\(error)"
+            throw CommandFailure("cannot load \(path): " + (reason.hasPrefix(path + ": ") ? String(reason.dropFirst(path.count + 2)) : reason))
         }
     }
 

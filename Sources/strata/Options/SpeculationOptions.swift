@@ -85,6 +85,9 @@ struct SpeculationOptions: ParsableArguments {
             }
             source = .earlyExit(layers: layers)
         default:
+            guard FileManager.default.fileExists(atPath: draft) else {
+                throw CommandFailure("--draft \(draft): no such plan file; the draft sources are auto, ngram, layers, early-exit:E or a plan file")
+            }
             let plan = try LayerPlan.load(path: draft)
             do { try plan.validate(layerCount: config.layerCount) } catch { throw CommandFailure("--draft \(draft): \(error)") }
             source = .plan(plan)
