@@ -20,13 +20,15 @@ enum ModelRegistry {
 
     /// The file for `model`, pulling a registered model first if it is not installed yet.
     static func resolve(_ model: String) throws -> String {
-        if model.hasSuffix(".gguf") || model.contains("/") {
+        let registered = models.contains { $0.name == model }
+        // a path: a .gguf name, a folder in it, or any file that is there (not a registered name)
+        if model.hasSuffix(".gguf") || model.contains("/") || (!registered && FileManager.default.fileExists(atPath: model)) {
             guard FileManager.default.fileExists(atPath: model) else {
                 throw CommandFailure("model file not found: \(model)")
             }
             return model
         }
-        guard models.contains(where: { $0.name == model }) else {
+        guard registered else {
             throw CommandFailure(
                 "unknown model '\(model)': give a path to a .gguf file or one of \(models.map(\.name).joined(separator: ", "))")
         }

@@ -65,8 +65,11 @@ struct PlanFileTests {
         }
         #expect(try reason("{not json").contains("not valid JSON"))
         #expect(try reason(#"{"layer_count": 2}"#).contains("missing key 'steps'"))
-        #expect(try reason(#"{"layer_count": 2, "steps": [{"attention": true}]}"#).contains("missing key 'layer' in steps.[0]"))
-        #expect(try reason(#"{"layer_count": "two", "steps": []}"#).contains("layer_count should be Int"))
+        #expect(try reason(#"{"layer_count": 2, "steps": [{"attention": true}]}"#).contains("missing key 'layer' in steps[0]"))
+        #expect(try reason(#"{"layer_count": "two", "steps": []}"#).contains("layer_count should be a whole number"))
+        #expect(try reason(#"[1]"#).contains("the top level should be an object"))
+        #expect(try reason(#"{"layer_count": 2, "steps": [{"layer": 0, "attention": 3}]}"#).contains("steps[0].attention should be true or false"))
+        #expect(try reason(#"{"layer_count": 2, "steps": [{"layer": 1.5}]}"#).contains("a number does not fit its field"))
         #expect(throws: PlanError.unreadable(path: "/nonexistent/plan.json", reason: "no such file")) {
             try LayerPlan.load(path: "/nonexistent/plan.json")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import StrataEngine
 
 /// Per-layer importance measurements of one model on a calibration text (see
 /// `shared/docs/methods.md`, section 1). Arrays are indexed by layer; metrics that were not
@@ -68,7 +69,9 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         }
         let report: ImportanceReport
         do {
-            report = try JSONDecoder().decode(ImportanceReport.self, from: data)
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .namedNonFinite
+            report = try decoder.decode(ImportanceReport.self, from: data)
         } catch {
             throw EvaluationError.invalidArgument("\(path) is not an analysis report (strata analyze --json): \(error)")
         }
@@ -103,6 +106,7 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
         return try encoder.encode(self)
     }
 }

@@ -9,6 +9,11 @@ extension LayerPlan {
         do {
             return try JSONDecoder().decode(LayerPlan.self, from: data)
         } catch let error as DecodingError {
+            // Foundation reports a number that does not fit its field (layer 1.5) as invalid JSON
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               (try? JSONSerialization.jsonObject(with: data)) != nil {
+                throw .unreadable(path: path, reason: "a number does not fit its field (layers and counts are whole numbers)")
+            }
             throw .unreadable(path: path, reason: error.summary())
         } catch {
             throw .unreadable(path: path, reason: "\(error)")

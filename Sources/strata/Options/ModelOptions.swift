@@ -56,6 +56,7 @@ struct ModelOptions: ParsableArguments {
 func printJSON<Value: Encodable>(_ value: Value) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 

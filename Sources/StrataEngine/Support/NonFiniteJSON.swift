@@ -1,0 +1,15 @@
+import Foundation
+
+/// JSON has no numbers for infinity and NaN, yet Strata's reports can hold them honestly (a
+/// model without one of its layers may have infinite perplexity). They are written as the
+/// strings "Infinity", "-Infinity" and "NaN" (Python's `float()` reads all three) and read back
+/// the same way, instead of failing the whole report when it is encoded.
+extension JSONEncoder.NonConformingFloatEncodingStrategy {
+    public static let namedNonFinite = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+}
+
+extension JSONDecoder.NonConformingFloatDecodingStrategy {
+    public static let namedNonFinite = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
+        positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+}
