@@ -66,8 +66,8 @@ public struct WeightMatrix: Sendable {
     }
 
     /// This matrix with its rows also repacked eight at a time, which 16-bit products
-    /// (`ActivationPrecision.sixteenBit`) then read instead of `bytes`: a Q4_1 matrix whose rows
-    /// are a multiple of 8. Other matrices, and a matrix already repacked for either precision,
+    /// (`ActivationPrecision.sixteenBit`) then read instead of `bytes`: a Q4_1 or Q5_0 matrix
+    /// whose rows are a multiple of 8. Other matrices, and a matrix already repacked for either precision,
     /// come back unchanged. `releasingFilePages` as for `preparedForEightBitProducts`.
     public func preparedForSixteenBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
         repacked(for: .sixteenBit, size: strata_interleaved16_size, interleave: strata_interleave_rows16,
