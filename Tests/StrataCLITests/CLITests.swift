@@ -275,6 +275,8 @@ struct CLIPlanTests {
         #expect(threads.status != 0 && threads.error.contains("--threads must be at most"))
         let typo = try StrataRun(common + ["--speculative", "--draft", "ngarm"])
         #expect(typo.status != 0 && typo.error.contains("auto, ngram, layers, early-exit:E or a plan file"))
+        let bothNumerics = try StrataRun(common + ["--exact", "--numerics", "fast"])
+        #expect(bothNumerics.status != 0 && bothNumerics.error.contains("--exact and --numerics fast disagree"))
         let systemAlone = try StrataRun(common + ["--system", "Be brief."])
         #expect(systemAlone.status != 0 && systemAlone.error.contains("--system only applies with --chat"))
         let shortWindows = try StrataRun(["eval", "perplexity", "--model", model, "--file", "/dev/null", "--llama-cpp", "--context", "2"])

@@ -58,11 +58,33 @@ struct ModelConsistencyTests {
         let path = try rewritten(try TestModels.require("smollm2-135m")) { values in
             guard case .array(let tokens) = values["tokenizer.ggml.tokens"] else { return }
             values["tokenizer.ggml.tokens"] = .array(tokens + [.string("<|extra|>")])
+            if case .array(let types) = values["tokenizer.ggml.token_type"] {
+                values["tokenizer.ggml.token_type"] = .array(types + [.int32(3)])
+            }
             values["llama.vocab_size"] = .uint32(UInt32(tokens.count))
         }
         defer { try? FileManager.default.removeItem(atPath: path) }
         let error = try #require(loadError(path))
         #expect(error.contains("tokenizer.ggml.tokens") && error.contains("49153 tokens"), "\(error)")
+    }
+
+    @Test func unknownTokenTypesAreRefused() throws {
+        let model = try TestModels.require("smollm2-135m")
+        let unknown = try rewritten(model) { values in
+            guard case .array(var types) = values["tokenizer.ggml.token_type"] else { return }
+            types[5] = .int32(99)
+            values["tokenizer.ggml.token_type"] = .array(types)
+        }
+        defer { try? FileManager.default.removeItem(atPath: unknown) }
+        let error = try #require(loadError(unknown))
+        #expect(error.contains("tokenizer.ggml.token_type[5] = 99"), "\(error)")
+        let short = try rewritten(model) { values in
+            guard case .array(let types) = values["tokenizer.ggml.token_type"] else { return }
+            values["tokenizer.ggml.token_type"] = .array(Array(types.prefix(10)))
+        }
+        defer { try? FileManager.default.removeItem(atPath: short) }
+        let shortError = try #require(loadError(short))
+        #expect(shortError.contains("has 10 entries for 49152 tokens"), "\(shortError)")
     }
 
     @Test("a model whose logits are NaN stops generation with an error, not with made-up text")

@@ -84,7 +84,8 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
     /// What makes a decoded report unusable (tables and charts index every per-layer list by
     /// layer), or nil.
     var shapeProblem: String? {
-        guard (1...65_536).contains(layerCount) else { return "layer_count is \(layerCount), expected 1...65536" }
+        let most = LayerPlan.largestLayerIndex + 1
+        guard (1...most).contains(layerCount) else { return "layer_count is \(layerCount), expected 1...\(most)" }
         guard windows >= 0, context >= 0, logitLensPositions >= 0 else {
             return "windows, context and logit_lens_positions must not be negative"
         }

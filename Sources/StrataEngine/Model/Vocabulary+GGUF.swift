@@ -16,8 +16,17 @@ extension Vocabulary {
         let model = try metadata.string("tokenizer.ggml.model")
         let preTokenizer = try metadata.optionalString("tokenizer.ggml.pre") ?? ""
         let tokens = try metadata.strings("tokenizer.ggml.tokens")
-        let tokenTypes = try (metadata.optionalIntegers("tokenizer.ggml.token_type") ?? []).map {
-            TokenType(rawValue: Int32(truncatingIfNeeded: $0)) ?? .undefined
+        let rawTypes = try metadata.optionalIntegers("tokenizer.ggml.token_type") ?? []
+        // an unknown role would silently turn, say, a control token into text
+        let tokenTypes = try rawTypes.enumerated().map { index, value in
+            guard let type = Int32(exactly: value).flatMap(TokenType.init(rawValue:)) else {
+                throw FormatError(path: gguf.path, "tokenizer.ggml.token_type[\(index)] = \(value) is not a token type (0...6)")
+            }
+            return type
+        }
+        guard rawTypes.isEmpty || rawTypes.count == tokens.count else {
+            throw FormatError(
+                path: gguf.path, "tokenizer.ggml.token_type has \(rawTypes.count) entries for \(tokens.count) tokens")
         }
 
         func tokenID(_ key: String) throws -> TokenID? {

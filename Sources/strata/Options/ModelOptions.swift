@@ -25,6 +25,9 @@ struct ModelOptions: ParsableArguments {
     var exact = false
 
     func validate() throws {
+        if exact, let numerics, numerics != .exact {
+            throw ValidationError("--exact and --numerics \(numerics.rawValue) disagree; give one of them")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
         // far more threads than cores only slows the pool down; tens of thousands never finish starting
         if let threads, threads > Self.maximumThreads {
