@@ -105,9 +105,6 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
 
     /// The report as pretty, key-sorted JSON (nil angular entries are written as null).
     public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
-        return try encoder.encode(self)
+        try JSONEncoder.forReports().encode(self)
     }
 }

@@ -13,3 +13,14 @@ extension JSONDecoder.NonConformingFloatDecodingStrategy {
     public static let namedNonFinite = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
         positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
 }
+
+extension JSONEncoder {
+    /// The encoder of every JSON report Strata writes: pretty, key-sorted, slashes as they are,
+    /// non-finite numbers named.
+    public static func forReports() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
+        return encoder
+    }
+}

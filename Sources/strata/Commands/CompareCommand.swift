@@ -132,10 +132,7 @@ struct CompareCommand: ParsableCommand {
             generatedTokens: speedTokens, entries: entries)
         print(table(report, tasks: tasks))
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
-            let data = try encoder.encode(report)
+            let data = try JSONEncoder.forReports().encode(report)
             if json == "-" { print(String(decoding: data, as: UTF8.self)) } else { try data.write(to: URL(fileURLWithPath: json)) }
         }
         if let chart {

@@ -57,10 +57,7 @@ struct ModelOptions: ParsableArguments {
 
 /// Prints `value` as pretty, key-sorted JSON on stdout.
 func printJSON<Value: Encodable>(_ value: Value) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.nonConformingFloatEncodingStrategy = .namedNonFinite
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(String(decoding: try JSONEncoder.forReports().encode(value), as: UTF8.self))
 }
 
 /// Writes `message` to stderr (progress and diagnostics never mix with results on stdout).
