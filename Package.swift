@@ -1,15 +1,6 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Kernels are compiled for the Haswell level (AVX2 + FMA, every x86 server since ~2013).
-// Without a CPU target Swift's SIMD types fall back to SSE2 and per-lane libm `fmaf` calls,
-// 7-25x slower (measured, see ../shared/docs/design.md). Kept in this one place.
-#if arch(x86_64)
-let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-#else
-let kernelFlags: [SwiftSetting] = []
-#endif
-
 let package = Package(
     name: "Strata",
     platforms: [.macOS(.v15)],
@@ -24,8 +15,7 @@ let package = Package(
         // The innermost quantized loops, in C for per-function CPU targets chosen at run time.
         .target(name: "StrataKernelsC", linkerSettings: [.linkedLibrary("m")]),
         .target(
-            name: "StrataKernels", dependencies: ["StrataKernelsC"], swiftSettings: kernelFlags,
-            linkerSettings: [.linkedLibrary("m")]),
+            name: "StrataKernels", dependencies: ["StrataKernelsC"], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "StrataFormats", dependencies: ["StrataKernels"]),
         .target(name: "StrataTokenizer"),
         .target(name: "StrataEngine", dependencies: ["StrataKernels", "StrataFormats", "StrataTokenizer"]),
@@ -42,7 +32,7 @@ let package = Package(
             path: "Tests/StrataTestSupport"),
         .testTarget(
             name: "StrataKernelsTests", dependencies: ["StrataKernels", "StrataFormats", "StrataTestSupport"],
-            resources: [.copy("Fixtures")], swiftSettings: kernelFlags),
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "StrataFormatsTests", dependencies: ["StrataFormats", "StrataTestSupport"]),
         .testTarget(

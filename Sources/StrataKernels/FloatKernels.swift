@@ -1,36 +1,26 @@
+import StrataKernelsC
+
 /// Elementwise and reduction kernels over `Float` rows. Each has a scalar `reference` twin used
 /// by tests; the fast versions use SIMD with several accumulators in a fixed order, so results
 /// do not depend on batch size or threads.
 public enum FloatKernels {
     // MARK: dot product
 
-    /// Sum of `a[i] * b[i]` for `i < count`, SIMD16 with two accumulators and a fixed reduction.
+    /// Sum of `a[i] * b[i]` for `i < count`: two 16-lane accumulators of fused multiply-adds and
+    /// a fixed reduction (`strata_dot`, FloatRows.c), the same bits at every kernel level.
     @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var accumulator0 = SIMD16<Float>()
-        var accumulator1 = SIMD16<Float>()
-        var index = 0
-        while index + 32 <= count {
-            let a0 = UnsafeRawPointer(a + index).loadUnaligned(as: SIMD16<Float>.self)
-            let b0 = UnsafeRawPointer(b + index).loadUnaligned(as: SIMD16<Float>.self)
-            let a1 = UnsafeRawPointer(a + index + 16).loadUnaligned(as: SIMD16<Float>.self)
-            let b1 = UnsafeRawPointer(b + index + 16).loadUnaligned(as: SIMD16<Float>.self)
-            accumulator0.addProduct(a0, b0)
-            accumulator1.addProduct(a1, b1)
-            index += 32
+        strata_dot(KernelLevel.detected.rawValue, a, b, count)
+    }
+
+    /// `dot` at a given level, for tests that compare the levels.
+    static func dot(_ a: [Float], _ b: [Float], level: KernelLevel) -> Float {
+        precondition(a.count == b.count)
+        return a.withUnsafeBufferPointer { first in
+            b.withUnsafeBufferPointer { second in
+                strata_dot(level.rawValue, first.baseAddress, second.baseAddress, a.count)
+            }
         }
-        if index + 16 <= count {
-            let a0 = UnsafeRawPointer(a + index).loadUnaligned(as: SIMD16<Float>.self)
-            let b0 = UnsafeRawPointer(b + index).loadUnaligned(as: SIMD16<Float>.self)
-            accumulator0.addProduct(a0, b0)
-            index += 16
-        }
-        var tail: Float = 0
-        while index < count {
-            tail += a[index] * b[index]
-            index += 1
-        }
-        return (accumulator0 + accumulator1).sum() + tail
     }
 
     /// Plain loop version of `dot`, in double precision: the oracle the fast path is tested against.

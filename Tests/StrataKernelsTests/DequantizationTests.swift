@@ -22,16 +22,17 @@ import StrataTestSupport
 }
 
 @Suite struct DequantizationRandomTests {
-    @Test("fast path matches reference bitwise on random blocks", arguments: computableFormats)
-    func fastMatchesReference(format: QuantFormat) {
+    @Test("every level matches the reference bitwise on random blocks",
+          arguments: computableFormats, KernelLevel.available)
+    func fastMatchesReference(format: QuantFormat, level: KernelLevel) {
         var generator = SeededGenerator(seed: 0x5EED_0000 + UInt64(format.rawValue))
         // odd block counts, and enough whole elements to exercise F16/BF16's vector tails
         for blockCount in [1, 3, 7, 33, 1001] {
             let bytes = randomBlocks(format, blockCount: blockCount, generator: &generator)
-            let fast = dequantize(format, bytes, path: .fast)
+            let fast = dequantize(format, bytes, path: .level(level))
             let reference = dequantize(format, bytes, path: .reference)
             let mismatch = firstBitwiseDifference(fast, reference)
-            #expect(mismatch == nil, "\(format), \(blockCount) blocks: first difference at \(mismatch ?? -1)")
+            #expect(mismatch == nil, "\(format), \(level), \(blockCount) blocks: first difference at \(mismatch ?? -1)")
         }
     }
 

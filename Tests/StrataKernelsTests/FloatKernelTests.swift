@@ -1,4 +1,4 @@
-import StrataKernels
+@testable import StrataKernels
 import Testing
 
 /// Deterministic pseudo-random floats in [-1, 1).
@@ -22,6 +22,42 @@ struct FloatKernelTests {
         let reference = FloatKernels.dotReference(a, b)
         // Float32 accumulation over n terms of magnitude <= 1: relative error ~ n * 2^-24.
         #expect(abs(fast - reference) <= Float(count) * 1.2e-7 + 1e-6)
+    }
+
+    /// The Swift SIMD loop `dot` was before it moved to C (FloatRows.c), kept as its definition:
+    /// two SIMD16 accumulators of fused multiply-adds, an unfused tail, `sum()` in lane order.
+    static func dotDefinition(_ a: [Float], _ b: [Float]) -> Float {
+        let load = { (values: [Float], start: Int) in SIMD16<Float>(values[start..<(start + 16)]) }
+        var accumulator0 = SIMD16<Float>(), accumulator1 = SIMD16<Float>()
+        var index = 0
+        while index + 32 <= a.count {
+            accumulator0.addProduct(load(a, index), load(b, index))
+            accumulator1.addProduct(load(a, index + 16), load(b, index + 16))
+            index += 32
+        }
+        if index + 16 <= a.count {
+            accumulator0.addProduct(load(a, index), load(b, index))
+            index += 16
+        }
+        var tail: Float = 0
+        while index < a.count {
+            tail += a[index] * b[index]
+            index += 1
+        }
+        return (accumulator0 + accumulator1).sum() + tail
+    }
+
+    @Test("dot equals its definition bitwise at every level", arguments: KernelLevel.available)
+    func dotMatchesDefinitionBitwise(level: KernelLevel) {
+        for count in [0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 100, 576, 1000, 4096] {
+            // magnitudes spread over 2^-20...2^20, so that any other rounding or order shows
+            let scales = randomFloats(count, seed: 7).map { Float(sign: .plus, exponent: Int($0 * 20), significand: 1) }
+            let a = zip(randomFloats(count, seed: 5), scales).map(*)
+            let b = randomFloats(count, seed: 6)
+            let definition = Self.dotDefinition(a, b)
+            let kernel = FloatKernels.dot(a, b, level: level)
+            #expect(kernel.bitPattern == definition.bitPattern, "count \(count): \(kernel) against \(definition)")
+        }
     }
 
     @Test func rmsNormMatchesReference() {

@@ -31,9 +31,14 @@ func randomBlocks(_ format: QuantFormat, blockCount: Int, generator: inout Seede
     return bytes
 }
 
-enum Path { case fast, reference }
+/// A dequantization path: the kernels at one level, or the scalar reference.
+enum Path {
+    case level(KernelLevel), reference
+    /// The kernels at the level this machine runs.
+    static let fast = Path.level(.detected)
+}
 
-/// Dequantizes `bytes` (whole blocks) with one of the two paths.
+/// Dequantizes `bytes` (whole blocks) with one of the paths.
 func dequantize(_ format: QuantFormat, _ bytes: [UInt8], path: Path) -> [Float] {
     let count = bytes.count / format.bytesPerBlock * format.blockSize
     return bytes.withUnsafeBytes { source in
@@ -43,7 +48,8 @@ func dequantize(_ format: QuantFormat, _ bytes: [UInt8], path: Path) -> [Float] 
                 return
             }
             switch path {
-            case .fast: Dequantization.dequantize(format, source: base, into: destination, count: count)
+            case .level(let level):
+                Dequantization.dequantize(format, source: base, into: destination, count: count, level: level)
             case .reference: Dequantization.dequantizeReference(format, source: base, into: destination, count: count)
             }
             initializedCount = count

@@ -1,3 +1,5 @@
+import StrataKernelsC
+
 /// Block dequantization: turns `count` encoded elements into float32.
 ///
 /// Every computable format decodes to `scale × integer`, plus a minimum for Q4_1, Q5_1, Q4_K
@@ -8,7 +10,7 @@
 /// once at most, which makes fused or reordered versions give the same bits. Fast and
 /// reference paths therefore agree bit for bit, and with GGML and gguf-py.
 public enum Dequantization {
-    /// Dequantizes with the SIMD kernels.
+    /// Dequantizes with the vector kernels of the C target (`strata_dequantize`).
     ///
     /// - Parameters:
     ///   - format: a format whose `isComputable` is true; any other traps.
@@ -17,21 +19,15 @@ public enum Dequantization {
     ///   - count: a multiple of `format.blockSize`.
     public static func dequantize(_ format: QuantFormat, source: UnsafeRawPointer,
                                   into destination: UnsafeMutablePointer<Float>, count: Int) {
+        dequantize(format, source: source, into: destination, count: count, level: .detected)
+    }
+
+    /// `dequantize` at a given level, for tests that compare the levels.
+    static func dequantize(_ format: QuantFormat, source: UnsafeRawPointer,
+                           into destination: UnsafeMutablePointer<Float>, count: Int, level: KernelLevel) {
         checkWholeBlocks(format, count: count)
-        switch format {
-        case .f32: PlainFloats.f32(source, into: destination, count: count)
-        case .f16: PlainFloats.f16(source, into: destination, count: count)
-        case .bf16: PlainFloats.bf16(source, into: destination, count: count)
-        case .q4_0: forEachBlock(format, source, destination, count) { Q4_0Blocks.fast($0, into: $1) }
-        case .q4_1: forEachBlock(format, source, destination, count) { Q4_1Blocks.fast($0, into: $1) }
-        case .q5_0: forEachBlock(format, source, destination, count) { Q5_0Blocks.fast($0, into: $1) }
-        case .q5_1: forEachBlock(format, source, destination, count) { Q5_1Blocks.fast($0, into: $1) }
-        case .q8_0: forEachBlock(format, source, destination, count) { Q8_0Blocks.fast($0, into: $1) }
-        case .q4_K: forEachBlock(format, source, destination, count) { Q4_KBlocks.fast($0, into: $1) }
-        case .q5_K: forEachBlock(format, source, destination, count) { Q5_KBlocks.fast($0, into: $1) }
-        case .q6_K: forEachBlock(format, source, destination, count) { Q6_KBlocks.fast($0, into: $1) }
-        default: unsupported(format)
-        }
+        guard format.isComputable else { unsupported(format) }
+        strata_dequantize(level.rawValue, format.rawValue, source, destination, count)
     }
 
     /// The plain scalar version of `dequantize`, written to follow each format's definition
@@ -61,9 +57,7 @@ public enum Dequantization {
                      "\(format): \(count) elements is not a whole number of \(format.blockSize)-element blocks")
     }
 
-    /// Runs `decode` on each block and the place of its first output element. Inlined, so each
-    /// `case` above becomes its own loop around a direct (itself inlined) block decoder.
-    @inline(__always)
+    /// Runs `decode` on each block and the place of its first output element.
     private static func forEachBlock(_ format: QuantFormat, _ source: UnsafeRawPointer,
                                      _ destination: UnsafeMutablePointer<Float>, _ count: Int,
                                      _ decode: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) {

@@ -1,8 +1,8 @@
 /// The float32 value of IEEE binary16 bits (GGML's `ggml_fp16_t`, used for block scales and
 /// F16 tensors). Exact: every half value is representable as a float.
 ///
-/// Swift's `Float16` lowers to one `vcvtph2ps` under the kernels' Haswell target (checked in
-/// the disassembly); inlined into other modules it still converts exactly, only more slowly.
+/// Swift's `Float16` conversion is exact with or without F16C (without it, a runtime call);
+/// the dequantization kernels convert block scales in C, with F16C where the CPU has it.
 @inlinable
 public func floatFromHalf(_ bits: UInt16) -> Float {
     Float(Float16(bitPattern: bits))
@@ -36,12 +36,6 @@ func referenceFloatFromHalf(_ bits: UInt16) -> Float {
     }
 }
 
-/// Reads a little-endian fp16 scale at `offset`; GGUF blocks do not align their fields.
-@inline(__always)
-func loadHalf(_ source: UnsafeRawPointer, at offset: Int) -> Float {
-    floatFromHalf(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
-}
-
 /// The reference dequantizers' scale reader, built on the field-by-field conversion.
 func referenceLoadHalf(_ source: UnsafeRawPointer, at offset: Int) -> Float {
     let low = UInt16(source.load(fromByteOffset: offset, as: UInt8.self))
@@ -72,30 +66,6 @@ enum PlainFloats {
             let low = UInt32(source.load(fromByteOffset: 2 * index, as: UInt8.self))
             let high = UInt32(source.load(fromByteOffset: 2 * index + 1, as: UInt8.self))
             destination[index] = Float(bitPattern: (low << 16) | (high << 24))
-        }
-    }
-
-    static func f32(_ source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: 4 * count)
-    }
-
-    static func f16(_ source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        let vectorCount = count / 16
-        for vectorIndex in 0..<vectorCount {
-            let halves = source.loadUnaligned(fromByteOffset: 32 * vectorIndex, as: SIMD16<UInt16>.self)
-            var floats = SIMD16<Float>()
-            for lane in 0..<16 { floats[lane] = Float(Float16(bitPattern: halves[lane])) }
-            store(floats, to: destination + 16 * vectorIndex)
-        }
-        for index in (16 * vectorCount)..<count {
-            destination[index] = loadHalf(source, at: 2 * index)
-        }
-    }
-
-    static func bf16(_ source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
-        // a plain loop: LLVM vectorizes it to vpmovzxwd + vpslld, faster than SIMD16 lane inserts
-        for index in 0..<count {
-            destination[index] = floatFromBFloat16(source.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self))
         }
     }
 }

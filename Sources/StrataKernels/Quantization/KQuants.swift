@@ -31,21 +31,6 @@ struct KPairScales {
         highScale = superScale * Float(high.scale)
         highMinimum = superMinimum * Float(high.minimum)
     }
-
-    /// Stores a pair's 64 weights from their codes: two runs of 16 for the low sub-block, then
-    /// two for the high one.
-    @inline(__always)
-    func store(_ codes: (SIMD16<UInt8>, SIMD16<UInt8>, SIMD16<UInt8>, SIMD16<UInt8>),
-               to output: UnsafeMutablePointer<Float>) {
-        let scaleLow = SIMD16<Float>(repeating: lowScale)
-        let minimumLow = SIMD16<Float>(repeating: lowMinimum)
-        let scaleHigh = SIMD16<Float>(repeating: highScale)
-        let minimumHigh = SIMD16<Float>(repeating: highMinimum)
-        StrataKernels.store(scaleLow * SIMD16<Float>(codes.0) - minimumLow, to: output)
-        StrataKernels.store(scaleLow * SIMD16<Float>(codes.1) - minimumLow, to: output + 16)
-        StrataKernels.store(scaleHigh * SIMD16<Float>(codes.2) - minimumHigh, to: output + 32)
-        StrataKernels.store(scaleHigh * SIMD16<Float>(codes.3) - minimumHigh, to: output + 48)
-    }
 }
 
 /// Q4_K. Block, 144 bytes: `d` fp16 | `dmin` fp16 | `scales` 12 bytes | `qs` 128 bytes. Each
@@ -62,19 +47,6 @@ enum Q4_KBlocks {
                 output[64 * pair + index] = scales.lowScale * Float(byte & 0x0F) - scales.lowMinimum
                 output[64 * pair + 32 + index] = scales.highScale * Float(byte >> 4) - scales.highMinimum
             }
-        }
-    }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let superScale = loadHalf(block, at: 0)
-        let superMinimum = loadHalf(block, at: 2)
-        for pair in 0..<4 {
-            let scales = KPairScales(block, pair: pair, superScale: superScale, superMinimum: superMinimum)
-            let first = loadBytes(block, at: 16 + 32 * pair)
-            let second = loadBytes(block, at: 32 + 32 * pair)
-            let codes = (lowNibbles(first), lowNibbles(second), highNibbles(first), highNibbles(second))
-            scales.store(codes, to: output + 64 * pair)
         }
     }
 }
@@ -99,28 +71,6 @@ enum Q5_KBlocks {
                 output[64 * pair + index] = scales.lowScale * Float(first) - scales.lowMinimum
                 output[64 * pair + 32 + index] = scales.highScale * Float(second) - scales.highMinimum
             }
-        }
-    }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let superScale = loadHalf(block, at: 0)
-        let superMinimum = loadHalf(block, at: 2)
-        let fifthFirst = loadBytes(block, at: 16)
-        let fifthSecond = loadBytes(block, at: 32)
-        for pair in 0..<4 {
-            let scales = KPairScales(block, pair: pair, superScale: superScale, superMinimum: superMinimum)
-            let first = loadBytes(block, at: 48 + 32 * pair)
-            let second = loadBytes(block, at: 64 + 32 * pair)
-            // the fifth bits of this pair's two sub-blocks, moved to bit 4
-            let lowShift = UInt8(2 * pair)
-            let highShift = UInt8(2 * pair + 1)
-            let codes = (
-                lowNibbles(first) | (((fifthFirst &>> lowShift) & 1) &<< 4),
-                lowNibbles(second) | (((fifthSecond &>> lowShift) & 1) &<< 4),
-                highNibbles(first) | (((fifthFirst &>> highShift) & 1) &<< 4),
-                highNibbles(second) | (((fifthSecond &>> highShift) & 1) &<< 4))
-            scales.store(codes, to: output + 64 * pair)
         }
     }
 }

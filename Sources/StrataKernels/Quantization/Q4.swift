@@ -12,14 +12,6 @@ enum Q4_0Blocks {
             output[index + 16] = scale * Float(Int32(byte >> 4) - 8)
         }
     }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let scale = SIMD16<Float>(repeating: loadHalf(block, at: 0))
-        let bytes = loadBytes(block, at: 2)
-        store(scale * SIMD16<Float>(lowNibbles(bytes), minus: 8), to: output)
-        store(scale * SIMD16<Float>(highNibbles(bytes), minus: 8), to: output + 16)
-    }
 }
 
 /// Q4_1: 32 weights, each a 4-bit code `q` meaning `d × q + m`.
@@ -35,14 +27,5 @@ enum Q4_1Blocks {
             output[index] = scale * Float(byte & 0x0F) + minimum
             output[index + 16] = scale * Float(byte >> 4) + minimum
         }
-    }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let scale = SIMD16<Float>(repeating: loadHalf(block, at: 0))
-        let minimum = SIMD16<Float>(repeating: loadHalf(block, at: 2))
-        let bytes = loadBytes(block, at: 4)
-        store(scale * SIMD16<Float>(lowNibbles(bytes)) + minimum, to: output)
-        store(scale * SIMD16<Float>(highNibbles(bytes)) + minimum, to: output + 16)
     }
 }

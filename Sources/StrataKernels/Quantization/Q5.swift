@@ -15,17 +15,6 @@ enum Q5_0Blocks {
             output[index + 16] = scale * Float(Int32(second) - 16)
         }
     }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let scale = SIMD16<Float>(repeating: loadHalf(block, at: 0))
-        let highBits = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-        let bytes = loadBytes(block, at: 6)
-        let first = lowNibbles(bytes) | fifthBits(highBits)
-        let second = highNibbles(bytes) | fifthBits(highBits >> 16)
-        store(scale * SIMD16<Float>(first, minus: 16), to: output)
-        store(scale * SIMD16<Float>(second, minus: 16), to: output + 16)
-    }
 }
 
 /// Q5_1: 32 weights, each a 5-bit code `q` meaning `d × q + m`.
@@ -46,31 +35,6 @@ enum Q5_1Blocks {
             output[index + 16] = scale * Float(second) + minimum
         }
     }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let scale = SIMD16<Float>(repeating: loadHalf(block, at: 0))
-        let minimum = SIMD16<Float>(repeating: loadHalf(block, at: 2))
-        let highBits = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        let bytes = loadBytes(block, at: 8)
-        let first = lowNibbles(bytes) | fifthBits(highBits)
-        let second = highNibbles(bytes) | fifthBits(highBits >> 16)
-        store(scale * SIMD16<Float>(first) + minimum, to: output)
-        store(scale * SIMD16<Float>(second) + minimum, to: output + 16)
-    }
-}
-
-/// Bit `lane` of `bits` moved to bit 4 of byte `lane`, for the sixteen low bits.
-///
-/// Per-lane variable shifts scalarized (50x slower than the rest of the block), and
-/// `pointwiseMin` is an out-of-line call; instead each byte of `bits` is copied to eight
-/// lanes and each lane tests its own bit: vpshufb, vpand, vpcmpeqb, vpand.
-@inline(__always)
-private func fifthBits(_ bits: UInt32) -> SIMD16<UInt8> {
-    let replicated = SIMD16<UInt8>(lowHalf: SIMD8(repeating: UInt8(truncatingIfNeeded: bits)),
-                                   highHalf: SIMD8(repeating: UInt8(truncatingIfNeeded: bits >> 8)))
-    let laneBits = SIMD16<UInt8>(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128)
-    return SIMD16<UInt8>(repeating: 0).replacing(with: 16, where: (replicated & laneBits) .== laneBits)
 }
 
 /// A little-endian UInt32 assembled byte by byte, for the reference paths.

@@ -30,32 +30,4 @@ enum Q6_KBlocks {
             }
         }
     }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let superScale = loadHalf(block, at: 208)
-        for half in 0..<2 {
-            let halfOutput = output + 128 * half
-            // one pass per 16 lanes: sub-blocks are 16 long, so each store has one scale
-            for part in 0..<2 {
-                let lowFirst = loadBytes(block, at: 64 * half + 16 * part)
-                let lowSecond = loadBytes(block, at: 64 * half + 32 + 16 * part)
-                let highBits = loadBytes(block, at: 128 + 32 * half + 16 * part)
-                let codes = (
-                    lowNibbles(lowFirst) | ((highBits & 3) &<< 4),
-                    lowNibbles(lowSecond) | (((highBits &>> 2) & 3) &<< 4),
-                    highNibbles(lowFirst) | (((highBits &>> 4) & 3) &<< 4),
-                    highNibbles(lowSecond) | ((highBits &>> 6) &<< 4))
-                let scales = block + 192 + 8 * half + part
-                let scale = { (quarter: Int) in
-                    SIMD16<Float>(repeating: superScale * Float(scales.load(fromByteOffset: 2 * quarter, as: Int8.self)))
-                }
-                let partOutput = halfOutput + 16 * part
-                store(scale(0) * SIMD16<Float>(codes.0, minus: 32), to: partOutput)
-                store(scale(1) * SIMD16<Float>(codes.1, minus: 32), to: partOutput + 32)
-                store(scale(2) * SIMD16<Float>(codes.2, minus: 32), to: partOutput + 64)
-                store(scale(3) * SIMD16<Float>(codes.3, minus: 32), to: partOutput + 96)
-            }
-        }
-    }
 }

@@ -9,13 +9,4 @@ enum Q8_0Blocks {
             output[index] = scale * Float(block.load(fromByteOffset: 2 + index, as: Int8.self))
         }
     }
-
-    @inline(__always)
-    static func fast(_ block: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>) {
-        let scale = SIMD16<Float>(repeating: loadHalf(block, at: 0))
-        let first = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-        let second = block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-        store(scale * SIMD16<Float>(first), to: output)
-        store(scale * SIMD16<Float>(second), to: output + 16)
-    }
 }

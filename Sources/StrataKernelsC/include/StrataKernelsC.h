@@ -117,6 +117,14 @@ void strata_matmul16_interleaved(int level, uint32_t format, const void *packed,
 void strata_attention(int level, const float *query, const float *keys, const float *values, size_t row_stride,
                       size_t positions, size_t dimensions, float scale, float *accumulator, float *output);
 
+/// `Σ a[i] × b[i]` for `i < count`, with the float operations of the Swift SIMD loop it
+/// replaced (see FloatRows.c), so every level returns the same bits.
+float strata_dot(int level, const float *a, const float *b, size_t count);
+
+/// `count` elements of `format` (F32, F16, BF16 or a format `strata_matmul_supports`; whole
+/// blocks) from `source` as float32 into `output`. Every level returns the same bits.
+void strata_dequantize(int level, uint32_t format, const void *source, float *output, size_t count);
+
 /// Tells the CPU the caller is in a spin-wait loop (x86 PAUSE): saves power and lets the
 /// sibling hyper-thread run.
 void strata_spin_pause(void);
