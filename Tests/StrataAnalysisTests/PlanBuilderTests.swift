@@ -93,9 +93,9 @@ struct PlanBuilderTests {
     }
 
     @Test("removed fraction counts each sublayer by its parameters")
-    func removedFraction() {
+    func removedFraction() throws {
         let cost = SublayerCost(attention: 1, feedForward: 3, layerCount: 4)
-        let plan = LayerPlan.full(layerCount: 4).skipping(layers: [1], attention: [2])
+        let plan = try LayerPlan.full(layerCount: 4).skipping(layers: [1], attention: [2])
         #expect(abs(cost.removedFraction(plan) - 5.0 / 16) < 1e-12)
     }
 }

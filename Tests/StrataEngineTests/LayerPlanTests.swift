@@ -35,9 +35,16 @@ struct PlanFileTests {
         #expect(try LayerPlan.parseLayerList("3,7-9") == [3, 7, 8, 9])
         #expect(try LayerPlan.parseLayerList(" 1 , 2") == [1, 2])
         // the last two would expand to sets of billions of indices before any check
-        for bad in ["", "a", "3-", "9-7", "-2", "1,,2", "1-2-3", "0-9223372036854775807", "70000"] {
+        for bad in ["", "a", "3-", "-2", "1,,2", "1-2-3", "0-9223372036854775807", "70000"] {
             #expect(throws: PlanError.invalidLayerList(bad)) { try LayerPlan.parseLayerList(bad) }
         }
+    }
+
+    @Test func reversedRangesAreNamed() throws {
+        #expect(throws: PlanError.reversedLayerRange(list: "1,5-3", first: 5, last: 3)) { try LayerPlan.parseLayerList("1,5-3") }
+        let message = PlanError.reversedLayerRange(list: "5-3", first: 5, last: 3).description
+        #expect(message == "invalid layer list '5-3': the range 5-3 is reversed (write 3-5)")
+        #expect(try LayerPlan.parseLayerList("4-4") == [4])
     }
 
     @Test func planFileRoundTripsWithOptionalFields() throws {
@@ -85,9 +92,30 @@ struct PlanFileTests {
         }
     }
 
-    @Test func skippingRemovesLayersAndSublayers() {
-        let plan = LayerPlan.full(layerCount: 5).skipping(layers: [1, 3], attention: [4], ffn: [0])
+    @Test func skippingRemovesLayersAndSublayers() throws {
+        let plan = try LayerPlan.full(layerCount: 5).skipping(layers: [1, 3], attention: [4], ffn: [0])
         #expect(plan.steps == [LayerStep(layer: 0, runsFFN: false), LayerStep(layer: 2), LayerStep(layer: 4, runsAttention: false)])
+    }
+
+    @Test func skippingRefusesLayersTheModelLacks() {
+        let full = LayerPlan.full(layerCount: 5)
+        #expect(throws: PlanError.layerNotInModel(layer: 5, layerCount: 5)) { try full.skipping(layers: [1, 5]) }
+        #expect(throws: PlanError.layerNotInModel(layer: 7, layerCount: 5)) { try full.skipping(attention: [9, 7]) }
+        #expect(throws: PlanError.layerNotInModel(layer: -1, layerCount: 5)) { try full.skipping(ffn: [-1]) }
+        #expect(PlanError.layerNotInModel(layer: 5, layerCount: 5).description
+            == "layer 5 does not exist: the model has layers 0...4")
+    }
+
+    @Test func skippingNamesItsMethod() throws {
+        let full = LayerPlan.full(layerCount: 5)
+        #expect(try full.skipping(layers: [2]).method == "manual")
+        #expect(try LayerPlan(layerCount: 5, steps: full.steps).skipping(ffn: [2]).method == "manual")
+        // nothing skipped: the plan is unchanged, still the full model
+        #expect(try full.skipping() == full)
+        // a plan made another way keeps its method, with the skips on top
+        var chosen = try full.skipping(layers: [3])
+        chosen.method = "block-influence"
+        #expect(try chosen.skipping(attention: [1]).method == "block-influence")
     }
 
     @Test func repeatedLayersGetTheirOwnCacheSlots() {
@@ -103,8 +131,8 @@ struct PlanForwardTests {
         let config = try LoadedModels.model("smollm2-135m").config
         let full = LayerPlan.full(layerCount: 30)
         #expect(full.computeFraction(config: config) == 1)
-        #expect(abs(full.skipping(layers: Set(0..<15)).computeFraction(config: config) - 0.5) < 1e-12)
-        let noFFN = full.skipping(ffn: Set(0..<30)).computeFraction(config: config)
+        #expect(abs(try full.skipping(layers: Set(0..<15)).computeFraction(config: config) - 0.5) < 1e-12)
+        let noFFN = try full.skipping(ffn: Set(0..<30)).computeFraction(config: config)
         // SmolLM2: attention 576 × (2·576 + 2·192) weights, FFN 3 × 576 × 1536 per layer.
         #expect(abs(noFFN - 884_736.0 / (884_736.0 + 2_654_208.0)) < 1e-12)
     }
@@ -132,7 +160,7 @@ struct PlanForwardTests {
             var cache = transformer.makeCache(capacity: 16)
             return Array(try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache).last)
         }
-        let skipped = LayerPlan.full(layerCount: 30).skipping(layers: [3, 7, 8, 9], attention: [20], ffn: [25])
+        let skipped = try LayerPlan.full(layerCount: 30).skipping(layers: [3, 7, 8, 9], attention: [20], ffn: [25])
         let explicit = LayerPlan(layerCount: 30, steps: (0..<30).filter { ![3, 7, 8, 9].contains($0) }.map {
             LayerStep(layer: $0, runsAttention: $0 != 20, runsFFN: $0 != 25)
         })

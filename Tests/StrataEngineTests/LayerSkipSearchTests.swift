@@ -24,11 +24,11 @@ struct LayerSkipSearchTests {
     func seedsComeFirst() throws {
         var search = LayerSkipSearch(layerCount: 8, skipFraction: 0.5, budget: 4)
         #expect(search.nextCandidate().steps.map(\.layer) == [0, 2, 4, 6, 7])
-        let seed = LayerPlan.full(layerCount: 8).skipping(layers: [2, 3])
+        let seed = try LayerPlan.full(layerCount: 8).skipping(layers: [2, 3])
         var seeded = LayerSkipSearch(layerCount: 8, skipFraction: 0.5, budget: 4, seed: seed)
         #expect(seeded.nextCandidate().steps.map(\.layer) == [0, 1, 4, 5, 6, 7])
         // A plan that skips the first layer cannot seed the search.
-        var unusable = LayerSkipSearch(layerCount: 8, skipFraction: 0.5, budget: 4, seed: LayerPlan.full(layerCount: 8).skipping(layers: [0]))
+        var unusable = LayerSkipSearch(layerCount: 8, skipFraction: 0.5, budget: 4, seed: try LayerPlan.full(layerCount: 8).skipping(layers: [0]))
         #expect(unusable.nextCandidate().steps.map(\.layer) == [0, 2, 4, 6, 7])
     }
 

@@ -27,7 +27,7 @@ struct SpeculativeDecodingTests {
     func greedyIsLossless(modelName: String) throws {
         let model = try LoadedModels.model(modelName)
         let layers = model.config.layerCount
-        let skipPlan = LayerPlan.full(layerCount: layers).skipping(layers: Set(stride(from: layers / 2, to: layers - 2, by: 3)))
+        let skipPlan = try LayerPlan.full(layerCount: layers).skipping(layers: Set(stride(from: layers / 2, to: layers - 2, by: 3)))
         let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan),
                                       .layers(seed: nil), .layers(seed: skipPlan)]
         var searchedRuns = 0

@@ -10,11 +10,11 @@ public enum Ablation: String, Sendable, CaseIterable, Codable {
     case feedForward = "ffn"
 
     /// The full plan with this ablation applied to `layer`.
-    func plan(removing layer: Int, from full: LayerPlan) -> LayerPlan {
+    func plan(removing layer: Int, from full: LayerPlan) throws(PlanError) -> LayerPlan {
         switch self {
-        case .layer: full.skipping(layers: [layer])
-        case .attention: full.skipping(attention: [layer])
-        case .feedForward: full.skipping(ffn: [layer])
+        case .layer: try full.skipping(layers: [layer])
+        case .attention: try full.skipping(attention: [layer])
+        case .feedForward: try full.skipping(ffn: [layer])
         }
     }
 }
@@ -78,9 +78,7 @@ public func analyzeImportance(
     for ablation in options.ablations { ablationNegativeLogLikelihoods[ablation] = [Double](repeating: 0, count: layers) }
 
     // Work in units of "one layer over one window"; the LM head counts as its share of weights.
-    let layerWeights = Double(config.hiddenSize) * Double(
-        2 * config.headCount * config.headDimensions + 2 * config.kvHeadCount * config.headDimensions
-        + 3 * config.feedForwardSize)
+    let layerWeights = SublayerCost(config: config).layer
     let head = Double(config.vocabularySize * config.hiddenSize) / layerWeights
     let lensWork = Double(layers) * head * Double(min(options.logitLensPositions, context)) / Double(context)
     let ablationWork = Double(options.ablations.count) * (0..<layers).reduce(0.0) { $0 + Double(layers - $1) + head }
@@ -127,7 +125,7 @@ public func analyzeImportance(
 
         for ablation in options.ablations {
             for layer in 0..<layers {
-                let plan = ablation.plan(removing: layer, from: full)
+                let plan = try ablation.plan(removing: layer, from: full)
                 cache.truncate(to: 0)
                 // The removed layer is step `layer` of the full plan, and the plan without it
                 // runs the same steps before it: start there from the recorded stream.

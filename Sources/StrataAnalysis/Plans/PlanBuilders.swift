@@ -15,7 +15,7 @@ public enum PlanBuilders {
     /// (`distances[l][n - 1]`, nil where undefined); ties go to the earlier block.
     public static func angularBlock(_ distances: [[Double?]], count: Int) throws(PlanBuildError) -> LayerPlan {
         var best: (layer: Int, distance: Double)?
-        for (layer, row) in distances.enumerated() where count - 1 < row.count {
+        for (layer, row) in distances.enumerated() where count - 1 < row.count && layer + count <= distances.count {
             guard let distance = row[count - 1] else { continue }
             if best == nil || distance < best!.distance { best = (layer, distance) }
         }
@@ -38,7 +38,8 @@ public enum PlanBuilders {
     /// The `count` attention (or FFN) sublayers whose single removal gave the lowest perplexity.
     public static func lowestSublayers(_ perplexities: [Double], count: Int, method: PlanMethod) -> LayerPlan {
         let removed = Set(lowest(perplexities, count: count))
-        var plan = LayerPlan.full(layerCount: perplexities.count).skipping(
+        // indices of the scores, one per layer: always layers of the model
+        var plan = try! LayerPlan.full(layerCount: perplexities.count).skipping(
             attention: method == .attentionOnly ? removed : [], ffn: method == .ffnOnly ? removed : [])
         let sublayer = method == .attentionOnly ? "attention" : "FFN"
         plan.method = method.rawValue
@@ -53,7 +54,9 @@ public enum PlanBuilders {
     }
 
     static func plan(layers: Int, removingLayers removed: [Int], method: PlanMethod, notes: String) -> LayerPlan {
-        var plan = LayerPlan.full(layerCount: layers).skipping(layers: Set(removed))
+        // every builder removes layers in 0..<layers (indices of its scores, blocks that fit, or
+        // layers spread between the first and last)
+        var plan = try! LayerPlan.full(layerCount: layers).skipping(layers: Set(removed))
         plan.method = method.rawValue
         plan.notes = notes
         return plan
@@ -78,7 +81,7 @@ extension PlanMethod {
         case .computeFraction(let fraction):
             guard fraction > 0, fraction < 1 else { throw .invalidFraction(fraction) }
             let unit: Double = switch self {
-            case .blockInfluence, .angular, .unified: cost.attention + cost.feedForward
+            case .blockInfluence, .angular, .unified: cost.layer
             case .attentionOnly: cost.attention
             case .ffnOnly: cost.feedForward
             case .finerCut: min(cost.attention, cost.feedForward)

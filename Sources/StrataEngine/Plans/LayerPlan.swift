@@ -64,7 +64,17 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     public var isFull: Bool { steps == LayerPlan.full(layerCount: layerCount).steps }
 
     /// This plan without the given layers, and with the given attention / FFN sublayers off.
-    public func skipping(layers: Set<Int> = [], attention: Set<Int> = [], ffn: Set<Int> = []) -> LayerPlan {
+    ///
+    /// Every index must name a layer of the plan's model (`0..<layerCount`): a layer the model
+    /// lacks is refused rather than ignored, since ignoring it would run a different plan from
+    /// the one asked for. When anything is skipped, a plan described as `full` (or not at all)
+    /// becomes `manual`, the method of hand-picked skips; a plan with another method (one read
+    /// from a file) keeps it, with the skips applied on top.
+    public func skipping(layers: Set<Int> = [], attention: Set<Int> = [], ffn: Set<Int> = []) throws(PlanError) -> LayerPlan {
+        let named = layers.union(attention).union(ffn)
+        if let outside = named.filter({ $0 < 0 || $0 >= layerCount }).min() {
+            throw .layerNotInModel(layer: outside, layerCount: layerCount)
+        }
         var plan = self
         plan.steps = steps.compactMap { step in
             guard !layers.contains(step.layer) else { return nil }
@@ -73,6 +83,7 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
             if ffn.contains(step.layer) { step.runsFFN = false }
             return step
         }
+        if !named.isEmpty && (method == nil || method == "full") { plan.method = "manual" }
         return plan
     }
 
@@ -107,6 +118,10 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
     case layerOutOfRange(step: Int, layer: Int, layerCount: Int)
     case unreadable(path: String, reason: String)
     case invalidLayerList(String)
+    /// A range of a layer list whose first layer comes after its last (`5-3`).
+    case reversedLayerRange(list: String, first: Int, last: Int)
+    /// A layer named (to skip) that the model does not have.
+    case layerNotInModel(layer: Int, layerCount: Int)
 
     public var description: String {
         switch self {
@@ -120,6 +135,10 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
             "cannot read plan \(path): \(reason)"
         case .invalidLayerList(let text):
             "invalid layer list '\(text)': expected indices and ranges like 3,7-9 (0...\(LayerPlan.largestLayerIndex))"
+        case .reversedLayerRange(let list, let first, let last):
+            "invalid layer list '\(list)': the range \(first)-\(last) is reversed (write \(last)-\(first))"
+        case .layerNotInModel(let layer, let layerCount):
+            "layer \(layer) does not exist: the model has layers 0...\(layerCount - 1)"
         }
     }
 }
@@ -140,9 +159,10 @@ extension LayerPlan {
                 guard let index = bounds[0], index >= 0, index <= largestLayerIndex else { throw .invalidLayerList(text) }
                 layers.insert(index)
             case 2:
-                guard let low = bounds[0], let high = bounds[1], low >= 0, low <= high, high <= largestLayerIndex else {
+                guard let low = bounds[0], let high = bounds[1], low >= 0, high <= largestLayerIndex else {
                     throw .invalidLayerList(text)
                 }
+                guard low <= high else { throw .reversedLayerRange(list: text, first: low, last: high) }
                 layers.formUnion(low...high)
             default:
                 throw .invalidLayerList(text)
@@ -154,14 +174,7 @@ extension LayerPlan {
     /// Fraction of the full model's per-token layer compute this plan runs, counting each
     /// sublayer by its weight count (attention: q, k, v, o; FFN: gate, up, down).
     public func computeFraction(config: ModelConfig) -> Double {
-        let queryWidth = config.headCount * config.headDimensions
-        let kvWidth = config.kvHeadCount * config.headDimensions
-        let attention = Double(config.hiddenSize * (2 * queryWidth + 2 * kvWidth))
-        let feedForward = Double(3 * config.hiddenSize * config.feedForwardSize)
-        let kept = steps.reduce(0.0) { sum, step in
-            sum + (step.runsAttention ? attention : 0) + (step.runsFFN ? feedForward : 0)
-        }
-        return kept / (Double(config.layerCount) * (attention + feedForward))
+        SublayerCost(config: config).keptFraction(self)
     }
 }
 

@@ -31,14 +31,10 @@ struct PlanOptions: ParsableArguments {
         let layers = try skipLayers.map { try LayerPlan.parseLayerList($0) } ?? []
         let attention = try skipAttention.map { try LayerPlan.parseLayerList($0) } ?? []
         let ffn = try skipFFN.map { try LayerPlan.parseLayerList($0) } ?? []
-        if let outside = (layers.union(attention).union(ffn)).first(where: { $0 >= config.layerCount }) {
-            throw CommandFailure("layer \(outside) does not exist: the model has layers 0...\(config.layerCount - 1)")
-        }
-        if !(layers.isEmpty && attention.isEmpty && ffn.isEmpty) {
-            result = result.skipping(layers: layers, attention: attention, ffn: ffn)
-            if plan == nil { result.method = "manual" }
-        }
         do {
+            // the model's layer count first: a plan file for another model fails there, not on a skip
+            try result.validate(layerCount: config.layerCount)
+            result = try result.skipping(layers: layers, attention: attention, ffn: ffn)
             try result.validate(layerCount: config.layerCount)
         } catch {
             throw CommandFailure(plan.map { "plan \($0): \(error)" } ?? "\(error)")
