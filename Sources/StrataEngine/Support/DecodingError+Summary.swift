@@ -1,8 +1,9 @@
 /// One-line explanations of JSON decoding failures, for errors that name a file (and line).
+/// Package access: it serves Strata's own file readers and should not appear on users' errors.
 extension DecodingError {
     /// What is wrong and where, e.g. `missing key 'layer' in steps[3]`; `root` names the
     /// decoded value itself (`the top level`, `the line`).
-    public func summary(root: String = "the top level") -> String {
+    package func summary(root: String = "the top level") -> String {
         func location(_ path: [any CodingKey]) -> String {
             guard !path.isEmpty else { return root }
             // steps[0].attention, as one would write it
