@@ -47,7 +47,7 @@ public struct AnalysisProgress: Sendable {
     public var secondsLeft: Double?
 }
 
-/// Measures every per-layer importance metric of `shared/docs/methods.md` section 1 on the
+/// Measures every per-layer importance metric of `docs/methods.md` section 1 on the
 /// calibration windows, through the observer of the one forward pass.
 ///
 /// Cost: per window one full pass (recording the residual stream), the logit lens, and one

@@ -2,7 +2,7 @@ import Foundation
 import StrataEngine
 
 /// Per-layer importance measurements of one model on a calibration text (see
-/// `shared/docs/methods.md`, section 1). Arrays are indexed by layer; metrics that were not
+/// `docs/methods.md`, section 1). Arrays are indexed by layer; metrics that were not
 /// measured are empty arrays (or nil for `perplexityFull`).
 public struct ImportanceReport: Sendable, Codable, Equatable {
     /// The model's name or path.

@@ -1,7 +1,7 @@
 import Foundation
 import StrataEngine
 
-/// How `strata plan` chooses what to remove (`shared/docs/methods.md`, sections 1-2).
+/// How `strata plan` chooses what to remove (`docs/methods.md`, sections 1-2).
 public enum PlanMethod: String, Sendable, CaseIterable, Codable {
     /// Remove the layers with the lowest Block Influence [ShortGPT].
     case blockInfluence = "block-influence"

@@ -1,5 +1,6 @@
-# Builds model-references.json from the project's reference runs (shared/reference/*.json).
-# Usage: python3 make-model-references.py /path/to/shared/reference > model-references.json
+# Builds model-references.json from the project's reference runs (transformers and llama.cpp JSON;
+# copies of hf-*.json and llamacpp-*.json are in Tests/StrataEngineTests/Fixtures).
+# Usage: python3 make-model-references.py REFERENCE_DIR > model-references.json
 import json, sys
 
 root = sys.argv[1]
