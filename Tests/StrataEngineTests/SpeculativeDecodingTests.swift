@@ -110,7 +110,7 @@ struct SpeculativeDecodingTests {
             parameters.seed = UInt64(seed)
             var sampler = Sampler(parameters: parameters)
             var drawer = Sampler(parameters: parameters)
-            var speculator = Speculator(parameters: SpeculationParameters(draft: .plan(draftPlan), maxDraft: 1, confidence: 0, adaptive: false),
+            var speculator = try Speculator(parameters: SpeculationParameters(draft: .plan(draftPlan), maxDraft: 1, confidence: 0, adaptive: false),
                                         config: model.config)
             cache.truncate(to: context.count)
             let decided = try speculator.round(transformer: &transformer, cache: &cache, tokens: prompt, plan: full,

@@ -60,7 +60,9 @@ public func runSpeculativeBenchmark(
         _ prompt: [TokenID], type: PromptType, speculative: Bool, maxTokens: Int
     ) throws -> (tokens: [TokenID], timing: DecodeTiming, speculation: SpeculationStats) {
         var speculation = options.speculation
-        if case .layers(nil) = speculation.draft, let plan = searchedPlans[type] { speculation.draft = .layers(seed: plan) }
+        if let search = speculation.drafter as? LayerSearchDrafter, search.seed == nil, let plan = searchedPlans[type] {
+            speculation.drafter = LayerSearchDrafter(seed: plan)
+        }
         var generator = Generator(
             transformer: transformer, prompt: prompt,
             parameters: GenerationParameters(
@@ -143,7 +145,7 @@ public func runSpeculativeBenchmark(
         }
     }
     return SpeculativeBenchmarkReport(
-        draftSource: options.speculation.draft.description, generatedTokens: options.generatedTokens,
+        draftSource: options.speculation.drafter.description, generatedTokens: options.generatedTokens,
         repetitions: options.repetitions, prompts: results, verifyCurve: verifyCurve)
 }
 

@@ -242,7 +242,7 @@ public struct SpeculativeSummary: Sendable, Equatable, Encodable {
 /// What `runSpeculativeBenchmark` measured: every prompt, pooled overall and by prompt type.
 /// Encoded as one object: the overall summary's keys, then `by_type`, `prompts` and the settings.
 public struct SpeculativeBenchmarkReport: Sendable, Equatable, Encodable {
-    /// The draft source, as `DraftSource.description` names it.
+    /// The draft source, as its drafter's `description` names it.
     public var draftSource: String
     public var generatedTokens: Int
     public var repetitions: Int

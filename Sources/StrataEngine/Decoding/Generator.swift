@@ -40,11 +40,15 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     /// The model's next-token logits after `position` tokens hold NaN or infinity: its weights
     /// or metadata are broken, and any token chosen from them would be arbitrary.
     case nonFiniteLogits(position: Int)
+    /// An early-exit draft after `layers` layers of a model that has `layerCount`.
+    case earlyExitBeyondModel(layers: Int, layerCount: Int)
 
     public var description: String {
         switch self {
         case .nonFiniteLogits(let position):
             "the model's logits after \(position) tokens are not finite (NaN or infinity): its weights or metadata are broken"
+        case .earlyExitBeyondModel(let layers, let layerCount):
+            "an early-exit draft after \(layers) layers: the model has \(layerCount) layers, so the draft must keep 1 to \(layerCount)"
         }
     }
 }
@@ -107,7 +111,9 @@ public struct Generator: Sendable {
     private var speculator: Speculator?
     private let clock = ContinuousClock()
 
-    /// Prepares generation after `prompt` (which must not be empty).
+    /// Prepares generation after `prompt` (which must not be empty). The first `next()` throws
+    /// what the drafter's `prepare(for:)` throws (for example an early exit beyond the model's
+    /// layers).
     public init(transformer: Transformer, prompt: [TokenID], parameters: GenerationParameters) {
         self.transformer = transformer
         self.parameters = parameters
@@ -121,7 +127,6 @@ public struct Generator: Sendable {
         sampler = Sampler(parameters: parameters.sampling)
         decoder = StreamingDecoder(tokenizer: transformer.model.tokenizer)
         stats.promptTokens = prompt.count
-        speculator = parameters.speculation.map { Speculator(parameters: $0, config: config) }
     }
 
     /// The next event, or nil after `.finished`. Throws when a forward pass fails (for example a
@@ -130,6 +135,7 @@ public struct Generator: Sendable {
         guard !finished else { return nil }
         do {
             if !prefilled {
+                try begin()
                 let start = clock.now
                 let logits = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache)
                 try Self.checkFinite(logits.last, position: tokens.count)
@@ -155,6 +161,11 @@ public struct Generator: Sendable {
             finished = true
             throw error
         }
+    }
+
+    /// Prepares the speculator, which may refuse the model.
+    private mutating func begin() throws {
+        speculator = try parameters.speculation.map { try Speculator(parameters: $0, config: transformer.config) }
     }
 
     /// One round: the last yielded token is not in the cache yet; process it (and any draft)
@@ -184,7 +195,6 @@ public struct Generator: Sendable {
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let duration = clock.now - start
-        return duration.seconds
+        (clock.now - start).seconds
     }
 }

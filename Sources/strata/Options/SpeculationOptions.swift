@@ -63,7 +63,7 @@ struct SpeculationOptions: ParsableArguments {
         var plan = found.plan
         plan.model = Self.modelName(model)
         plan.notes = (plan.notes ?? "") + String(format: "; matchness %.2f on the last %d verified tokens, domain %@",
-                                                 found.matchness, DraftSource.matchnessWindow, draftDomain)
+                                                 found.matchness, LayerSearchDrafter.matchnessWindow, draftDomain)
         let path = searchedPlanPath(model: model)
         try FileManager.default.createDirectory(atPath: Self.plansDirectory, withIntermediateDirectories: true)
         try plan.write(to: path, overwrite: true)
@@ -71,27 +71,28 @@ struct SpeculationOptions: ParsableArguments {
                           plan.steps.count, plan.layerCount, found.matchness, path))
     }
 
-    /// The speculation settings for a model, or nil without `--speculative`.
+    /// The speculation settings for a model, or nil without `--speculative`. A new drafter
+    /// needs only its name here.
     func parameters(for config: ModelConfig, model: String) throws -> SpeculationParameters? {
         guard speculative else { return nil }
-        let source: DraftSource
+        let drafter: any Drafter
         switch draft {
-        case "auto": source = .auto(fallback: searchedPlan(model: model, config: config))
-        case "ngram": source = .ngram
-        case "layers": source = .layers(seed: searchedPlan(model: model, config: config))
+        case "auto": drafter = AutoDrafter(fallback: searchedPlan(model: model, config: config))
+        case "ngram": drafter = NGramDrafter()
+        case "layers": drafter = LayerSearchDrafter(seed: searchedPlan(model: model, config: config))
         case let value where value.hasPrefix("early-exit:"):
             guard let layers = Int(value.dropFirst("early-exit:".count)), layers >= 1, layers < config.layerCount else {
                 throw CommandFailure("--draft \(value): expected early-exit:E with 1 <= E < \(config.layerCount)")
             }
-            source = .earlyExit(layers: layers)
+            drafter = EarlyExitDrafter(layers: layers)
         default:
             guard FileManager.default.fileExists(atPath: draft) else {
                 throw CommandFailure("--draft \(draft): no such plan file; the draft sources are auto, ngram, layers, early-exit:E or a plan file")
             }
             let plan = try LayerPlan.load(path: draft)
             do { try plan.validate(layerCount: config.layerCount) } catch { throw CommandFailure("--draft \(draft): \(error)") }
-            source = .plan(plan)
+            drafter = PlanDrafter(plan: plan)
         }
-        return SpeculationParameters(draft: source, maxDraft: draftMax, confidence: draftConfidence)
+        return SpeculationParameters(drafter: drafter, maxDraft: draftMax, confidence: draftConfidence)
     }
 }
