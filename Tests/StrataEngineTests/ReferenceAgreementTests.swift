@@ -51,6 +51,7 @@ struct ReferenceAgreementTests {
             while let event = try generator.next() {
                 switch event {
                 case .token(let token, _): generated.append(token)
+                case .text: break
                 case .finished(let stats): stop = stats.stopReason
                 }
             }

@@ -74,6 +74,7 @@ public func runSpeculativeBenchmark(
         while let event = try generator.next() {
             switch event {
             case .token(let token, _): tokens.append(token)
+            case .text: break
             case .finished(let final): stats = final
             }
         }

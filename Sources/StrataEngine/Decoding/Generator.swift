@@ -40,6 +40,12 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     /// The model's next-token logits after `position` tokens hold NaN or infinity: its weights
     /// or metadata are broken, and any token chosen from them would be arbitrary.
     case nonFiniteLogits(position: Int)
+    /// The prompt has no tokens: the first generated token is predicted from the last prompt token.
+    case emptyPrompt
+    /// The prompt has `promptTokens` tokens, and the context (`GenerationParameters.contextLength`
+    /// or the model's) holds `contextLength`: at most `contextLength - 1` prompt tokens fit, as
+    /// the last position is for the first generated token.
+    case promptExceedsContext(promptTokens: Int, contextLength: Int)
     /// An early-exit draft after `layers` layers of a model that has `layerCount`.
     case earlyExitBeyondModel(layers: Int, layerCount: Int)
 
@@ -47,6 +53,10 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .nonFiniteLogits(let position):
             "the model's logits after \(position) tokens are not finite (NaN or infinity): its weights or metadata are broken"
+        case .emptyPrompt:
+            "the prompt is empty: generation needs at least one prompt token to predict from"
+        case .promptExceedsContext(let promptTokens, let contextLength):
+            "the prompt has \(promptTokens) tokens; the context is \(contextLength), so at most \(max(0, contextLength - 1)) prompt tokens fit (one position is for the first generated token)"
         case .earlyExitBeyondModel(let layers, let layerCount):
             "an early-exit draft after \(layers) layers: the model has \(layerCount) layers, so the draft must keep 1 to \(layerCount)"
         }
@@ -57,6 +67,10 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
 public enum GenerationEvent: Sendable, Equatable {
     /// A generated token and the text it completes (possibly empty while a UTF-8 sequence is open).
     case token(TokenID, text: String)
+    /// Text completed without a new token: when generation ends with a character the last
+    /// tokens left incomplete, its bytes as U+FFFD, just before `.finished`. The `.token` texts
+    /// and this one together are the generated tokens decoded.
+    case text(String)
     /// Generation ended; no more events follow.
     case finished(GenerationStats)
 }
@@ -108,12 +122,14 @@ public struct Generator: Sendable {
     private var readyIndex = 0
     private var prefilled = false
     private var finished = false
+    /// `.finished`, held back while the `.text` that ends the stream goes first.
+    private var finalEvent: GenerationEvent?
     private var speculator: Speculator?
     private let clock = ContinuousClock()
 
-    /// Prepares generation after `prompt` (which must not be empty). The first `next()` throws
-    /// what the drafter's `prepare(for:)` throws (for example an early exit beyond the model's
-    /// layers).
+    /// Prepares generation after `prompt`. The first `next()` throws `GenerationError` when the
+    /// prompt is empty or does not fit the context, and what the drafter's `prepare(for:)` throws
+    /// (for example an early exit beyond the model's layers).
     public init(transformer: Transformer, prompt: [TokenID], parameters: GenerationParameters) {
         self.transformer = transformer
         self.parameters = parameters
@@ -133,6 +149,10 @@ public struct Generator: Sendable {
     /// token id the model's embedding has no row for); generation cannot go on after that.
     public mutating func next() throws -> GenerationEvent? {
         guard !finished else { return nil }
+        if let finalEvent {
+            finished = true
+            return finalEvent
+        }
         do {
             if !prefilled {
                 try begin()
@@ -163,8 +183,13 @@ public struct Generator: Sendable {
         }
     }
 
-    /// Prepares the speculator, which may refuse the model.
+    /// Refuses what generation cannot start from, and prepares the speculator.
     private mutating func begin() throws {
+        guard !tokens.isEmpty else { throw GenerationError.emptyPrompt }
+        let contextLength = parameters.contextLength ?? transformer.config.contextLength
+        guard tokens.count < contextLength else {
+            throw GenerationError.promptExceedsContext(promptTokens: tokens.count, contextLength: contextLength)
+        }
         speculator = try parameters.speculation.map { try Speculator(parameters: $0, config: transformer.config) }
     }
 
@@ -189,8 +214,13 @@ public struct Generator: Sendable {
     }
 
     private mutating func finish(_ reason: StopReason) -> GenerationEvent {
-        finished = true
         stats.stopReason = reason
+        let tail = decoder.finish()
+        guard tail.isEmpty else {
+            finalEvent = .finished(stats)
+            return .text(tail)
+        }
+        finished = true
         return .finished(stats)
     }
 

@@ -38,9 +38,7 @@ struct GenerateCommand: ParsableCommand {
         let (model, loadSeconds) = try modelOptions.load()
         let promptTokens = try tokenize(model: model)
         guard !promptTokens.isEmpty else { throw CommandFailure("the prompt tokenizes to nothing; give some text") }
-        guard promptTokens.count < model.config.contextLength else {
-            throw CommandFailure("the prompt has \(promptTokens.count) tokens; the model's context is \(model.config.contextLength)")
-        }
+        // A prompt longer than the context is refused by the generator's first step.
         let transformer = modelOptions.makeTransformer(model)
         var generator = Generator(
             transformer: transformer, prompt: promptTokens,
@@ -53,6 +51,10 @@ struct GenerateCommand: ParsableCommand {
             switch event {
             case .token(let token, let text):
                 generated.append(token)
+                if !json {
+                    FileHandle.standardOutput.write(Data(text.utf8))
+                }
+            case .text(let text):
                 if !json {
                     FileHandle.standardOutput.write(Data(text.utf8))
                 }
