@@ -20,9 +20,39 @@ public final class WorkerPool: @unchecked Sendable {
     private let core: PoolCore
     private var threads: [pthread_t] = []
 
-    /// A pool of `threadCount` threads (default: every core the system reports).
+    /// The most threads a pool runs. Far more threads than cores only slows every region down,
+    /// and tens of thousands take minutes to start.
+    public static let maximumThreadCount = 256
+
+    /// A thread count a pool refuses: below 1 or above `maximumThreadCount`.
+    public struct InvalidThreadCount: Error, CustomStringConvertible {
+        /// The count asked for.
+        public let threadCount: Int
+
+        public var description: String {
+            threadCount < 1
+                ? "a worker pool needs at least 1 thread, found \(threadCount)"
+                : "a worker pool runs at most \(WorkerPool.maximumThreadCount) threads, found \(threadCount)"
+        }
+    }
+
+    /// Returns `threadCount` if a pool runs that many threads (`1...maximumThreadCount`), else
+    /// throws `InvalidThreadCount`: for callers that take the count from a user.
+    public static func checked(threadCount: Int) throws(InvalidThreadCount) -> Int {
+        guard (1...maximumThreadCount).contains(threadCount) else { throw InvalidThreadCount(threadCount: threadCount) }
+        return threadCount
+    }
+
+    /// A pool of exactly `threadCount` threads; throws `InvalidThreadCount` when the count is
+    /// below 1 or above `maximumThreadCount` instead of adjusting it.
+    public convenience init(exactly threadCount: Int) throws(InvalidThreadCount) {
+        self.init(threadCount: try Self.checked(threadCount: threadCount))
+    }
+
+    /// A pool of `threadCount` threads (default: every core the system reports), clamped to
+    /// `1...maximumThreadCount`; `init(exactly:)` refuses such counts instead.
     public init(threadCount: Int? = nil) {
-        self.threadCount = max(1, threadCount ?? WorkerPool.coreCount)
+        self.threadCount = min(max(1, threadCount ?? WorkerPool.coreCount), WorkerPool.maximumThreadCount)
         core = PoolCore(threadCount: self.threadCount)
         for _ in 1..<self.threadCount {
             // Workers retain only the core, so dropping the pool stops them.

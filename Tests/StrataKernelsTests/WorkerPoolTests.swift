@@ -19,6 +19,22 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("unreasonable thread counts are refused by init(exactly:) and clamped by init(threadCount:)")
+    func threadCountBounds() throws {
+        for count in [Int.min, -1, 0, WorkerPool.maximumThreadCount + 1, 100_000, Int.max] {
+            #expect(throws: WorkerPool.InvalidThreadCount.self) { try WorkerPool(exactly: count) }
+        }
+        let tooFew = #expect(throws: WorkerPool.InvalidThreadCount.self) { try WorkerPool.checked(threadCount: 0) }
+        #expect(tooFew?.description == "a worker pool needs at least 1 thread, found 0")
+        let tooMany = #expect(throws: WorkerPool.InvalidThreadCount.self) { try WorkerPool.checked(threadCount: 300) }
+        #expect(tooMany?.description == "a worker pool runs at most 256 threads, found 300")
+        #expect(try WorkerPool(exactly: 3).threadCount == 3)
+        #expect(try WorkerPool.checked(threadCount: WorkerPool.maximumThreadCount) == WorkerPool.maximumThreadCount)
+        #expect(WorkerPool(threadCount: 0).threadCount == 1)
+        #expect(WorkerPool(threadCount: -5).threadCount == 1)
+        #expect(WorkerPool(threadCount: 100_000).threadCount == WorkerPool.maximumThreadCount)
+    }
+
     @Test func manySmallRegionsInARowAndAfterSleeping() async throws {
         let pool = WorkerPool(threadCount: 2)
         let total = Atomic<Int>(0)

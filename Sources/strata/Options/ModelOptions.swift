@@ -14,8 +14,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    /// The most threads `--threads` accepts.
-    static let maximumThreads = 256
+    /// The most threads `--threads` accepts: the most a worker pool runs.
+    static let maximumThreads = WorkerPool.maximumThreadCount
 
     @Option(help: ArgumentHelp(
         "Matrix-product numerics: 'exact' (float32, matches transformers), 'fast' (16-bit activations with integer dot products) or 'fast8' (8-bit activations, as llama.cpp; batches cost about half as much).",
