@@ -48,7 +48,7 @@ public struct QuantizedActivations: Sendable {
     public let capacity: Int
     /// 16-bit blocks (`capacity / 32` of them when `precision` is 16 bits, else none); the
     /// first `tokens × columns / 32` are valid.
-    var blocks: [strata_activation_block]
+    var blocks: [strata_activation_block16]
     /// 8-bit codes, one per element (empty at 16 bits); `strata_activations8` describes the
     /// layout of these four arrays.
     var codes8: [Int8]
@@ -66,7 +66,7 @@ public struct QuantizedActivations: Sendable {
         self.precision = precision
         self.capacity = blockCount * 32
         let sixteen = precision == .sixteenBit
-        self.blocks = [strata_activation_block](repeating: strata_activation_block(), count: sixteen ? blockCount : 0)
+        self.blocks = [strata_activation_block16](repeating: strata_activation_block16(), count: sixteen ? blockCount : 0)
         let eightBitBlocks = sixteen ? 0 : blockCount
         self.codes8 = [Int8](repeating: 0, count: eightBitBlocks * 32)
         self.scales8 = [Float](repeating: 0, count: eightBitBlocks)
@@ -94,10 +94,10 @@ public struct QuantizedActivations: Sendable {
             case .sixteenBit:
                 blocks.withUnsafeMutableBufferPointer { destination in
                     guard let output = destination.baseAddress else { return }
-                    strata_quantize_activations(level.rawValue, base, count, group, output)
+                    strata_quantize16(level.rawValue, base, count, group, output)
                 }
             case .eightBit:
-                withEightBitArrays { arrays in strata_quantize_activations8(level.rawValue, base, count, arrays) }
+                withEightBitArrays { arrays in strata_quantize8(level.rawValue, base, count, arrays) }
             }
         }
     }
@@ -117,7 +117,7 @@ public struct QuantizedActivations: Sendable {
     }
 
     /// Calls `body` with the 8-bit arrays for reading (the kernels take them through the same
-    /// C struct as the quantizer, whose pointers are not const; `strata_matmul8` only reads).
+    /// C struct as the quantizer, whose pointers are not const; `strata_rows8_multiply` only reads).
     fileprivate func withEightBitInputs(_ body: (strata_activations8) -> Void) {
         codes8.withUnsafeBufferPointer { codes in
             scales8.withUnsafeBufferPointer { scales in
@@ -160,7 +160,7 @@ public struct QuantizedActivations: Sendable {
 extension WeightMatrix {
     /// Whether `multiply(_:into:pool:)` takes this matrix's format: Q4_0, Q4_1, Q5_0, Q5_1,
     /// Q8_0, Q4_K, Q5_K and Q6_K. Other formats use the float `multiply(_:tokens:into:pool:)`.
-    public var supportsQuantizedMultiply: Bool { strata_matmul_supports(format.rawValue) != 0 }
+    public var supportsQuantizedMultiply: Bool { strata_multiply_supports(format.rawValue) != 0 }
 
     /// `output[t × rows + r] ≈ Σ_c W[r, c] · A[t, c]` for every token row of `activations`,
     /// with integer dot products between the weight codes and the quantized activations.
@@ -200,14 +200,14 @@ extension WeightMatrix {
                         if let interleaved, interleavedPrecision == .sixteenBit {
                             nonisolated(unsafe) let packed = interleaved.base
                             pool.parallelFor(count: rows / 8, granularity: 2) { octets in
-                                strata_matmul16_interleaved(level.rawValue, format, packed, rows, octets.lowerBound,
-                                                            octets.upperBound, columns, inputs, tokens, results)
+                                strata_octets16_multiply(level.rawValue, format, packed, rows, octets.lowerBound,
+                                                         octets.upperBound, columns, inputs, tokens, results)
                             }
                             return
                         }
                         pool.parallelFor(count: rows, granularity: 16) { range in
-                            strata_matmul(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
-                                          range.upperBound, columns, inputs, tokens, results)
+                            strata_rows16_multiply(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
+                                                   range.upperBound, columns, inputs, tokens, results)
                         }
                     }
                 case .eightBit:
@@ -216,14 +216,14 @@ extension WeightMatrix {
                         if let interleaved, interleavedPrecision == .eightBit {
                             nonisolated(unsafe) let packed = interleaved.base
                             pool.parallelFor(count: rows / 8, granularity: 2) { octets in
-                                strata_matmul8_interleaved(level.rawValue, format, packed, rows, octets.lowerBound,
-                                                           octets.upperBound, columns, inputs, tokens, results)
+                                strata_octets8_multiply(level.rawValue, format, packed, rows, octets.lowerBound,
+                                                        octets.upperBound, columns, inputs, tokens, results)
                             }
                             return
                         }
                         pool.parallelFor(count: rows, granularity: 16) { range in
-                            strata_matmul8(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
-                                           range.upperBound, columns, inputs, tokens, results)
+                            strata_rows8_multiply(level.rawValue, format, weights, rowByteCount, rows, range.lowerBound,
+                                                  range.upperBound, columns, inputs, tokens, results)
                         }
                     }
                 }

@@ -61,7 +61,7 @@ public struct WeightMatrix: Sendable {
     /// repacked, so the weights are never resident twice; anything that still reads `bytes`
     /// (embedding lookups, the exact and 16-bit paths) reads them from the file again.
     public func preparedForEightBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
-        repacked(for: .eightBit, size: strata_interleaved_size, interleave: strata_interleave_rows,
+        repacked(for: .eightBit, size: strata_octets8_size, interleave: strata_octets8_repack,
                  releasingFilePages: releasingFilePages, pool: pool)
     }
 
@@ -70,7 +70,7 @@ public struct WeightMatrix: Sendable {
     /// whose rows are a multiple of 8. Other matrices, and a matrix already repacked for either precision,
     /// come back unchanged. `releasingFilePages` as for `preparedForEightBitProducts`.
     public func preparedForSixteenBitProducts(releasingFilePages: Bool, pool: WorkerPool? = nil) -> WeightMatrix {
-        repacked(for: .sixteenBit, size: strata_interleaved16_size, interleave: strata_interleave_rows16,
+        repacked(for: .sixteenBit, size: strata_octets16_size, interleave: strata_octets16_repack,
                  releasingFilePages: releasingFilePages, pool: pool)
     }
 

@@ -5,7 +5,7 @@
 // position 0, so a query's result depends only on its own positions, never on how many other
 // queries share the call. The AVX2 code and the portable code perform the same float
 // operations in the same order and agree bit for bit.
-#include "Blocks.h"
+#include "Kernels.h"
 
 #pragma clang fp contract(off)
 
@@ -91,7 +91,7 @@ static void attention_portable(const float *query, const float *keys, const floa
 }
 
 #if defined(__x86_64__)
-#include "AVX2Support.h"
+#include "VectorSupport.h"
 
 STRATA_AVX2_INLINE __m256 exp_nonpositive8(__m256 x) {
     __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_CUTOFF), _CMP_GE_OQ);

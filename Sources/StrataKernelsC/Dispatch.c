@@ -1,7 +1,7 @@
 // The one place that picks an implementation: detection here, the choice kept by the caller.
-#include "Blocks.h"
+#include "Kernels.h"
 
-/// How many rows ahead `strata_matmul` prefetches weights.
+/// How many rows ahead `strata_rows16_multiply` prefetches weights.
 enum { PREFETCH_ROWS = 2 };
 
 int strata_detect_level(void) {
@@ -19,23 +19,23 @@ int strata_detect_level(void) {
     return STRATA_LEVEL_PORTABLE;
 }
 
-void strata_quantize_activations(int level, const float *input, size_t count, size_t group,
-                                 strata_activation_block *output) {
+void strata_quantize16(int level, const float *input, size_t count, size_t group,
+                       strata_activation_block16 *output) {
 #if defined(__x86_64__)
     if (level == STRATA_LEVEL_AVX512) {
-        strata_quantize_avx512(input, count, group, output);
+        strata_quantize16_avx512(input, count, group, output);
         return;
     }
     if (level == STRATA_LEVEL_AVX2) {
-        strata_quantize_avx2(input, count, group, output);
+        strata_quantize16_avx2(input, count, group, output);
         return;
     }
 #endif
     (void)level;
-    strata_quantize_portable(input, count, group, output);
+    strata_quantize16_portable(input, count, group, output);
 }
 
-int strata_matmul_supports(uint32_t format) {
+int strata_multiply_supports(uint32_t format) {
     switch (format) {
 #define STRATA_SUPPORTED(unused, name) case name:
     STRATA_EACH_FORMAT(STRATA_SUPPORTED, _) return 1;
@@ -48,7 +48,7 @@ int strata_matmul_supports(uint32_t format) {
 /// precisions, so the pass structure below is written once.
 typedef struct {
     row_function *row16;
-    const strata_activation_block *blocks16;
+    const strata_activation_block16 *blocks16;
     row8_function *row8;
     strata_activations8 arrays8;
 } tile_source;
@@ -86,18 +86,18 @@ static void run_rows(const tile_source *source, uint32_t format, const void *wei
     }
 }
 
-void strata_matmul(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
-                   size_t row_begin, size_t row_end, size_t columns,
-                   const strata_activation_block *activations, size_t tokens, float *output) {
-    tile_source source = {strata_row_portable, activations, 0, {0}};
+void strata_rows16_multiply(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                            size_t row_begin, size_t row_end, size_t columns,
+                            const strata_activation_block16 *activations, size_t tokens, float *output) {
+    tile_source source = {strata_rows16_portable, activations, 0, {0}};
 #if defined(__x86_64__)
-    if (level == STRATA_LEVEL_AVX512) source.row16 = strata_row_avx512;
-    if (level == STRATA_LEVEL_AVX2) source.row16 = strata_row_avx2;
+    if (level == STRATA_LEVEL_AVX512) source.row16 = strata_rows16_avx512;
+    if (level == STRATA_LEVEL_AVX2) source.row16 = strata_rows16_avx2;
 #endif
     run_rows(&source, format, weights, row_bytes, rows, row_begin, row_end, columns, tokens, token_chunk(columns), output);
 }
 
-void strata_quantize_activations8(int level, const float *input, size_t count, strata_activations8 output) {
+void strata_quantize8(int level, const float *input, size_t count, strata_activations8 output) {
 #if defined(__x86_64__)
     if (level >= STRATA_LEVEL_AVX2) {
         strata_quantize8_avx2(input, count, output);
@@ -108,12 +108,12 @@ void strata_quantize_activations8(int level, const float *input, size_t count, s
     strata_quantize8_portable(input, count, output);
 }
 
-void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
-                    size_t row_begin, size_t row_end, size_t columns,
-                    strata_activations8 activations, size_t tokens, float *output) {
-    tile_source source = {0, 0, strata_row8_portable, activations};
+void strata_rows8_multiply(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                           size_t row_begin, size_t row_end, size_t columns,
+                           strata_activations8 activations, size_t tokens, float *output) {
+    tile_source source = {0, 0, strata_rows8_portable, activations};
 #if defined(__x86_64__)
-    if (level >= STRATA_LEVEL_AVX2) source.row8 = strata_row8_avx2;
+    if (level >= STRATA_LEVEL_AVX2) source.row8 = strata_rows8_avx2;
 #endif
     run_rows(&source, format, weights, row_bytes, rows, row_begin, row_end, columns, tokens, token_chunk8(columns), output);
 }

@@ -10,7 +10,7 @@
 //
 // Dequantization evaluates GGML's expressions as separate multiplies and adds (the Swift
 // code's order); see Dequantization.swift for why every level gives the same bits.
-#include "Blocks.h"
+#include "Kernels.h"
 
 #pragma clang fp contract(off)
 
@@ -188,7 +188,7 @@ static void dequantize_portable(uint32_t format, const uint8_t *source, float *o
 }
 
 #if defined(__x86_64__)
-#include "AVX2Support.h"
+#include "VectorSupport.h"
 
 STRATA_AVX2
 static float dot_avx2(const float *a, const float *b, size_t count) {

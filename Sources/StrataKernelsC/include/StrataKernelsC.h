@@ -16,7 +16,7 @@ typedef struct {
     /// `scale × Σ values[i]`, the block's sum, for weight formats with an offset.
     float sum;
     int16_t values[32];
-} strata_activation_block;
+} strata_activation_block16;
 
 /// Token activations quantized to int8 for the 8-bit kernels: element c of token t means
 /// `scales[t × columns / 32 + c / 32] × values[t × columns + c]`, one scale per 32 elements
@@ -49,65 +49,66 @@ int strata_detect_level(void);
 /// `group` floats (32 or 256; `count` is a multiple of `group`). K-format kernels need the
 /// 256-element groups: with one scale per super-block their integer dot products add up over
 /// all eight sub-blocks before a single conversion to float.
-void strata_quantize_activations(int level, const float *input, size_t count, size_t group,
-                                 strata_activation_block *output);
+void strata_quantize16(int level, const float *input, size_t count, size_t group,
+                       strata_activation_block16 *output);
 
-/// 1 when `strata_matmul` implements the GGML type number `format`, else 0.
-int strata_matmul_supports(uint32_t format);
+/// 1 when the quantized products (`strata_rows16_multiply`, `strata_rows8_multiply`) take the GGML
+/// type number `format`, else 0.
+int strata_multiply_supports(uint32_t format);
 
 /// `output[t × rows + r] = Σ_c W[r, c] × A[t, c]` for rows `row_begin..<row_end` and tokens
 /// `0..<tokens`. `weights` points at row 0 (`row_bytes` per row, `columns` elements, a whole
 /// number of the format's blocks); `activations` holds `tokens × columns / 32` blocks, token
 /// after token. Each output element takes the same float operations whatever `tokens`, the
 /// row range or the level, so results do not depend on batch size or thread split.
-void strata_matmul(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
-                   size_t row_begin, size_t row_end, size_t columns,
-                   const strata_activation_block *activations, size_t tokens, float *output);
+void strata_rows16_multiply(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                            size_t row_begin, size_t row_end, size_t columns,
+                            const strata_activation_block16 *activations, size_t tokens, float *output);
 
 /// Quantizes `count` floats (a multiple of 32) to 8 bits into `output`'s arrays.
-void strata_quantize_activations8(int level, const float *input, size_t count, strata_activations8 output);
+void strata_quantize8(int level, const float *input, size_t count, strata_activations8 output);
 
-/// `strata_matmul` with 8-bit activations; the same formats, the same independence from
+/// `strata_rows16_multiply` with 8-bit activations; the same formats, the same independence from
 /// batch size, row range and level. AVX-512 machines run the AVX2 code (there is no separate
 /// AVX-512 8-bit level).
-void strata_matmul8(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
-                    size_t row_begin, size_t row_end, size_t columns,
-                    strata_activations8 activations, size_t tokens, float *output);
+void strata_rows8_multiply(int level, uint32_t format, const void *weights, size_t row_bytes, size_t rows,
+                           size_t row_begin, size_t row_end, size_t columns,
+                           strata_activations8 activations, size_t tokens, float *output);
 
-/// Bytes `strata_interleave_rows` writes for a `rows × columns` matrix in `format`, or 0 when
+/// Bytes `strata_octets8_repack` writes for a `rows × columns` matrix in `format`, or 0 when
 /// the matrix has no interleaved form (only Q4_K and Q6_K with rows a multiple of 8 and
 /// columns of 256 have one).
-size_t strata_interleaved_size(uint32_t format, size_t rows, size_t columns);
+size_t strata_octets8_size(uint32_t format, size_t rows, size_t columns);
 
-/// Repacks a matrix (`row_bytes` per row) into the interleaved layout `strata_matmul8_interleaved`
+/// Repacks a matrix (`row_bytes` per row) into the interleaved layout `strata_octets8_multiply`
 /// reads: eight rows at a time, so an 8-bit product handles one row per vector lane.
-/// `output` holds `strata_interleaved_size` bytes.
-void strata_interleave_rows(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
-                            void *output);
+/// `output` holds `strata_octets8_size` bytes.
+void strata_octets8_repack(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                           void *output);
 
-/// `strata_matmul8` over repacked weights, for row octets `octet_begin..<octet_end` (rows
+/// `strata_rows8_multiply` over repacked weights, for row octets `octet_begin..<octet_end` (rows
 /// 8 × octet_begin ..< 8 × octet_end): the same independence from batch size, row range and
-/// level, with its own float operations (see Interleaved.c).
-void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
-                                size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
-                                float *output);
+/// level, with its own float operations (see Octets8Portable.c).
+void strata_octets8_multiply(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                             size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
+                             float *output);
 
-/// Bytes `strata_interleave_rows16` writes for a `rows × columns` matrix in `format`, or 0 when
+/// Bytes `strata_octets16_repack` writes for a `rows × columns` matrix in `format`, or 0 when
 /// the matrix has no interleaved form for 16-bit products (only Q4_1 and Q5_0 with rows a
 /// multiple of 8 have one).
-size_t strata_interleaved16_size(uint32_t format, size_t rows, size_t columns);
+size_t strata_octets16_size(uint32_t format, size_t rows, size_t columns);
 
-/// Repacks a Q4_1 or Q5_0 matrix into the layout `strata_matmul16_interleaved` reads
-/// (Interleaved16.c).
-void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
-                              void *output);
+/// Repacks a Q4_1 or Q5_0 matrix into the layout `strata_octets16_multiply` reads
+/// (Octets16Portable.c).
+void strata_octets16_repack(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                            void *output);
 
-/// `strata_matmul` over weights repacked by `strata_interleave_rows16`, for row octets
+/// `strata_rows16_multiply` over weights repacked by `strata_octets16_repack`, for row octets
 /// `octet_begin..<octet_end`: the same independence from batch size, row range and level, with
-/// its own float operations (see Interleaved16.c).
-void strata_matmul16_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
-                                 size_t octet_end, size_t columns, const strata_activation_block *activations,
-                                 size_t tokens, float *output);
+/// its own float operations (see Octets16Portable.c).
+void strata_octets16_multiply(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                              size_t octet_end, size_t columns, const strata_activation_block16 *activations,
+                              size_t tokens, float *output);
 
 /// Causal attention of one query head: `output[d] = Σ_p softmax_p(scale × query·key_p) × value_p[d]`
 /// over cache positions `p < positions`, where key p starts at `keys + p × row_stride` (values
@@ -121,7 +122,7 @@ void strata_attention(int level, const float *query, const float *keys, const fl
 /// replaced (see FloatRows.c), so every level returns the same bits.
 float strata_dot(int level, const float *a, const float *b, size_t count);
 
-/// `count` elements of `format` (F32, F16, BF16 or a format `strata_matmul_supports`; whole
+/// `count` elements of `format` (F32, F16, BF16 or a format `strata_multiply_supports`; whole
 /// blocks) from `source` as float32 into `output`. Every level returns the same bits.
 void strata_dequantize(int level, uint32_t format, const void *source, float *output, size_t count);
 

@@ -5,7 +5,7 @@
 // as one vpdpwssd (lanes 0-7, then 8-15). The float operations per lane and the final
 // reduction are the same, so every level returns the same bits.
 #if defined(__x86_64__)
-#include "AVX2Support.h"
+#include "VectorSupport.h"
 
 #pragma clang fp contract(off)
 
@@ -95,36 +95,18 @@ STRATA_AVX2_INLINE wide_float fused_multiply_add_wide(wide_float a, __m256 b, wi
     return (wide_float){_mm256_fmadd_ps(a.low, b, c.low), _mm256_fmadd_ps(a.high, b, c.high)};
 }
 
-/// A group's block scale and offsets (see `group_scales`). Q4_K/Q5_K minimums are converted
-/// eight at a time and their six-bit multipliers left packed in `multipliers`, one per byte
-/// (a scalar loop over them cost more than the codes' arithmetic when decoding one token).
-STRATA_AVX2_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_scales *scales, uint64_t *multipliers) {
-    __m128 halves = group_halves(format, block);
-    const float first = _mm_cvtss_f32(halves), second = _mm_cvtss_f32(_mm_movehdup_ps(halves));
-    if (format != FORMAT_Q4_K && format != FORMAT_Q5_K) {
-        decode_group_scales(format, block, first, second, scales);
-        return;
-    }
-    uint64_t minimums;
-    unpack_k_scales(block, multipliers, &minimums);
-    __m256 products = _mm256_mul_ps(_mm256_set1_ps(second),
-                                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimums))));
-    _mm256_storeu_ps(scales->offset, _mm256_xor_ps(products, _mm256_set1_ps(-0.0f)));
-    scales->scale = first;
-}
-
 /// Adds one 32-element block to the accumulators of `tile` tokens on chain `chain` (the
 /// block's index mod 2): one multiply-add per lane by `d × activation scale`, as on the
 /// portable level.
 STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const uint8_t *block,
-                                  const strata_activation_block *column_block, size_t stride, int chain,
+                                  const strata_activation_block16 *column_block, size_t stride, int chain,
                                   wide_float accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
     group_scales scales;
     uint64_t multipliers = 0;
     group_scales_of(format, block, &scales, &multipliers);
     wide_codes codes = subblock_codes(format, block, 0, 1);
     for (int token = 0; token < tile; token++) {
-        const strata_activation_block *input = column_block + token * stride;
+        const strata_activation_block16 *input = column_block + token * stride;
         __m256i low = _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values));
         __m256i high = _mm256_madd_epi16(codes.high, _mm256_loadu_si256((const __m256i *)(input->values + 16)));
         wide_float lanes = {_mm256_cvtepi32_ps(low), _mm256_cvtepi32_ps(high)};
@@ -137,7 +119,7 @@ STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const u
 /// int32 halves, converted once and multiplied by `d × activation scale` (the activations share
 /// one scale per super-block), as on the portable level.
 STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
-                              const strata_activation_block *activations, size_t stride,
+                              const strata_activation_block16 *activations, size_t stride,
                               float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     wide_float accumulators[TOKEN_TILE];
@@ -149,7 +131,7 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
     }
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
-        const strata_activation_block *column_block = activations + group * 8;
+        const strata_activation_block16 *column_block = activations + group * 8;
         group_scales scales;
         uint64_t multipliers = 0;
         group_scales_of(format, block, &scales, &multipliers);
@@ -159,7 +141,7 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
         for (int sub = 0; sub < 8; sub++) {
             wide_codes codes = subblock_codes(format, block, sub, (int16_t)((multipliers >> (8 * sub)) & 0xFF));
             for (int token = 0; token < tile; token++) {
-                const strata_activation_block *input = column_block + sub + token * stride;
+                const strata_activation_block16 *input = column_block + sub + token * stride;
                 lanes[token].low = _mm256_add_epi32(lanes[token].low,
                                                     _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values)));
                 lanes[token].high = _mm256_add_epi32(lanes[token].high,
@@ -179,8 +161,8 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
     }
 }
 
-STRATA_AVX2_INLINE void row_against_tokens(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
-                                           const strata_activation_block *activations, size_t stride,
+STRATA_AVX2_INLINE void row_against_tokens(const int tile, const uint32_t format, const uint8_t *row, size_t groups,
+                                           const strata_activation_block16 *activations, size_t stride,
                                            float *output, size_t output_stride) {
     if (group_subblocks(format) == 8) {
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
@@ -209,19 +191,19 @@ STRATA_AVX2_INLINE void row_against_tokens(const uint32_t format, const int tile
 }
 
 STRATA_AVX2
-void strata_row_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                     const strata_activation_block *activations, size_t stride, float *output, size_t output_stride) {
-    switch (format * 8 + tile) {
-#define STRATA_CASE(name, size) \
-    case name * 8 + size: row_against_tokens(name, size, row, groups, activations, stride, output, output_stride); break;
-    STRATA_EACH_FORMAT_AND_TILE(STRATA_CASE)
+void strata_rows16_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                        const strata_activation_block16 *activations, size_t stride, float *output, size_t output_stride) {
+    switch (format) {
+#define STRATA_CASE(unused, name) \
+    case name: STRATA_WITH_CONSTANT_TILE(tile, row_against_tokens, name, row, groups, activations, stride, output, output_stride) break;
+    STRATA_EACH_FORMAT(STRATA_CASE, _)
 #undef STRATA_CASE
     default: break;
     }
 }
 
 STRATA_AVX2
-void strata_quantize_avx2(const float *input, size_t count, size_t group, strata_activation_block *output) {
+void strata_quantize16_avx2(const float *input, size_t count, size_t group, strata_activation_block16 *output) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i smallest = _mm256_set1_epi32(-32767), largest = _mm256_set1_epi32(32767);
     for (size_t first = 0; first < count; first += group) {

@@ -8,10 +8,10 @@
 // one vpmaddwd (times the rows' sub-block scales) and one conversion at the end, so the
 // per-sub-block float work (activation scale, minimum) is shared by eight rows. The weights
 // are repacked once, when a model is prepared for 8-bit products.
-#ifndef STRATA_INTERLEAVED_H
-#define STRATA_INTERLEAVED_H
+#ifndef STRATA_OCTETS8_H
+#define STRATA_OCTETS8_H
 
-#include "Blocks.h"
+#include "Kernels.h"
 
 /// Rows interleaved in one pass.
 enum { OCTET_ROWS = 8 };
@@ -47,7 +47,7 @@ enum {
     OCTET_Q6K_GROUP_BYTES = 144 + 1536,
 };
 
-/// Q4_1 and Q5_0 for the 16-bit activation kernels (Interleaved16.c): per block of 32 columns
+/// Q4_1 and Q5_0 for the 16-bit activation kernels (Octets16Portable.c): per block of 32 columns
 /// the rows' `d`, then Q4_1's `m` (fp16 each) or Q5_0's fifth code bits (32 bytes), then four
 /// units of low four bits.
 enum {
@@ -85,30 +85,30 @@ static inline size_t octet_group_bytes(uint32_t format) {
 typedef void octet8_function(uint32_t format, size_t tile, const uint8_t *octet, size_t groups, strata_activations8 activations,
                              size_t columns, float *output, size_t output_stride);
 
-octet8_function strata_octet8_portable;
+octet8_function strata_octets8_portable;
 #if defined(__x86_64__)
-octet8_function strata_octet8_avx2;
+octet8_function strata_octets8_avx2;
 
-/// Tokens whose accumulators `strata_octet8_batch_avx2` keeps while it walks the groups.
+/// Tokens whose accumulators `strata_octets8_batch_avx2` keeps while it walks the groups.
 enum { OCTET_BATCH_TOKENS = 32 };
 
-/// `strata_octet8_avx2` for any number of tokens, bit for bit: each group's codes are decoded
+/// `strata_octets8_avx2` for any number of tokens, bit for bit: each group's codes are decoded
 /// once into a buffer and then used by every tile of four tokens. For more than one tile this
 /// is faster (Q4_K 8960 x 1536 at 8 tokens: 1.48 -> 1.32 cycles per 32 products; Q6_K
 /// 1536 x 8960 0.28 -> 0.25 ms a token): the single-tile kernel decodes each group again per
 /// tile and, with the codes and four tokens' sums live at once, spills registers.
-void strata_octet8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,
-                              size_t tokens, size_t columns, float *output, size_t output_stride);
+void strata_octets8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,
+                               size_t tokens, size_t columns, float *output, size_t output_stride);
 #endif
 
 /// Eight interleaved Q4_1 or Q5_0 rows against `tile` (1...TOKEN_TILE) tokens of 16-bit
 /// activation blocks (`blocks` per token): row r of token t goes to `output[t × output_stride + r]`.
 typedef void octet16_function(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
-                              const strata_activation_block *activations, float *output, size_t output_stride);
+                              const strata_activation_block16 *activations, float *output, size_t output_stride);
 
-octet16_function strata_octet16_portable;
+octet16_function strata_octets16_portable;
 #if defined(__x86_64__)
-octet16_function strata_octet16_avx2;
+octet16_function strata_octets16_avx2;
 #endif
 
 #endif

@@ -23,11 +23,11 @@
 //   factor = d_b × a_b;  accumulator = fma(S_b, factor, accumulator);  offset = fma(m_b, s_b, offset)
 // with m_b = Q4_1's m, or -16 × d_b for Q5_0 (its codes mean code - 16; exact in float), and the
 // result is accumulator + offset. Nothing depends on the tile or the thread split.
-#include "Interleaved.h"
+#include "Octets8.h"
 
 #pragma clang fp contract(off)
 
-size_t strata_interleaved16_size(uint32_t format, size_t rows, size_t columns) {
+size_t strata_octets16_size(uint32_t format, size_t rows, size_t columns) {
     if (format != FORMAT_Q4_1 && format != FORMAT_Q5_0) return 0;
     if (rows == 0 || rows % OCTET_ROWS != 0 || columns == 0 || columns % 32 != 0) return 0;
     return rows / OCTET_ROWS * (columns / 32) * octet16_block_bytes(format);
@@ -56,9 +56,9 @@ static uint8_t file_code(uint32_t format, const uint8_t *block, int element) {
     return code;
 }
 
-void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
-                              void *output) {
-    if (strata_interleaved16_size(format, rows, columns) == 0) return;
+void strata_octets16_repack(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                            void *output) {
+    if (strata_octets16_size(format, rows, columns) == 0) return;
     const size_t blocks = columns / 32, bytes = octet16_block_bytes(format), codes = octet16_codes(format);
     const size_t file_bytes = format == FORMAT_Q5_0 ? 22 : 20;
     for (size_t octet = 0; octet < rows / OCTET_ROWS; octet++) {
@@ -85,14 +85,14 @@ void strata_interleave_rows16(uint32_t format, const void *weights, size_t row_b
     }
 }
 
-void strata_octet16_portable(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
-                             const strata_activation_block *activations, float *output, size_t output_stride) {
+void strata_octets16_portable(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
+                              const strata_activation_block16 *activations, float *output, size_t output_stride) {
     const size_t bytes = octet16_block_bytes(format), codes = octet16_codes(format);
     for (size_t token = 0; token < tile; token++) {
         float accumulators[OCTET_ROWS] = {0}, offsets[OCTET_ROWS] = {0};
         for (size_t block = 0; block < blocks; block++) {
             const uint8_t *packed = octet + block * bytes;
-            const strata_activation_block *input = activations + token * blocks + block;
+            const strata_activation_block16 *input = activations + token * blocks + block;
             for (int row = 0; row < OCTET_ROWS; row++) {
                 int32_t dot = 0;
                 for (int element = 0; element < 32; element++) {
@@ -116,13 +116,13 @@ void strata_octet16_portable(uint32_t format, size_t tile, const uint8_t *octet,
     }
 }
 
-void strata_matmul16_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
-                                 size_t octet_end, size_t columns, const strata_activation_block *activations,
-                                 size_t tokens, float *output) {
-    if (strata_interleaved16_size(format, rows, columns) == 0) return;
-    octet16_function *kernel = strata_octet16_portable;
+void strata_octets16_multiply(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                              size_t octet_end, size_t columns, const strata_activation_block16 *activations,
+                              size_t tokens, float *output) {
+    if (strata_octets16_size(format, rows, columns) == 0) return;
+    octet16_function *kernel = strata_octets16_portable;
 #if defined(__x86_64__)
-    if (level >= STRATA_LEVEL_AVX2) kernel = strata_octet16_avx2;
+    if (level >= STRATA_LEVEL_AVX2) kernel = strata_octets16_avx2;
 #endif
     const size_t blocks = columns / 32, chunk = token_chunk(columns), bytes = octet16_block_bytes(format);
     for (size_t chunk_start = 0; chunk_start < tokens; chunk_start += chunk) {

@@ -4,7 +4,7 @@
 // integer sums are exact, so only the float operations need a fixed order, the one below:
 // per lane, one multiply-add per 32-element block (each has its own activation scale), the
 // offsets in their own chains, and the reduction of `sum_eight_lanes`.
-#include "Blocks.h"
+#include "Kernels.h"
 
 #pragma clang fp contract(off)
 
@@ -107,8 +107,8 @@ static void k_row8(uint32_t format, size_t tile, const uint8_t *row, size_t grou
     for (size_t token = 0; token < tile; token++) output[token * output_stride] = sum_eight_lanes(accumulators[token]);
 }
 
-void strata_row8_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                          strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
+void strata_rows8_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                           strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
     if (group_subblocks(format) == 8) {
         k_row8(format, tile, row, groups, activations, columns, output, output_stride);
         return;

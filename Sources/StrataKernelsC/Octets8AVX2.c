@@ -1,10 +1,10 @@
-// AVX2 kernels for interleaved rows (Interleaved.h): the portable kernel's operations, eight
+// AVX2 kernels for interleaved rows (Octets8.h): the portable kernel's operations, eight
 // rows per vector. Chunk products add up as int16 before vpmaddwd: a lane is at most
 // 2 × 15 × 127 per Q4_K chunk (30,480 over a sub-block's eight) and 2 × 63 × 127 per Q6_K
 // chunk (32,004 over two, so Q6_K converts to int32 every two chunks).
 #if defined(__x86_64__)
-#include "AVX2Support.h"
-#include "Interleaved.h"
+#include "VectorSupport.h"
+#include "Octets8.h"
 
 #pragma clang fp contract(off)
 
@@ -19,16 +19,6 @@ enum { PREFETCH_GROUPS = 2 };
 STRATA_AVX2_INLINE void prefetch_group(const uint8_t *group, size_t bytes) {
     for (size_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)group + line, _MM_HINT_T0);
 }
-
-/// Calls `kernel(tile, arguments...)` with `tile` (1...TOKEN_TILE) as a constant, so each tile
-/// size gets its own fully unrolled copy.
-#define STRATA_WITH_CONSTANT_TILE(tile, kernel, ...)         \
-    switch (tile) {                                          \
-    case 1: kernel(1, __VA_ARGS__); break;                   \
-    case 2: kernel(2, __VA_ARGS__); break;                   \
-    case 3: kernel(3, __VA_ARGS__); break;                   \
-    default: kernel(4, __VA_ARGS__); break;                  \
-    }
 
 /// The four activations of chunk `chunk` of a sub-block, in every 32-bit lane.
 STRATA_AVX2_INLINE __m256i chunk_values(const int8_t *values, int chunk) {
@@ -73,7 +63,7 @@ STRATA_AVX2_INLINE void q6k_pair_codes(const uint8_t *block, int sub, int pair, 
 }
 
 /// One group's sub-block `sub` for `tile` tokens, adding its S × a_s into `group_sums` (see
-/// Interleaved.c); the codes come from `decoded` (64 chunks of 32 bytes, as `q6k_pair_codes`
+/// Octets8Portable.c); the codes come from `decoded` (64 chunks of 32 bytes, as `q6k_pair_codes`
 /// makes them) when it is not null, else straight from `block`.
 STRATA_AVX2_INLINE void q6k_sub_block(const int tile, const uint8_t *block, const uint8_t *decoded, int sub, size_t group,
                                       strata_activations8 activations, size_t columns, __m256 *group_sums) {
@@ -148,7 +138,7 @@ STRATA_AVX2_INLINE void q6k_decoded_tile(const int tile, const uint8_t *block, c
 }
 
 /// One group's sub-block `sub` for `tile` tokens, adding into `group_sums` and `corrections`
-/// (see Interleaved.c); the codes come from `decoded` (64 chunks of 32 bytes) when it is not
+/// (see Octets8Portable.c); the codes come from `decoded` (64 chunks of 32 bytes) when it is not
 /// null, else straight from `block`.
 STRATA_AVX2_INLINE void q4k_sub_block(const int tile, const uint8_t *block, const uint8_t *decoded, int sub, size_t group,
                                       strata_activations8 activations, size_t columns, __m256 *group_sums, __m256 *corrections) {
@@ -214,8 +204,8 @@ STRATA_AVX2_INLINE void q4k_decoded_tile(const int tile, const uint8_t *block, c
 }
 
 STRATA_AVX2
-void strata_octet8_avx2(uint32_t format, size_t tile, const uint8_t *octet, size_t groups, strata_activations8 activations,
-                        size_t columns, float *output, size_t output_stride) {
+void strata_octets8_avx2(uint32_t format, size_t tile, const uint8_t *octet, size_t groups, strata_activations8 activations,
+                         size_t columns, float *output, size_t output_stride) {
     if (format == FORMAT_Q6_K) {
         STRATA_WITH_CONSTANT_TILE(tile, q6k_octet_tile, octet, groups, activations, columns, output, output_stride)
     } else {
@@ -240,7 +230,7 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
     }
 }
 
-/// The batch pass over one octet for one format (`strata_octet8_batch_avx2`). A function per
+/// The batch pass over one octet for one format (`strata_octets8_batch_avx2`). A function per
 /// format: compiled as one function with both formats' tiles, it ran 15% slower.
 #define STRATA_OCTET_BATCH(name, format, decoded_tile)                                                                  \
     STRATA_AVX2 static void name(const uint8_t *octet, size_t groups, strata_activations8 activations, size_t tokens,    \
@@ -271,11 +261,10 @@ STRATA_AVX2_INLINE void decode_group(uint32_t format, const uint8_t *block, uint
 STRATA_OCTET_BATCH(q4k_octet_batch, FORMAT_Q4_K, q4k_decoded_tile)
 STRATA_OCTET_BATCH(q6k_octet_batch, FORMAT_Q6_K, q6k_decoded_tile)
 #undef STRATA_OCTET_BATCH
-#undef STRATA_WITH_CONSTANT_TILE
 
 STRATA_AVX2
-void strata_octet8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,
-                              size_t tokens, size_t columns, float *output, size_t output_stride) {
+void strata_octets8_batch_avx2(uint32_t format, const uint8_t *octet, size_t groups, strata_activations8 activations,
+                               size_t tokens, size_t columns, float *output, size_t output_stride) {
     if (format == FORMAT_Q6_K) {
         q6k_octet_batch(octet, groups, activations, tokens, columns, output, output_stride);
     } else {

@@ -1,8 +1,10 @@
-// Shared by the portable and AVX-512 kernels: block geometry, scale unpacking and the
-// per-level entry points. Both levels perform the same float operations per output element
-// (see the comment on `strata_matmul_rows`), so they agree bit for bit.
-#ifndef STRATA_BLOCKS_H
-#define STRATA_BLOCKS_H
+// Shared by every kernel file: block geometry, scale unpacking, token tiles and the per-level
+// entry points. Kernel files are named by what they hold: the weight layout (Rows, as in the
+// model file; Octets, eight rows repacked together), the activation precision (8 or 16 bits)
+// and the level (Portable, AVX2, AVX512). Every level of a kernel performs the same float
+// operations per output element, so the levels agree bit for bit.
+#ifndef STRATA_KERNELS_H
+#define STRATA_KERNELS_H
 
 #include "StrataKernelsC.h"
 #include <float.h>
@@ -16,7 +18,7 @@ enum {
 };
 
 /// Expands `MACRO(argument, format)` for every weight format the kernels take: the one list
-/// behind `strata_matmul_supports` and the SIMD levels' kernel switches.
+/// behind `strata_multiply_supports` and the SIMD levels' kernel switches.
 #define STRATA_EACH_FORMAT(MACRO, argument)                                                     \
     MACRO(argument, FORMAT_Q4_0) MACRO(argument, FORMAT_Q4_1) MACRO(argument, FORMAT_Q5_0)     \
     MACRO(argument, FORMAT_Q5_1) MACRO(argument, FORMAT_Q8_0) MACRO(argument, FORMAT_Q4_K)     \
@@ -38,16 +40,21 @@ static inline int32_t clamped_code(float scaled, int32_t largest) {
     return -largest;
 }
 
-#define STRATA_FORMAT_TILES(CASE, format) CASE(format, 1) CASE(format, 2) CASE(format, 3) CASE(format, 4)
-
-/// Expands `CASE(format, tile)` for every format and every tile of 1...TOKEN_TILE tokens: a
-/// level switches on `format * 8 + tile` to reach the kernel specialised for both.
-#define STRATA_EACH_FORMAT_AND_TILE(CASE) STRATA_EACH_FORMAT(STRATA_FORMAT_TILES, CASE)
-
 /// Tokens that share one pass over a weight row: each decoded 32-weight sub-block is dotted
 /// with this many activation rows before the next is decoded.
 enum { TOKEN_TILE = 4 };
-_Static_assert(TOKEN_TILE == 4, "STRATA_FORMAT_TILES lists tiles 1...4");
+
+/// Calls `kernel(tile, arguments...)` with `tile` (1...TOKEN_TILE) as a constant, so each tile
+/// size gets its own fully unrolled copy of an inlined kernel: the one place the vector levels
+/// specialise on the tile.
+#define STRATA_WITH_CONSTANT_TILE(tile, kernel, ...)         \
+    switch (tile) {                                          \
+    case 1: kernel(1, __VA_ARGS__); break;                   \
+    case 2: kernel(2, __VA_ARGS__); break;                   \
+    case 3: kernel(3, __VA_ARGS__); break;                   \
+    default: kernel(4, __VA_ARGS__); break;                  \
+    }
+_Static_assert(TOKEN_TILE == 4, "STRATA_WITH_CONSTANT_TILE lists tiles 1...4");
 
 /// A group is one block of the weight format: 32 elements, or a 256-element K super-block
 /// holding eight 32-element sub-blocks.
@@ -173,7 +180,7 @@ static inline size_t second_half_offset(uint32_t format) { return format == FORM
 /// Tokens per pass over the rows: enough that the activation rows of one pass stay in L2
 /// (about 256 KiB) while every weight row is streamed from memory once per pass.
 static inline size_t token_chunk(size_t columns) {
-    size_t bytes_per_token = columns / 32 * sizeof(strata_activation_block);
+    size_t bytes_per_token = columns / 32 * sizeof(strata_activation_block16);
     size_t tokens = ((size_t)256 << 10) / (bytes_per_token ? bytes_per_token : 1);
     tokens -= tokens % TOKEN_TILE;
     return tokens < TOKEN_TILE ? TOKEN_TILE : tokens;
@@ -190,7 +197,7 @@ static inline size_t token_chunk8(size_t columns) {
 /// One weight row against `tile` (1...TOKEN_TILE) tokens: `output[t × output_stride]` for
 /// token t, whose blocks start at `activations + t × stride`.
 typedef void row_function(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                          const strata_activation_block *activations, size_t stride, float *output, size_t output_stride);
+                          const strata_activation_block16 *activations, size_t stride, float *output, size_t output_stride);
 
 /// `row_function` for 8-bit activations: `activations` points at the first token's first
 /// element in each array; token t's elements start `t × columns` values (`t × columns / 32`
@@ -205,19 +212,19 @@ static inline strata_activations8 activations8_after(strata_activations8 activat
 }
 
 void strata_quantize8_portable(const float *input, size_t count, strata_activations8 output);
-row8_function strata_row8_portable;
+row8_function strata_rows8_portable;
 #if defined(__x86_64__)
 void strata_quantize8_avx2(const float *input, size_t count, strata_activations8 output);
-row8_function strata_row8_avx2;
+row8_function strata_rows8_avx2;
 #endif
 
-void strata_quantize_portable(const float *input, size_t count, size_t group, strata_activation_block *output);
-row_function strata_row_portable;
+void strata_quantize16_portable(const float *input, size_t count, size_t group, strata_activation_block16 *output);
+row_function strata_rows16_portable;
 #if defined(__x86_64__)
-void strata_quantize_avx512(const float *input, size_t count, size_t group, strata_activation_block *output);
-row_function strata_row_avx512;
-void strata_quantize_avx2(const float *input, size_t count, size_t group, strata_activation_block *output);
-row_function strata_row_avx2;
+void strata_quantize16_avx512(const float *input, size_t count, size_t group, strata_activation_block16 *output);
+row_function strata_rows16_avx512;
+void strata_quantize16_avx2(const float *input, size_t count, size_t group, strata_activation_block16 *output);
+row_function strata_rows16_avx2;
 #endif
 
 #endif

@@ -2,7 +2,7 @@
 // arithmetic exactly: integer dot products per pair of elements (one "lane"), a fused
 // multiply-add per lane into sixteen float accumulators per chain, and the same final
 // reduction, so a machine gets the same bits whichever level it runs.
-#include "Blocks.h"
+#include "Kernels.h"
 #include <math.h>
 
 #pragma clang fp contract(off)
@@ -54,11 +54,11 @@ static float reduce_lanes(const float wide[16]) {
     return sum_eight_lanes(lanes);
 }
 
-/// K formats (see `strata_row_portable`): per group and token, the integer pair sums of all
+/// K formats (see `strata_rows16_portable`): per group and token, the integer pair sums of all
 /// eight sub-blocks add up in sixteen int32 lanes, and each lane takes one multiply-add by
 /// `d × activation scale` (the activations share one scale per super-block).
 static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                  const strata_activation_block *activations, size_t stride, float *output, size_t output_stride) {
+                  const strata_activation_block16 *activations, size_t stride, float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     float accumulators[TOKEN_TILE][16] = {{0}};
     // four offset chains (sub-block k to chain k mod 4): one chain of eight multiply-adds per
@@ -76,9 +76,9 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
             for (int index = 0; index < 32; index++) {
                 codes[index] *= format == FORMAT_Q6_K ? (int8_t)block[192 + 2 * sub + index / 16] : scales.multiplier[sub];
             }
-            const strata_activation_block *column_block = activations + group * 8 + sub;
+            const strata_activation_block16 *column_block = activations + group * 8 + sub;
             for (size_t token = 0; token < tile; token++) {
-                const strata_activation_block *input = column_block + token * stride;
+                const strata_activation_block16 *input = column_block + token * stride;
                 for (int lane = 0; lane < 16; lane++) {
                     lanes[token][lane] += codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
                 }
@@ -98,9 +98,9 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
     }
 }
 
-void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                         const strata_activation_block *activations, size_t stride,
-                         float *output, size_t output_stride) {
+void strata_rows16_portable(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                            const strata_activation_block16 *activations, size_t stride,
+                            float *output, size_t output_stride) {
     if (group_subblocks(format) == 8) {
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
         return;
@@ -120,7 +120,7 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
         subblock_codes(format, block, 0, codes);
         const int chain = (int)(group & 1);
         for (size_t token = 0; token < tile; token++) {
-            const strata_activation_block *input = activations + group + token * stride;
+            const strata_activation_block16 *input = activations + group + token * stride;
             const float factor = scales.scale * input->scale;
             for (int lane = 0; lane < 16; lane++) {
                 int32_t sum = codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
@@ -136,7 +136,7 @@ void strata_row_portable(uint32_t format, size_t tile, const uint8_t *row, size_
     }
 }
 
-void strata_quantize_portable(const float *input, size_t count, size_t group, strata_activation_block *output) {
+void strata_quantize16_portable(const float *input, size_t count, size_t group, strata_activation_block16 *output) {
     for (size_t first = 0; first < count; first += group) {
         float magnitude = 0;
         for (size_t index = 0; index < group; index++) magnitude = fmaxf(magnitude, fabsf(input[first + index]));

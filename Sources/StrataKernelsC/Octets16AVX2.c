@@ -1,8 +1,8 @@
 // The AVX2 kernel for interleaved Q4_1 and Q5_0 rows and 16-bit activations: the portable
-// kernel's operations (Interleaved16.c), eight rows per vector.
+// kernel's operations (Octets16Portable.c), eight rows per vector.
 #if defined(__x86_64__)
-#include "AVX2Support.h"
-#include "Interleaved.h"
+#include "VectorSupport.h"
+#include "Octets8.h"
 
 #pragma clang fp contract(off)
 
@@ -19,8 +19,8 @@ STRATA_AVX2_INLINE __m256i fifth_bits(__m256i area, const int vector) {
     return _mm256_and_si256(_mm256_srli_epi16(area, vector - 4), bit_four);
 }
 
-STRATA_AVX2_INLINE void octet16_tile(const uint32_t format, const int tile, const uint8_t *octet, size_t blocks,
-                                     const strata_activation_block *activations, float *output, size_t output_stride) {
+STRATA_AVX2_INLINE void octet16_tile(const int tile, const uint32_t format, const uint8_t *octet, size_t blocks,
+                                     const strata_activation_block16 *activations, float *output, size_t output_stride) {
     const size_t bytes = octet16_block_bytes(format), codes = octet16_codes(format);
     const __m256i four_bits = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
     __m256 accumulators[TOKEN_TILE], offsets[TOKEN_TILE];
@@ -59,7 +59,7 @@ STRATA_AVX2_INLINE void octet16_tile(const uint32_t format, const int tile, cons
         const __m256 m = format == FORMAT_Q5_0 ? _mm256_mul_ps(d, _mm256_set1_ps(-16.0f))
                                                : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(packed + OCTET_Q41_M)));
         for (int token = 0; token < tile; token++) {
-            const strata_activation_block *input = activations + token * blocks + block;
+            const strata_activation_block16 *input = activations + token * blocks + block;
             const __m256 factor = _mm256_mul_ps(d, _mm256_set1_ps(input->scale));
             accumulators[token] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[token]), factor, accumulators[token]);
             offsets[token] = _mm256_fmadd_ps(m, _mm256_set1_ps(input->sum), offsets[token]);
@@ -70,23 +70,13 @@ STRATA_AVX2_INLINE void octet16_tile(const uint32_t format, const int tile, cons
     }
 }
 
-/// Calls `octet16_tile` with the format and tile size as constants, so each gets its own copy.
-#define STRATA_OCTET16_TILES(format)                                                                     \
-    switch (tile) {                                                                                      \
-    case 1: octet16_tile(format, 1, octet, blocks, activations, output, output_stride); break;           \
-    case 2: octet16_tile(format, 2, octet, blocks, activations, output, output_stride); break;           \
-    case 3: octet16_tile(format, 3, octet, blocks, activations, output, output_stride); break;           \
-    default: octet16_tile(format, 4, octet, blocks, activations, output, output_stride); break;          \
-    }
-
 STRATA_AVX2
-void strata_octet16_avx2(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
-                         const strata_activation_block *activations, float *output, size_t output_stride) {
+void strata_octets16_avx2(uint32_t format, size_t tile, const uint8_t *octet, size_t blocks,
+                          const strata_activation_block16 *activations, float *output, size_t output_stride) {
     if (format == FORMAT_Q5_0) {
-        STRATA_OCTET16_TILES(FORMAT_Q5_0)
+        STRATA_WITH_CONSTANT_TILE(tile, octet16_tile, FORMAT_Q5_0, octet, blocks, activations, output, output_stride)
     } else {
-        STRATA_OCTET16_TILES(FORMAT_Q4_1)
+        STRATA_WITH_CONSTANT_TILE(tile, octet16_tile, FORMAT_Q4_1, octet, blocks, activations, output, output_stride)
     }
 }
-#undef STRATA_OCTET16_TILES
 #endif

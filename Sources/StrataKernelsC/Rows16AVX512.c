@@ -4,26 +4,12 @@
 // the token's 16-lane accumulator; a K super-block's eight sub-blocks add up in the integer
 // lanes first and convert once. Signed codes need no special handling in 16 bits.
 #if defined(__x86_64__)
-#include "Blocks.h"
-#include <immintrin.h>
+#include "VectorSupport.h"
 
 #pragma clang fp contract(off)
 
 #define STRATA_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define STRATA_INLINE static inline __attribute__((always_inline)) STRATA_TARGET
-
-/// A group's two fp16 fields (`first_half_offset`, `second_half_offset`) in lanes 0 and 1.
-/// _cvtsh_ss, and any load the compiler can narrow to 16 bits, became vpinsrw into whatever
-/// register was free, often an accumulator: a false dependency that chained each block to the
-/// previous one (1.7x slower). The empty asm keeps the whole zero-extending 8-byte load.
-/// Q6_K's `d` ends its 210-byte block, so that load starts six bytes early.
-STRATA_INLINE __m128 group_halves(uint32_t format, const uint8_t *block) {
-    const uint8_t *source = format == FORMAT_Q6_K ? block + 202 : block;
-    __m128i bits = _mm_loadl_epi64((const __m128i *)source);
-    __asm__("" : "+x"(bits));
-    __m128 halves = _mm_cvtph_ps(bits);
-    return format == FORMAT_Q6_K ? _mm_permute_ps(halves, 0xFF) : halves;
-}
 
 /// 16 bytes of packed nibbles as 32 int16 codes: low nibbles first, then high (Q4_0/Q4_1/Q5_x).
 STRATA_INLINE __m512i split_nibbles(const uint8_t *source) {
@@ -74,46 +60,23 @@ STRATA_INLINE __m512i subblock_codes(uint32_t format, const uint8_t *block, int 
 }
 
 /// The float sum of a 16-lane accumulator, in the order the portable level repeats:
-/// lanes l and l + 8 first, then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+/// lanes l and l + 8 first, then the AVX2 level's sum of eight lanes.
 STRATA_INLINE float reduce_lanes(__m512 wide) {
-    __m256 lanes = _mm256_add_ps(_mm512_castps512_ps256(wide), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wide), 1)));
-    __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
-    __m128 quads = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
-    return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
-}
-
-/// `a × b + c` rounded once, as the portable level's fmaf.
-STRATA_INLINE float fused_multiply_add(float a, float b, float c) {
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
-
-/// A group's scales (see `group_scales`); Q4_K/Q5_K minimums are converted eight at a time.
-STRATA_INLINE void group_scales_of(uint32_t format, const uint8_t *block, group_scales *scales, uint64_t *multipliers) {
-    __m128 halves = group_halves(format, block);
-    const float first = _mm_cvtss_f32(halves), second = _mm_cvtss_f32(_mm_movehdup_ps(halves));
-    if (format != FORMAT_Q4_K && format != FORMAT_Q5_K) {
-        decode_group_scales(format, block, first, second, scales);
-        return;
-    }
-    uint64_t minimums;
-    unpack_k_scales(block, multipliers, &minimums);
-    __m256 products = _mm256_mul_ps(_mm256_set1_ps(second),
-                                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimums))));
-    _mm256_storeu_ps(scales->offset, _mm256_xor_ps(products, _mm256_set1_ps(-0.0f)));
-    scales->scale = first;
+    return reduce_eight_lanes(_mm256_add_ps(_mm512_castps512_ps256(wide),
+                                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wide), 1))));
 }
 
 /// Adds one 32-element block to the accumulators of `tile` tokens on chain `chain` (the
 /// block's index mod 2): one multiply-add per lane by `d × activation scale`.
 STRATA_INLINE void add_block(const uint32_t format, const int tile, const uint8_t *block,
-                             const strata_activation_block *column_block, size_t stride, int chain,
+                             const strata_activation_block16 *column_block, size_t stride, int chain,
                              __m512 accumulators[TOKEN_TILE][2], float offsets[TOKEN_TILE][2]) {
     group_scales scales;
     uint64_t multipliers = 0;
     group_scales_of(format, block, &scales, &multipliers);
     __m512i codes = subblock_codes(format, block, 0, _mm512_setzero_si512());
     for (int token = 0; token < tile; token++) {
-        const strata_activation_block *input = column_block + token * stride;
+        const strata_activation_block16 *input = column_block + token * stride;
         __m512i lanes = _mm512_dpwssd_epi32(_mm512_setzero_si512(), codes, _mm512_loadu_si512((const void *)input->values));
         accumulators[token][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_set1_ps(scales.scale * input->scale),
                                                      accumulators[token][chain]);
@@ -125,7 +88,7 @@ STRATA_INLINE void add_block(const uint32_t format, const int tile, const uint8_
 /// one int32 register, converted once and multiplied by `d × activation scale` (the
 /// activations share one scale per super-block), as on the portable level.
 STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
-                         const strata_activation_block *activations, size_t stride,
+                         const strata_activation_block16 *activations, size_t stride,
                          float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
     __m512 accumulators[TOKEN_TILE];
@@ -137,7 +100,7 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
     }
     for (size_t group = 0; group < groups; group++) {
         const uint8_t *block = row + group * bytes;
-        const strata_activation_block *column_block = activations + group * 8;
+        const strata_activation_block16 *column_block = activations + group * 8;
         group_scales scales;
         uint64_t multipliers = 0;
         group_scales_of(format, block, &scales, &multipliers);
@@ -152,7 +115,7 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
                 codes = _mm512_mullo_epi16(codes, _mm512_set1_epi16((short)((multipliers >> (8 * sub)) & 0xFF)));
             }
             for (int token = 0; token < tile; token++) {
-                const strata_activation_block *input = column_block + sub + token * stride;
+                const strata_activation_block16 *input = column_block + sub + token * stride;
                 lanes[token] = _mm512_dpwssd_epi32(lanes[token], codes, _mm512_loadu_si512((const void *)input->values));
                 if (format_has_offset(format)) offsets[token][sub & 3] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
@@ -170,8 +133,8 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
 
 /// One weight row against `tile` tokens (constant after inlining). `activations` is token 0's
 /// first block; tokens are `stride` blocks apart, outputs `output_stride` floats apart.
-STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
-                                      const strata_activation_block *activations, size_t stride,
+STRATA_INLINE void row_against_tokens(const int tile, const uint32_t format, const uint8_t *row, size_t groups,
+                                      const strata_activation_block16 *activations, size_t stride,
                                       float *output, size_t output_stride) {
     if (group_subblocks(format) == 8) {
         k_row(format, tile, row, groups, activations, stride, output, output_stride);
@@ -200,19 +163,19 @@ STRATA_INLINE void row_against_tokens(const uint32_t format, const int tile, con
 /// One row against `tile` (1...TOKEN_TILE) tokens: a switch to the instance whose format
 /// and tile are constants, so the block loops are specialised and unrolled.
 STRATA_TARGET
-void strata_row_avx512(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                       const strata_activation_block *activations, size_t stride, float *output, size_t output_stride) {
-    switch (format * 8 + tile) {
-#define STRATA_CASE(name, size) \
-    case name * 8 + size: row_against_tokens(name, size, row, groups, activations, stride, output, output_stride); break;
-    STRATA_EACH_FORMAT_AND_TILE(STRATA_CASE)
+void strata_rows16_avx512(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                          const strata_activation_block16 *activations, size_t stride, float *output, size_t output_stride) {
+    switch (format) {
+#define STRATA_CASE(unused, name) \
+    case name: STRATA_WITH_CONSTANT_TILE(tile, row_against_tokens, name, row, groups, activations, stride, output, output_stride) break;
+    STRATA_EACH_FORMAT(STRATA_CASE, _)
 #undef STRATA_CASE
     default: break;
     }
 }
 
 STRATA_TARGET
-void strata_quantize_avx512(const float *input, size_t count, size_t group, strata_activation_block *output) {
+void strata_quantize16_avx512(const float *input, size_t count, size_t group, strata_activation_block16 *output) {
     const __m512i smallest = _mm512_set1_epi32(-32767);
     for (size_t first = 0; first < count; first += group) {
         __m512 magnitude = _mm512_setzero_ps();

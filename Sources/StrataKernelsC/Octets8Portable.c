@@ -1,4 +1,4 @@
-// Repacking into the interleaved layouts (Interleaved.h), their portable kernel, which the
+// Repacking into the interleaved layouts (Octets8.h), their portable kernel, which the
 // AVX2 level repeats bit for bit, and the pass over row octets.
 //
 // Per row and token the float operations are, for each group of 256 columns and each of its
@@ -11,13 +11,13 @@
 //         its codes are stored plus 32, and the offset is taken off in integers.
 // (The layouts only move bytes and bits; the kernels see the same integers either way.)
 // Nothing depends on the tile, the thread split, or other rows and tokens.
-#include "Interleaved.h"
+#include "Octets8.h"
 
 #pragma clang fp contract(off)
 
 _Static_assert(OCTET_Q4K_D == 0 && OCTET_Q6K_D == 0, "both layouts start with the rows' d");
 
-size_t strata_interleaved_size(uint32_t format, size_t rows, size_t columns) {
+size_t strata_octets8_size(uint32_t format, size_t rows, size_t columns) {
     if (format != FORMAT_Q4_K && format != FORMAT_Q6_K) return 0;
     if (rows == 0 || rows % OCTET_ROWS != 0 || columns == 0 || columns % 256 != 0) return 0;
     return rows / OCTET_ROWS * (columns / 256) * octet_group_bytes(format);
@@ -51,7 +51,7 @@ static uint8_t q6k_file_code(const uint8_t *block, int sub, int element) {
     return (uint8_t)((quarter < 2 ? low & 0x0F : low >> 4) | (((high >> (2 * quarter)) & 3) << 4));
 }
 
-/// One row's Q6_K codes (a file block) into the interleaved group's code units (Interleaved.h).
+/// One row's Q6_K codes (a file block) into the interleaved group's code units (Octets8.h).
 static void interleave_q6k_codes(const uint8_t *source, int row, uint8_t *codes) {
     for (int half = 0; half < 2; half++) {
         const int a = 4 * half, b = a + 1, c = a + 2, d = a + 3;
@@ -69,9 +69,9 @@ static void interleave_q6k_codes(const uint8_t *source, int row, uint8_t *codes)
     }
 }
 
-void strata_interleave_rows(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
-                            void *output) {
-    if (strata_interleaved_size(format, rows, columns) == 0) return;
+void strata_octets8_repack(uint32_t format, const void *weights, size_t row_bytes, size_t rows, size_t columns,
+                           void *output) {
+    if (strata_octets8_size(format, rows, columns) == 0) return;
     const size_t groups = columns / 256, bytes = octet_group_bytes(format), file_bytes = group_bytes(format);
     for (size_t octet = 0; octet < rows / OCTET_ROWS; octet++) {
         for (size_t group = 0; group < groups; group++) {
@@ -122,8 +122,8 @@ static int32_t octet_dot(uint32_t format, const uint8_t *group, int sub, int row
     return (sixteenths[0] + sixteenths[1]) * (int32_t)group[OCTET_Q4K_SCALES + 8 * sub + row];
 }
 
-void strata_octet8_portable(uint32_t format, size_t tile, const uint8_t *octet, size_t groups,
-                            strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
+void strata_octets8_portable(uint32_t format, size_t tile, const uint8_t *octet, size_t groups,
+                             strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
     const size_t bytes = octet_group_bytes(format);
     for (size_t token = 0; token < tile; token++) {
         float accumulators[OCTET_ROWS] = {0};
@@ -156,13 +156,13 @@ void strata_octet8_portable(uint32_t format, size_t tile, const uint8_t *octet, 
     }
 }
 
-void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
-                                size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
-                                float *output) {
-    if (strata_interleaved_size(format, rows, columns) == 0) return;
-    octet8_function *kernel = strata_octet8_portable;
+void strata_octets8_multiply(int level, uint32_t format, const void *packed, size_t rows, size_t octet_begin,
+                             size_t octet_end, size_t columns, strata_activations8 activations, size_t tokens,
+                             float *output) {
+    if (strata_octets8_size(format, rows, columns) == 0) return;
+    octet8_function *kernel = strata_octets8_portable;
 #if defined(__x86_64__)
-    if (level >= STRATA_LEVEL_AVX2) kernel = strata_octet8_avx2;
+    if (level >= STRATA_LEVEL_AVX2) kernel = strata_octets8_avx2;
 #endif
     const size_t groups = columns / 256, chunk = token_chunk8(columns), bytes = octet_group_bytes(format);
     for (size_t chunk_start = 0; chunk_start < tokens; chunk_start += chunk) {
@@ -173,8 +173,8 @@ void strata_matmul8_interleaved(int level, uint32_t format, const void *packed, 
             // more than one tile: decode each group once for all of them (for one tile the
             // buffer costs more than it saves)
             if (level >= STRATA_LEVEL_AVX2 && chunk_end - chunk_start > TOKEN_TILE) {
-                strata_octet8_batch_avx2(format, rows_packed, groups, activations8_after(activations, chunk_start, columns),
-                                         chunk_end - chunk_start, columns, output + chunk_start * rows + octet * OCTET_ROWS, rows);
+                strata_octets8_batch_avx2(format, rows_packed, groups, activations8_after(activations, chunk_start, columns),
+                                          chunk_end - chunk_start, columns, output + chunk_start * rows + octet * OCTET_ROWS, rows);
                 continue;
             }
 #endif

@@ -2,7 +2,7 @@ import Testing
 @testable import StrataKernels
 import StrataTestSupport
 
-/// The interleaved product's float operations (Interleaved.c), written from the file's own
+/// The interleaved product's float operations (Octets8Portable.c), written from the file's own
 /// block layouts (GGML's `get_scale_min_k4` scale packing for Q4_K, `dequantize_row_q6_K`'s
 /// code order for Q6_K), so the repacking and both kernel levels are checked against a
 /// definition that shares no code with them.
@@ -74,9 +74,9 @@ func referenceInterleavedProduct(_ format: QuantFormat, _ bytes: [UInt8], rows: 
 }
 
 /// The formats with an interleaved layout.
-let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
+let octets8Formats: [QuantFormat] = [.q4_K, .q6_K]
 
-@Suite struct InterleavedProductTests {
+@Suite struct Octets8ProductTests {
     private func quantized(_ input: [Float], tokens: Int, columns: Int) -> QuantizedActivations {
         var activations = QuantizedActivations(capacity: input.count, precision: .eightBit)
         activations.quantize(input, tokens: tokens, columns: columns)
@@ -99,7 +99,7 @@ let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
         #expect(!prepared(.q4_0, rows: 16, columns: 512))
     }
 
-    @Test("every level equals the Swift definition bitwise", arguments: interleavedFormats, KernelLevel.available)
+    @Test("every level equals the Swift definition bitwise", arguments: octets8Formats, KernelLevel.available)
     func matchesDefinition(format: QuantFormat, level: KernelLevel) {
         var generator = SeededGenerator(seed: 0x1A8)
         // 37 tokens: more than the 32 the batch kernels keep accumulators for at once
@@ -114,7 +114,7 @@ let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
         }
     }
 
-    @Test("matches the Double reference, also at the largest codes, scales and activations", arguments: interleavedFormats)
+    @Test("matches the Double reference, also at the largest codes, scales and activations", arguments: octets8Formats)
     func matchesDoubleReference(format: QuantFormat) {
         var generator = SeededGenerator(seed: 0x1A9)
         let (rows, columns, tokens) = (16, 1024, 5)
@@ -139,7 +139,7 @@ let interleavedFormats: [QuantFormat] = [.q4_K, .q6_K]
         }
     }
 
-    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads", arguments: interleavedFormats)
+    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads", arguments: octets8Formats)
     func batchInvariance(format: QuantFormat) {
         var generator = SeededGenerator(seed: 0x1AA)
         // 8192 columns make token passes of 24, so 30 tokens cross a pass boundary

@@ -5,7 +5,7 @@
 // elements 4i..4i+3, the portable level's `lane_sum`; the float work is the portable level's
 // in the same order, so both return the same bits.
 #if defined(__x86_64__)
-#include "AVX2Support.h"
+#include "VectorSupport.h"
 
 #pragma clang fp contract(off)
 
@@ -222,7 +222,7 @@ STRATA_AVX2_INLINE void add_block8(const uint32_t format, const int tile, const 
     }
 }
 
-STRATA_AVX2_INLINE void row_against_tokens8(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
+STRATA_AVX2_INLINE void row_against_tokens8(const int tile, const uint32_t format, const uint8_t *row, size_t groups,
                                             strata_activations8 activations, size_t columns,
                                             float *output, size_t output_stride) {
     if (group_subblocks(format) == 8) {
@@ -249,12 +249,12 @@ STRATA_AVX2_INLINE void row_against_tokens8(const uint32_t format, const int til
 }
 
 STRATA_AVX2
-void strata_row8_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
-                      strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
-    switch (format * 8 + tile) {
-#define STRATA_CASE(name, size) \
-    case name * 8 + size: row_against_tokens8(name, size, row, groups, activations, columns, output, output_stride); break;
-    STRATA_EACH_FORMAT_AND_TILE(STRATA_CASE)
+void strata_rows8_avx2(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
+                       strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
+    switch (format) {
+#define STRATA_CASE(unused, name) \
+    case name: STRATA_WITH_CONSTANT_TILE(tile, row_against_tokens8, name, row, groups, activations, columns, output, output_stride) break;
+    STRATA_EACH_FORMAT(STRATA_CASE, _)
 #undef STRATA_CASE
     default: break;
     }

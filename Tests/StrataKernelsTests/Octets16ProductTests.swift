@@ -2,7 +2,7 @@ import Testing
 @testable import StrataKernels
 import StrataTestSupport
 
-/// The interleaved Q4_1 / Q5_0 product's float operations (Interleaved16.c), written from the
+/// The interleaved Q4_1 / Q5_0 product's float operations (Octets16Portable.c), written from the
 /// file's own block layouts (Q4_1: d, m, then sixteen bytes whose low nibbles are elements 0-15
 /// and high nibbles 16-31; Q5_0: d, 32 fifth bits, then the same sixteen bytes, meaning
 /// d × (code - 16)), so the repacking and both kernel levels are checked against a definition
@@ -39,9 +39,9 @@ func referenceInterleaved16Product(_ format: QuantFormat, _ bytes: [UInt8], rows
 }
 
 /// The formats with an interleaved layout for 16-bit products.
-let interleaved16Formats: [QuantFormat] = [.q4_1, .q5_0]
+let octets16Formats: [QuantFormat] = [.q4_1, .q5_0]
 
-@Suite struct Interleaved16ProductTests {
+@Suite struct Octets16ProductTests {
     private func quantized(_ input: [Float], tokens: Int, columns: Int) -> QuantizedActivations {
         var activations = QuantizedActivations(capacity: input.count, precision: .sixteenBit)
         activations.quantize(input, tokens: tokens, columns: columns)
@@ -65,7 +65,7 @@ let interleaved16Formats: [QuantFormat] = [.q4_1, .q5_0]
         #expect(!prepared(.q4_K, rows: 16, columns: 512))
     }
 
-    @Test("every level equals the Swift definition bitwise", arguments: interleaved16Formats, KernelLevel.available)
+    @Test("every level equals the Swift definition bitwise", arguments: octets16Formats, KernelLevel.available)
     func matchesDefinition(format: QuantFormat, level: KernelLevel) {
         var generator = SeededGenerator(seed: 0x1B2)
         // 576 columns: one activation scale per 32; 1536: one per 256 (the quantizer's groups)
@@ -81,7 +81,7 @@ let interleaved16Formats: [QuantFormat] = [.q4_1, .q5_0]
         }
     }
 
-    @Test("matches the Double reference, also at the largest codes and activations", arguments: interleaved16Formats)
+    @Test("matches the Double reference, also at the largest codes and activations", arguments: octets16Formats)
     func matchesDoubleReference(format: QuantFormat) {
         var generator = SeededGenerator(seed: 0x1B3)
         let (rows, columns, tokens) = (16, 576, 5)
@@ -105,7 +105,7 @@ let interleaved16Formats: [QuantFormat] = [.q4_1, .q5_0]
         }
     }
 
-    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads", arguments: interleaved16Formats)
+    @Test("a token's output is bitwise the same alone, in any batch, on 1 or 2 threads", arguments: octets16Formats)
     func batchInvariance(format: QuantFormat) {
         var generator = SeededGenerator(seed: 0x1B4)
         // 8192 columns make token passes of 12 (256 KiB of activation blocks), so 30 tokens
