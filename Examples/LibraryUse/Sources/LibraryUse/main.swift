@@ -14,6 +14,9 @@ var generator = Generator(
     transformer: transformer, prompt: prompt,
     parameters: GenerationParameters(maxTokens: maxTokens, sampling: .greedy))
 while let event = try generator.next() {
-    if case .token(_, let text) = event { print(text, terminator: "") }
+    switch event {
+    case .token(_, let text), .text(let text): print(text, terminator: "")
+    case .finished: break
+    }
 }
 print("")
