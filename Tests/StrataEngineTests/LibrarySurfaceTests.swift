@@ -8,6 +8,7 @@ struct LibrarySurfaceTests {
     @Test func typesOfPublicSignaturesAreReachable() {
         let pool = WorkerPool(threadCount: 1)
         #expect(pool.threadCount == 1)
+        #expect(throws: WorkerPool.InvalidThreadCount.self) { try WorkerPool(exactly: 0) }
         let token: TokenID = 7
         let message = ChatMessage(role: "user", content: "hi")
         #expect(token == 7 && message.role == "user")
