@@ -77,6 +77,11 @@ public struct Transformer: Sendable {
     private var slots: [Int] = []
     private var slotPlan: LayerPlan?
     private let inverseFrequencies: [Float]
+    // What the architecture says, asked once here rather than per pass.
+    private let rotaryStyle: RotaryStyle
+    private let attentionScale: Float
+    private let embeddingScale: Float?
+    private let activation: GatedActivation
 
     public var config: ModelConfig { model.config }
 
@@ -87,8 +92,12 @@ public struct Transformer: Sendable {
         let numerics = numerics ?? .recommended(for: model.config)
         self.numerics = numerics
         weights = numerics.activationPrecision.map { model.weights.prepared(for: $0, pool: pool) } ?? model.weights
-        inverseFrequencies = RotaryEmbedding.inverseFrequencies(
-            dimensions: model.config.rotaryDimensions, base: model.config.ropeBase)
+        let architecture = model.architecture
+        inverseFrequencies = architecture.rotaryInverseFrequencies(config: model.config)
+        rotaryStyle = architecture.rotaryStyle
+        attentionScale = architecture.attentionScale(config: model.config)
+        embeddingScale = architecture.embeddingScale(config: model.config)
+        activation = architecture.activation
     }
 
     /// A cache sized for this model (`capacity` positions, default the model's context length).
@@ -117,6 +126,9 @@ public struct Transformer: Sendable {
         let hiddenSize = config.hiddenSize
         for (row, token) in tokens.enumerated() {
             weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
+        }
+        if let embeddingScale {
+            for index in 0..<(count * hiddenSize) { scratch.hidden[index] *= embeddingScale }
         }
         return run(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
                    observer: observer, selection: selection)
@@ -233,18 +245,29 @@ public struct Transformer: Sendable {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
-        Self.multiply(layer.query, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.query, pool: pool)
-        Self.multiply(layer.key, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.key, pool: pool)
-        Self.multiply(layer.value, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.value, pool: pool)
+        let input = prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
+        Self.multiply(layer.query, scratch.normalized, input, scratch.quantized, into: &scratch.query, pool: pool)
+        Self.multiply(layer.key, scratch.normalized, input, scratch.quantized, into: &scratch.key, pool: pool)
+        Self.multiply(layer.value, scratch.normalized, input, scratch.quantized, into: &scratch.value, pool: pool)
         if let bias = layer.queryBias { FloatKernels.addBias(bias, into: &scratch.query, rows: tokens, columns: bias.count) }
         if let bias = layer.keyBias { FloatKernels.addBias(bias, into: &scratch.key, rows: tokens, columns: bias.count) }
         if let bias = layer.valueBias { FloatKernels.addBias(bias, into: &scratch.value, rows: tokens, columns: bias.count) }
+        if let norm = layer.queryNorm {
+            // the attention buffer is free until attention writes it
+            FloatKernels.rmsNorm(scratch.query, rows: tokens * config.headCount, columns: config.headDimensions, weight: norm,
+                                 epsilon: config.rmsNormEpsilon, into: &scratch.attention)
+            FloatKernels.copy(scratch.attention, count: tokens * config.headCount * config.headDimensions, into: &scratch.query, at: 0)
+        }
+        if let norm = layer.keyNorm {
+            FloatKernels.rmsNorm(scratch.key, rows: tokens * config.kvHeadCount, columns: config.headDimensions, weight: norm,
+                                 epsilon: config.rmsNormEpsilon, into: &scratch.attention)
+            FloatKernels.copy(scratch.attention, count: tokens * config.kvHeadCount * config.headDimensions, into: &scratch.key, at: 0)
+        }
         RotaryEmbedding.apply(&scratch.query, tokens: tokens, heads: config.headCount, headDimensions: config.headDimensions,
-                              rotaryDimensions: config.rotaryDimensions, style: config.rotaryStyle,
+                              rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
                               cosines: scratch.cosines, sines: scratch.sines)
         RotaryEmbedding.apply(&scratch.key, tokens: tokens, heads: config.kvHeadCount, headDimensions: config.headDimensions,
-                              rotaryDimensions: config.rotaryDimensions, style: config.rotaryStyle,
+                              rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
                               cosines: scratch.cosines, sines: scratch.sines)
         let rowWidth = cache.rowWidth
         FloatKernels.copy(scratch.key, count: tokens * rowWidth, into: &cache.keys[index], at: startPosition * rowWidth)
@@ -253,23 +276,39 @@ public struct Transformer: Sendable {
             queries: scratch.query, keys: cache.keys[index], values: cache.values[index], tokens: tokens,
             startPosition: startPosition,
             shape: .init(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions),
-            scale: 1 / Float(config.headDimensions).squareRoot(), into: &scratch.attention, pool: pool)
-        prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
-        Self.multiply(layer.attentionOutput, scratch.attention, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.projection, pool: pool)
-        FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
+            scale: attentionScale, into: &scratch.attention, pool: pool)
+        let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
+        Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)
+        addProjection(tokens: tokens, norm: layer.postAttentionNorm)
     }
 
     private mutating func feedForward(layer: LayerWeights, tokens: Int) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
-        Self.multiply(layer.gate, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.gate, pool: pool)
-        Self.multiply(layer.up, scratch.normalized, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.up, pool: pool)
-        FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
-        prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
-        Self.multiply(layer.down, scratch.gate, scratch.quantized, numerics: numerics, tokens: tokens, into: &scratch.projection, pool: pool)
-        FloatKernels.add(scratch.projection, into: &scratch.hidden, count: tokens * config.hiddenSize)
+        let input = prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
+        Self.multiply(layer.gate, scratch.normalized, input, scratch.quantized, into: &scratch.gate, pool: pool)
+        Self.multiply(layer.up, scratch.normalized, input, scratch.quantized, into: &scratch.up, pool: pool)
+        switch activation {
+        case .silu: FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
+        }
+        let gated = prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
+        Self.multiply(layer.down, scratch.gate, gated, scratch.quantized, into: &scratch.projection, pool: pool)
+        addProjection(tokens: tokens, norm: layer.postFeedForwardNorm)
+    }
+
+    /// Adds the sublayer output in `scratch.projection` to the residual stream, RMSNorm'd first
+    /// when the family normalizes sublayer outputs.
+    private mutating func addProjection(tokens: Int, norm: [Float]?) {
+        let count = tokens * config.hiddenSize
+        guard let norm else {
+            FloatKernels.add(scratch.projection, into: &scratch.hidden, count: count)
+            return
+        }
+        // the normalized input was read by this sublayer's products already
+        FloatKernels.rmsNorm(scratch.projection, rows: tokens, columns: config.hiddenSize, weight: norm,
+                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        FloatKernels.add(scratch.normalized, into: &scratch.hidden, count: count)
     }
 
     private mutating func outputLogits(tokens: Int, selection: LogitsSelection) -> Logits {
@@ -285,33 +324,43 @@ public struct Transformer: Sendable {
         FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: weights.outputNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
         logits.values = [Float](repeating: 0, count: rows.count * config.vocabularySize)
-        prepareInput(scratch.normalized, tokens: rows.count, columns: hiddenSize)
-        Self.multiply(weights.output, scratch.normalized, scratch.quantized, numerics: numerics, tokens: rows.count, into: &logits.values, pool: pool)
+        let input = prepareInput(scratch.normalized, tokens: rows.count, columns: hiddenSize)
+        Self.multiply(weights.output, scratch.normalized, input, scratch.quantized, into: &logits.values, pool: pool)
         return logits
     }
 
-    /// In the fast path, quantizes `input` (`[tokens × columns]`) once for every matrix that
-    /// reads it next.
-    private mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) {
-        if numerics != .exact && columns % 32 == 0 {
-            scratch.quantized.quantize(input, tokens: tokens, columns: columns)
-        }
+    /// Makes `input` (`[tokens × columns]`) ready for every matrix product that reads it next:
+    /// in the fast paths, quantizes it once into `scratch.quantized`.
+    private mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) -> PreparedInput {
+        guard numerics != .exact && columns % 32 == 0 else { return .float(tokens: tokens) }
+        scratch.quantized.quantize(input, tokens: tokens, columns: columns)
+        return .quantized(tokens: tokens, columns: columns)
     }
 
-    /// `output = matrix × input`; `input` is the array last given to `prepareInput`, and
-    /// `quantized` its quantized form in the fast paths.
+    /// `output = matrix × input`, from the quantized form of `input` in `quantized` when
+    /// `prepared` says it holds it and `matrix` has kernels for it.
     ///
     /// Static on purpose: a method call would borrow a copy of `self` while `output` (a scratch
     /// buffer inside it) is written, forcing a copy-on-write of the buffer on every call.
     private static func multiply(
-        _ matrix: WeightMatrix, _ input: [Float], _ quantized: QuantizedActivations, numerics: Numerics,
-        tokens: Int, into output: inout [Float], pool: WorkerPool
+        _ matrix: WeightMatrix, _ input: [Float], _ prepared: PreparedInput, _ quantized: QuantizedActivations,
+        into output: inout [Float], pool: WorkerPool
     ) {
-        if numerics != .exact && matrix.supportsQuantizedMultiply && quantized.columns == matrix.columns
-            && quantized.tokens == tokens {
+        switch prepared {
+        case .quantized(let tokens, let columns) where matrix.supportsQuantizedMultiply:
+            precondition(columns == matrix.columns && quantized.columns == columns && quantized.tokens == tokens,
+                         "the quantized input is not the one prepared for this product")
             matrix.multiply(quantized, into: &output, pool: pool)
-        } else {
+        case .quantized(let tokens, _), .float(let tokens):
             matrix.multiply(input, tokens: tokens, into: &output, pool: pool)
         }
     }
+}
+
+/// What `Transformer.prepareInput` made of a matrix input, for the products that read it.
+private enum PreparedInput {
+    /// Float rows only: exact numerics, or rows the quantizer's 32-element blocks do not divide.
+    case float(tokens: Int)
+    /// Float rows and, in `Scratch.quantized`, their quantized form of `tokens × columns`.
+    case quantized(tokens: Int, columns: Int)
 }

@@ -1,17 +1,10 @@
 import StrataFormats
 import StrataKernels
 
-/// The transformer families the engine runs.
-public enum Architecture: String, Sendable, Codable, CaseIterable {
-    /// Llama and its descendants (SmolLM2): adjacent-pair RoPE on permuted q/k, no biases.
-    case llama
-    /// Qwen2 / Qwen2.5: q/k/v biases, split-half (NeoX) RoPE.
-    case qwen2
-}
-
 /// Typed hyper-parameters of a model, read once from GGUF metadata.
 public struct ModelConfig: Sendable, Codable, Equatable {
-    public var architecture: Architecture
+    /// The family's name (`general.architecture`); `LanguageModel.architecture` is the family.
+    public var architecture: String
     public var name: String
     /// Width of the residual stream.
     public var hiddenSize: Int
@@ -46,25 +39,12 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         case tiedOutput = "tied_output"
     }
 
-    /// How RoPE pairs dimensions for this architecture.
-    public var rotaryStyle: RotaryStyle {
-        switch architecture {
-        case .llama: .adjacentPairs
-        case .qwen2: .splitHalves
-        }
-    }
-
-    /// Reads the hyper-parameters from `file`'s metadata.
-    public init(gguf file: GGUFFile) throws {
+    /// Reads the hyper-parameters of `architecture`'s family from `file`'s metadata.
+    public init(gguf file: GGUFFile, architecture: any ModelArchitecture) throws {
         let metadata = file.metadata
-        let architectureName = try metadata.string("general.architecture")
-        guard let architecture = Architecture(rawValue: architectureName) else {
-            throw ModelLoadError.unsupportedArchitecture(
-                file: file.path, found: architectureName, supported: Architecture.allCases.map(\.rawValue))
-        }
-        let prefix = architectureName
-        self.architecture = architecture
-        self.name = try metadata.optionalString("general.name") ?? architectureName
+        let prefix = architecture.metadataPrefix
+        self.architecture = architecture.name
+        self.name = try metadata.optionalString("general.name") ?? architecture.name
         hiddenSize = try metadata.integer("\(prefix).embedding_length")
         layerCount = try metadata.integer("\(prefix).block_count")
         headCount = try metadata.integer("\(prefix).attention.head_count")
@@ -80,15 +60,14 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         rotaryDimensions = try metadata.optionalInteger("\(prefix).rope.dimension_count") ?? headDimensions
         let tokens = try metadata.optionalStrings("tokenizer.ggml.tokens")
         vocabularySize = try metadata.optionalInteger("\(prefix).vocab_size") ?? tokens?.count ?? 0
-        tiedOutput = file.tensor(named: TensorNames.output) == nil
-        try validate(file: file.path)
+        tiedOutput = file.tensor(named: architecture.tensorNames.output) == nil
+        try validate(file: file.path, prefix: prefix)
     }
 
-    func validate(file: String) throws {
+    func validate(file: String, prefix: String) throws {
         func check(_ condition: Bool, _ key: String, _ reason: String) throws {
             if !condition { throw ModelLoadError.invalidHyperParameter(file: file, key: key, reason: reason) }
         }
-        let prefix = architecture.rawValue
         try check(hiddenSize > 0 && hiddenSize <= 1 << 16, "\(prefix).embedding_length", "expected 1...65536, found \(hiddenSize)")
         try check(layerCount > 0 && layerCount <= 1024, "\(prefix).block_count", "expected 1...1024, found \(layerCount)")
         try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, "\(prefix).attention.head_count_kv",

@@ -3,49 +3,57 @@ import StrataKernels
 
 /// The weights of one transformer layer. Matrices stay in the mapped file; norms and biases,
 /// being small and used in float, are dequantized at load.
-public struct LayerWeights: Sendable {
+package struct LayerWeights: Sendable {
     /// [hidden]
-    public var attentionNorm: [Float]
+    package var attentionNorm: [Float]
     /// [heads × headDimensions, hidden]
-    public var query: WeightMatrix
+    package var query: WeightMatrix
     /// [kvHeads × headDimensions, hidden]
-    public var key: WeightMatrix
+    package var key: WeightMatrix
     /// [kvHeads × headDimensions, hidden]
-    public var value: WeightMatrix
+    package var value: WeightMatrix
     /// [hidden, heads × headDimensions]
-    public var attentionOutput: WeightMatrix
-    /// [heads × headDimensions], Qwen2 only
-    public var queryBias: [Float]?
-    /// [kvHeads × headDimensions], Qwen2 only
-    public var keyBias: [Float]?
-    /// [kvHeads × headDimensions], Qwen2 only
-    public var valueBias: [Float]?
+    package var attentionOutput: WeightMatrix
+    /// [heads × headDimensions], when the family has attention biases
+    package var queryBias: [Float]?
+    /// [kvHeads × headDimensions], when the family has attention biases
+    package var keyBias: [Float]?
+    /// [kvHeads × headDimensions], when the family has attention biases
+    package var valueBias: [Float]?
+    /// [headDimensions], when the family normalizes each query head
+    package var queryNorm: [Float]?
+    /// [headDimensions], when the family normalizes each key head
+    package var keyNorm: [Float]?
+    /// [hidden], when the family normalizes the attention output before the residual add
+    package var postAttentionNorm: [Float]?
     /// [hidden]
-    public var feedForwardNorm: [Float]
+    package var feedForwardNorm: [Float]
     /// [feedForward, hidden]
-    public var gate: WeightMatrix
+    package var gate: WeightMatrix
     /// [feedForward, hidden]
-    public var up: WeightMatrix
+    package var up: WeightMatrix
     /// [hidden, feedForward]
-    public var down: WeightMatrix
+    package var down: WeightMatrix
+    /// [hidden], when the family normalizes the feed-forward output before the residual add
+    package var postFeedForwardNorm: [Float]?
 }
 
-/// Every weight of a model, bound to named fields through `TensorNames`.
-public struct ModelWeights: Sendable {
+/// Every weight of a model, bound to named fields through its architecture's `TensorNames`.
+package struct ModelWeights: Sendable {
     /// [vocabulary, hidden]
-    public var tokenEmbedding: WeightMatrix
-    public var layers: [LayerWeights]
+    package var tokenEmbedding: WeightMatrix
+    package var layers: [LayerWeights]
     /// [hidden]
-    public var outputNorm: [Float]
+    package var outputNorm: [Float]
     /// [vocabulary, hidden]; the token embedding itself when the model ties them.
-    public var output: WeightMatrix
+    package var output: WeightMatrix
 
     /// These weights with every matrix the kernels for `precision` activations can repack
     /// repacked (`WeightMatrix.preparedForEightBitProducts`, `preparedForSixteenBitProducts`),
     /// the file's pages of those matrices released so resident memory holds them once. The token
     /// embedding is only read row by row, so it stays as it is (and a tied output matrix is
     /// prepared as a matrix of its own).
-    public func prepared(for precision: ActivationPrecision, pool: WorkerPool) -> ModelWeights {
+    package func prepared(for precision: ActivationPrecision, pool: WorkerPool) -> ModelWeights {
         func prepared(_ matrix: WeightMatrix) -> WeightMatrix {
             switch precision {
             case .eightBit: matrix.preparedForEightBitProducts(releasingFilePages: true, pool: pool)
@@ -68,40 +76,56 @@ public struct ModelWeights: Sendable {
         return result
     }
 
-    /// Binds and checks every tensor `config` requires in `file`.
-    public init(gguf file: GGUFFile, config: ModelConfig) throws {
+    /// Binds and checks every tensor `architecture` requires in `file` for the shapes of `config`.
+    package init(gguf file: GGUFFile, config: ModelConfig, architecture: any ModelArchitecture) throws {
         let binder = TensorBinder(file: file)
+        let names = architecture.tensorNames
         let hidden = config.hiddenSize
         let queryWidth = config.headCount * config.headDimensions
         let kvWidth = config.kvHeadCount * config.headDimensions
-        tokenEmbedding = try binder.matrix(TensorNames.tokenEmbedding, rows: config.vocabularySize, columns: hidden)
+        tokenEmbedding = try binder.matrix(names.tokenEmbedding, rows: config.vocabularySize, columns: hidden)
         output = config.tiedOutput
             ? tokenEmbedding
-            : try binder.matrix(TensorNames.output, rows: config.vocabularySize, columns: hidden)
-        outputNorm = try binder.vector(TensorNames.outputNorm, count: hidden)
-        let hasBiases = config.architecture == .qwen2
+            : try binder.matrix(names.output, rows: config.vocabularySize, columns: hidden)
+        outputNorm = try binder.vector(names.outputNorm, count: hidden)
         layers = try (0..<config.layerCount).map { index in
-            let names = TensorNames.layer(index)
+            func matrix(_ suffix: String, rows: Int, columns: Int) throws -> WeightMatrix {
+                try binder.matrix(names.layer(index, suffix), rows: rows, columns: columns)
+            }
+            func vector(_ suffix: String, count: Int) throws -> [Float] {
+                try binder.vector(names.layer(index, suffix), count: count)
+            }
+            /// The vector when the family has it; nil without looking for it otherwise.
+            func vector(_ suffix: String, count: Int, if present: Bool) throws -> [Float]? {
+                present ? try vector(suffix, count: count) : nil
+            }
+            let biases = architecture.hasAttentionBiases
+            let headNorms = architecture.hasQueryKeyNorms
+            let outputNorms = architecture.hasSublayerOutputNorms
             return LayerWeights(
-                attentionNorm: try binder.vector(names.attentionNorm, count: hidden),
-                query: try binder.matrix(names.query, rows: queryWidth, columns: hidden),
-                key: try binder.matrix(names.key, rows: kvWidth, columns: hidden),
-                value: try binder.matrix(names.value, rows: kvWidth, columns: hidden),
-                attentionOutput: try binder.matrix(names.attentionOutput, rows: hidden, columns: queryWidth),
-                queryBias: hasBiases ? try binder.vector(names.queryBias, count: queryWidth) : nil,
-                keyBias: hasBiases ? try binder.vector(names.keyBias, count: kvWidth) : nil,
-                valueBias: hasBiases ? try binder.vector(names.valueBias, count: kvWidth) : nil,
-                feedForwardNorm: try binder.vector(names.feedForwardNorm, count: hidden),
-                gate: try binder.matrix(names.gate, rows: config.feedForwardSize, columns: hidden),
-                up: try binder.matrix(names.up, rows: config.feedForwardSize, columns: hidden),
-                down: try binder.matrix(names.down, rows: hidden, columns: config.feedForwardSize))
+                attentionNorm: try vector(names.attentionNorm, count: hidden),
+                query: try matrix(names.query, rows: queryWidth, columns: hidden),
+                key: try matrix(names.key, rows: kvWidth, columns: hidden),
+                value: try matrix(names.value, rows: kvWidth, columns: hidden),
+                attentionOutput: try matrix(names.attentionOutput, rows: hidden, columns: queryWidth),
+                queryBias: try vector(names.queryBias, count: queryWidth, if: biases),
+                keyBias: try vector(names.keyBias, count: kvWidth, if: biases),
+                valueBias: try vector(names.valueBias, count: kvWidth, if: biases),
+                queryNorm: try vector(names.queryNorm, count: config.headDimensions, if: headNorms),
+                keyNorm: try vector(names.keyNorm, count: config.headDimensions, if: headNorms),
+                postAttentionNorm: try vector(names.postAttentionNorm, count: hidden, if: outputNorms),
+                feedForwardNorm: try vector(names.feedForwardNorm, count: hidden),
+                gate: try matrix(names.gate, rows: config.feedForwardSize, columns: hidden),
+                up: try matrix(names.up, rows: config.feedForwardSize, columns: hidden),
+                down: try matrix(names.down, rows: hidden, columns: config.feedForwardSize),
+                postFeedForwardNorm: try vector(names.postFeedForwardNorm, count: hidden, if: outputNorms))
         }
         // layers past block_count would be ignored silently, running a different model
         for tensor in file.tensors {
             let parts = tensor.name.split(separator: ".", maxSplits: 2)
             guard parts.count == 3, parts[0] == "blk", let index = Int(parts[1]), index >= config.layerCount else { continue }
             throw ModelLoadError.invalidHyperParameter(
-                file: file.path, key: "\(config.architecture.rawValue).block_count",
+                file: file.path, key: "\(architecture.metadataPrefix).block_count",
                 reason: "is \(config.layerCount), but the file has tensor '\(tensor.name)' of layer \(index)")
         }
     }

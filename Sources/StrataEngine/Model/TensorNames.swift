@@ -1,27 +1,36 @@
-/// The one table from model parts to GGUF tensor names (llama.cpp's naming).
-public enum TensorNames {
-    public static let tokenEmbedding = "token_embd.weight"
-    public static let outputNorm = "output_norm.weight"
-    public static let output = "output.weight"
+/// Where a family keeps each model part in a GGUF file. The defaults are llama.cpp's names,
+/// which every family it converts shares for the parts they have in common; an architecture
+/// that names a part differently changes that one field.
+public struct TensorNames: Sendable, Equatable {
+    public var tokenEmbedding = "token_embd.weight"
+    public var outputNorm = "output_norm.weight"
+    public var output = "output.weight"
 
-    /// The tensors of one transformer layer.
-    public struct Layer: Sendable {
-        public let index: Int
-        public var attentionNorm: String { name("attn_norm.weight") }
-        public var query: String { name("attn_q.weight") }
-        public var key: String { name("attn_k.weight") }
-        public var value: String { name("attn_v.weight") }
-        public var attentionOutput: String { name("attn_output.weight") }
-        public var queryBias: String { name("attn_q.bias") }
-        public var keyBias: String { name("attn_k.bias") }
-        public var valueBias: String { name("attn_v.bias") }
-        public var feedForwardNorm: String { name("ffn_norm.weight") }
-        public var gate: String { name("ffn_gate.weight") }
-        public var up: String { name("ffn_up.weight") }
-        public var down: String { name("ffn_down.weight") }
+    // Layer tensors, named `blk.<layer>.<suffix>` (`layer(_:_:)`).
+    public var attentionNorm = "attn_norm.weight"
+    public var query = "attn_q.weight"
+    public var key = "attn_k.weight"
+    public var value = "attn_v.weight"
+    public var attentionOutput = "attn_output.weight"
+    public var queryBias = "attn_q.bias"
+    public var keyBias = "attn_k.bias"
+    public var valueBias = "attn_v.bias"
+    /// Per-head RMSNorm of the queries (Qwen3, Gemma 3).
+    public var queryNorm = "attn_q_norm.weight"
+    /// Per-head RMSNorm of the keys (Qwen3, Gemma 3).
+    public var keyNorm = "attn_k_norm.weight"
+    /// RMSNorm of the attention output before the residual add (Gemma 2 and 3).
+    public var postAttentionNorm = "post_attention_norm.weight"
+    public var feedForwardNorm = "ffn_norm.weight"
+    public var gate = "ffn_gate.weight"
+    public var up = "ffn_up.weight"
+    public var down = "ffn_down.weight"
+    /// RMSNorm of the feed-forward output before the residual add (Gemma 2 and 3).
+    public var postFeedForwardNorm = "post_ffw_norm.weight"
 
-        private func name(_ suffix: String) -> String { "blk.\(index).\(suffix)" }
-    }
+    /// llama.cpp's names.
+    public init() {}
 
-    public static func layer(_ index: Int) -> Layer { Layer(index: index) }
+    /// The name of layer `index`'s tensor `suffix` (one of the layer fields).
+    public func layer(_ index: Int, _ suffix: String) -> String { "blk.\(index).\(suffix)" }
 }

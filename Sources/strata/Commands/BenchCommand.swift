@@ -124,7 +124,7 @@ struct BenchRun: Encodable {
     init(name: String, model: LanguageModel, transformer: Transformer) {
         self.model = name
         modelFile = model.file.path
-        architecture = model.config.architecture.rawValue
+        architecture = model.config.architecture
         numerics = transformer.numerics.rawValue
         threads = transformer.pool.threadCount
         commit = SourceInfo.commit

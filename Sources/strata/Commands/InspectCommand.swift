@@ -41,14 +41,14 @@ struct InspectCommand: ParsableCommand {
               GGUF v\(file.version), \(String(format: "%.1f", Double(file.fileSize) / 1_048_576)) MiB, \
             \(file.tensors.count) tensors, \(String(format: "%.1f", Double(parameters) / 1e6))M parameters
               name            \(config.name)
-              architecture    \(config.architecture.rawValue)
+              architecture    \(config.architecture)
               layers          \(config.layerCount)
               hidden size     \(config.hiddenSize)
               heads           \(config.headCount) query / \(config.kvHeadCount) key-value, \(config.headDimensions) dims each
               feed-forward    \(config.feedForwardSize)
               vocabulary      \(config.vocabularySize)
               context         \(config.contextLength)
-              RoPE            base \(config.ropeBase), \(config.rotaryDimensions) dims, \(config.rotaryStyle == .adjacentPairs ? "adjacent pairs" : "split halves")
+              RoPE            base \(config.ropeBase), \(config.rotaryDimensions) dims, \(model.architecture.rotaryStyle == .adjacentPairs ? "adjacent pairs" : "split halves")
               RMSNorm epsilon \(config.rmsNormEpsilon)
               output          \(config.tiedOutput ? "tied to the token embedding" : "separate matrix")
               tokenizer       \(vocabulary.model) / pre \(vocabulary.preTokenizer), \(model.tokenizer.count) tokens, \
