@@ -73,8 +73,12 @@ public func runSpeedBenchmark(
     let largestBatch = options.batchSizes.max() ?? 1
     let capacity = max(options.promptTokens, options.generatedTokens, options.batchContext + largestBatch)
     var cache = transformer.makeCache(capacity: capacity)
+    // Ordinary tokens spread over the vocabulary, past the byte and special tokens most
+    // vocabularies start with (ids 1,000 and up; the last three quarters of a small one).
+    let first = min(1000, config.vocabularySize / 4)
+    let span = min(20_000, config.vocabularySize - first)
     func tokens(_ count: Int, offset: Int = 0) -> [TokenID] {
-        (0..<count).map { TokenID(1000 + (($0 + offset) * 7919) % min(20_000, config.vocabularySize - 1000)) }
+        (0..<count).map { TokenID(first + (($0 + offset) * 7919) % span) }
     }
     let clock = ContinuousClock()
     func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -1,0 +1,257 @@
+import StrataEngine
+import StrataKernels
+import StrataTestSupport
+import StrataTokenizer
+import Testing
+
+/// Forward-pass and plan mechanics on generated tiny models, one per architecture and weight
+/// format: what must hold for any weights (batch and thread invariance, cache rollback, plan
+/// semantics), checked in milliseconds instead of on the real models.
+@Suite("Tiny-model mechanics")
+struct TinyModelMechanicsTests {
+    static let text = "The quick brown fox jumps over the lazy dog, and then def fibonacci(n): return 42"
+
+    static func prompt(_ model: LanguageModel) -> [TokenID] {
+        model.tokenizer.encode(text, addSpecial: false)
+    }
+
+    @Test("every generated model loads with its architecture, sizes and a working BPE tokenizer",
+          arguments: TinyModelSpec.all)
+    func loads(spec: TinyModelSpec) throws {
+        let model = try TinyModels.model(spec)
+        #expect(model.config.architecture == spec.architecture)
+        #expect(model.config.layerCount == spec.layers && model.config.hiddenSize == spec.hidden)
+        #expect(model.config.tiedOutput == (spec.architecture == "llama"))
+        let tokens = Self.prompt(model)
+        // merges learned from the corpus make whole words single tokens
+        #expect(tokens.count < Self.text.utf8.count / 2, "\(tokens.count) tokens for \(Self.text.utf8.count) bytes")
+        #expect(model.tokenizer.decode(tokens) == Self.text)
+    }
+
+    @Test("a token's logits are bitwise the same decoded alone on one thread or prefilled in a batch on two",
+          arguments: TinyModelSpec.all, Numerics.allCases)
+    func batchAndThreadInvariance(spec: TinyModelSpec, numerics: Numerics) throws {
+        let model = try TinyModels.model(spec)
+        let tokens = Self.prompt(model)
+        let plan = LayerPlan.full(layerCount: spec.layers)
+        var batched = try PreparedModels.transformer(spec, numerics: numerics)
+        var batchedCache = batched.makeCache(capacity: 64)
+        let all = try batched.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &batchedCache, logits: .all)
+        #expect(all.values.allSatisfy { $0.isFinite })
+        var single = Transformer(model: model, pool: WorkerPool(threadCount: 1), numerics: numerics)
+        var singleCache = single.makeCache(capacity: 64)
+        for (position, token) in tokens.enumerated() {
+            let logits = try single.forward(tokens: [token], startPosition: position, plan: plan, cache: &singleCache)
+            #expect(Array(logits.last) == Array(all.row(position)), "\(spec) \(numerics) position \(position)")
+        }
+    }
+
+    @Test("the fast paths stay within their error bound of the exact path, and choose its token except at near-ties",
+          arguments: TinyModelSpec.all)
+    func fastAgreesWithExact(spec: TinyModelSpec) throws {
+        let model = try TinyModels.model(spec)
+        let tokens = Self.prompt(model)
+        let plan = LayerPlan.full(layerCount: spec.layers)
+        func logits(_ numerics: Numerics) throws -> Logits {
+            var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+            var cache = transformer.makeCache(capacity: 64)
+            return try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+        }
+        let exact = try logits(.exact)
+        // 16-bit activations round at 2^-15 of a block's largest value, 8-bit at 2^-7, 256 times
+        // coarser: measured on these models, the largest logit errors are below 0.01 and 1.7
+        // (random weights with 6-bit block scales have outliers real models lack). A wiring
+        // fault (a wrong row, scale or offset) errs by the logits' own size, 5 and more.
+        for (numerics, bound) in [(Numerics.fast, Float(0.01)), (.fast8, 2.5)] {
+            let fast = try logits(numerics)
+            for row in 0..<tokens.count {
+                let reference = Array(exact.row(row))
+                let candidate = Array(fast.row(row))
+                let error = zip(reference, candidate).map { abs($0 - $1) }.max() ?? 0
+                #expect(error < bound, "\(spec) \(numerics) row \(row): largest logit error \(error)")
+                let choice = Int(Sampler.argmax(fast.row(row)))
+                let best = Int(Sampler.argmax(exact.row(row)))
+                // a flip is allowed only where the exact top two are closer than the error
+                #expect(choice == best || reference[best] - reference[choice] <= 2 * error,
+                        "\(spec) \(numerics) row \(row): margin \(reference[best] - reference[choice]), error \(error)")
+            }
+        }
+    }
+
+    @Test("a prompt longer than one slice gives bitwise the logits and cache of one whole pass",
+          arguments: [TinyModelSpec.llama, .qwen2], [Numerics.exact, .fast])
+    func promptSlices(spec: TinyModelSpec, numerics: Numerics) throws {
+        let model = try TinyModels.model(spec)
+        let prompt = Array(Array(repeating: Self.prompt(model), count: 20).joined().prefix(330))
+        #expect(prompt.count == 330)
+        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+        let plan = LayerPlan.full(layerCount: spec.layers)
+        // an observer keeps the pass whole
+        var wholeCache = transformer.makeCache(capacity: 340)
+        let whole = try transformer.forward(tokens: prompt, startPosition: 0, plan: plan, cache: &wholeCache,
+                                            observer: IgnoringObserver(), logits: .all)
+        var slicedCache = transformer.makeCache(capacity: 340)
+        let sliced = try transformer.forward(tokens: prompt, startPosition: 0, plan: plan, cache: &slicedCache, logits: .all)
+        #expect(sliced.rows == prompt.count)
+        #expect(firstBitwiseDifference(sliced.values, whole.values) == nil)
+        let next = try transformer.forward(tokens: [prompt[0]], startPosition: prompt.count, plan: plan, cache: &slicedCache)
+        let nextWhole = try transformer.forward(tokens: [prompt[0]], startPosition: prompt.count, plan: plan, cache: &wholeCache)
+        #expect(Array(next.last) == Array(nextWhole.last))
+    }
+
+    @Test("truncating the cache and re-running positions reproduces the same logits",
+          arguments: [TinyModelSpec.llama, .qwen2])
+    func truncateRollsBack(spec: TinyModelSpec) throws {
+        let model = try TinyModels.model(spec)
+        let tokens = Self.prompt(model)
+        var transformer = try PreparedModels.transformer(spec)
+        let plan = LayerPlan.full(layerCount: spec.layers)
+        var cache = transformer.makeCache(capacity: 64)
+        let first = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+        cache.truncate(to: 4)
+        #expect(cache.count == 4)
+        _ = try transformer.forward(tokens: [1, 2, 3], startPosition: 4, plan: plan, cache: &cache)
+        cache.truncate(to: 4)
+        let again = try transformer.forward(tokens: Array(tokens[4...]), startPosition: 4, plan: plan, cache: &cache, logits: .all)
+        for row in 0..<(tokens.count - 4) {
+            #expect(Array(again.row(row)) == Array(first.row(row + 4)), "\(spec) row \(row)")
+        }
+    }
+
+    @Test("invalid input is refused with a clear error, not a crash")
+    func invalidInput() throws {
+        let spec = TinyModelSpec.llama
+        let vocabularySize = try TinyModels.model(spec).config.vocabularySize
+        var transformer = try PreparedModels.transformer(spec)
+        let plan = LayerPlan.full(layerCount: spec.layers)
+        var cache = transformer.makeCache(capacity: 4)
+        #expect(throws: ForwardError.contextFull(needed: 5, capacity: 4)) {
+            try transformer.forward(tokens: [1, 2, 3, 4, 5], startPosition: 0, plan: plan, cache: &cache)
+        }
+        #expect(throws: ForwardError.tokenOutOfRange(token: TokenID(vocabularySize), vocabularySize: vocabularySize)) {
+            try transformer.forward(tokens: [TokenID(vocabularySize)], startPosition: 0, plan: plan, cache: &cache)
+        }
+        #expect(throws: ForwardError.invalidStart(startPosition: 2, cached: 0)) {
+            try transformer.forward(tokens: [1], startPosition: 2, plan: plan, cache: &cache)
+        }
+        let badPlan = LayerPlan(layerCount: spec.layers, steps: [LayerStep(layer: spec.layers)])
+        #expect(throws: ForwardError.invalidPlan("step 0 runs layer \(spec.layers), outside 0..<\(spec.layers)")) {
+            try transformer.forward(tokens: [1], startPosition: 0, plan: badPlan, cache: &cache)
+        }
+    }
+}
+
+@Suite("Tiny-model plan mechanics")
+struct TinyModelPlanTests {
+    let spec = TinyModelSpec.llama
+    let model: LanguageModel
+    let tokens: [TokenID]
+
+    init() throws {
+        model = try TinyModels.model(spec)
+        tokens = TinyModelMechanicsTests.prompt(model)
+    }
+
+    func logits(_ plan: LayerPlan, numerics: Numerics = .exact) throws -> [Float] {
+        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+        var cache = transformer.makeCache(capacity: 64)
+        return try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all).values
+    }
+
+    @Test("repeated layers get their own cache slots: a looping plan decodes token by token as it prefills",
+          arguments: Numerics.allCases)
+    func loopingPlanIsBatchInvariant(numerics: Numerics) throws {
+        let plan = LayerPlan(layerCount: 4, steps: [0, 1, 2, 1, 2, 3].map { LayerStep(layer: $0) })
+        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+        var cache = transformer.makeCache(capacity: 64)
+        let batch = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+        cache.truncate(to: 0)
+        for (position, token) in tokens.enumerated() {
+            let single = try transformer.forward(tokens: [token], startPosition: position, plan: plan, cache: &cache)
+            #expect(Array(single.last) == Array(batch.row(position)), "position \(position)")
+        }
+        #expect(try batch.values != logits(.full(layerCount: 4), numerics: numerics))
+    }
+
+    @Test("skipping layers and sublayers equals the explicit plan, and changes the output")
+    func skipsMatchAnExplicitPlan() throws {
+        let skipped = try LayerPlan.full(layerCount: 4).skipping(layers: [1], attention: [2], ffn: [3])
+        let explicit = LayerPlan(layerCount: 4, steps: [
+            LayerStep(layer: 0), LayerStep(layer: 2, runsAttention: false), LayerStep(layer: 3, runsFFN: false),
+        ])
+        #expect(try logits(skipped) == logits(explicit))
+        #expect(try logits(skipped) != logits(.full(layerCount: 4)))
+    }
+
+    @Test("reordering layers changes the output; the same order twice gives the same logits")
+    func reorderedPlans() throws {
+        let reordered = LayerPlan(layerCount: 4, steps: [0, 2, 1, 3].map { LayerStep(layer: $0) })
+        #expect(try logits(reordered) == logits(reordered))
+        #expect(try logits(reordered) != logits(.full(layerCount: 4)))
+    }
+
+    @Test("a pass seeded with the stream entering step k equals the whole pass, for full and ablated plans",
+          arguments: Numerics.allCases)
+    func seededForward(numerics: Numerics) throws {
+        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+        let full = LayerPlan.full(layerCount: 4)
+        var cache = transformer.makeCache(capacity: 64)
+        let capture = StreamCapture()
+        let reference = try transformer.forward(tokens: tokens, startPosition: 0, plan: full, cache: &cache,
+                                                observer: capture, logits: .all)
+        for step in 0..<4 {
+            cache.truncate(to: 0)
+            let seeded = try transformer.forward(hidden: capture.inputs[step], firstStep: step, startPosition: 0,
+                                                 plan: full, cache: &cache, logits: .all)
+            #expect(seeded.values == reference.values, "step \(step)")
+            for plan in try [full.skipping(layers: [step]), full.skipping(attention: [step]), full.skipping(ffn: [step])] {
+                cache.truncate(to: 0)
+                let direct = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+                cache.truncate(to: 0)
+                let fromSeed = try transformer.forward(hidden: capture.inputs[step], firstStep: step, startPosition: 0,
+                                                       plan: plan, cache: &cache, logits: .all)
+                #expect(fromSeed.values == direct.values, "ablated step \(step)")
+            }
+        }
+        let lens = try transformer.forward(hidden: capture.lastOutput, firstStep: 4, startPosition: 0,
+                                           plan: full, cache: &cache, logits: .all)
+        #expect(lens.values == reference.values)
+    }
+
+    @Test("generation stops at the token limit; the same seed reproduces sampled text and another differs")
+    func generation() throws {
+        func run(seed: UInt64, maxTokens: Int = 24) throws -> (tokens: [TokenID], stats: GenerationStats?) {
+            var generator = Generator(
+                transformer: try PreparedModels.transformer(spec), prompt: tokens,
+                parameters: GenerationParameters(
+                    maxTokens: maxTokens, sampling: SamplingParameters(temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: seed)))
+            var out: [TokenID] = []
+            var stats: GenerationStats?
+            while let event = try generator.next() {
+                if case .token(let token, _) = event { out.append(token) }
+                if case .finished(let final) = event { stats = final }
+            }
+            return (out, stats)
+        }
+        let limited = try run(seed: 1, maxTokens: 5)
+        #expect(limited.tokens.count <= 5)
+        if limited.tokens.count == 5 { #expect(limited.stats?.stopReason == .length) }
+        #expect(try run(seed: 7).tokens == run(seed: 7).tokens)
+        #expect(try run(seed: 7).tokens != run(seed: 8).tokens)
+    }
+}
+
+/// Keeps the residual stream entering every step of one forward pass, and the last step's output.
+private final class StreamCapture: HiddenStateObserver {
+    var inputs: [[Float]] = []
+    var lastOutput: [Float] = []
+    func observe(step: Int, layer: Int, boundary: ResidualBoundary, hidden: [Float], tokens: Int, hiddenSize: Int) {
+        if boundary == .layerInput { inputs.append(Array(hidden[0..<(tokens * hiddenSize)])) }
+        if boundary == .layerOutput { lastOutput = Array(hidden[0..<(tokens * hiddenSize)]) }
+    }
+}
+
+/// An observer that looks at nothing: its presence alone makes a forward pass run whole.
+private final class IgnoringObserver: HiddenStateObserver {
+    func observe(step: Int, layer: Int, boundary: ResidualBoundary, hidden: [Float], tokens: Int, hiddenSize: Int) {}
+}
