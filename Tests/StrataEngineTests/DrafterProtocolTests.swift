@@ -18,10 +18,10 @@ struct RepeatLastTokenDrafter: Drafter {
 @Suite("The Drafter protocol")
 struct DrafterProtocolTests {
     static func generate(
-        _ model: LanguageModel, prompt: [TokenID], maxTokens: Int, speculation: SpeculationParameters?
+        _ transformer: Transformer, prompt: [TokenID], maxTokens: Int, speculation: SpeculationParameters?
     ) throws -> (tokens: [TokenID], stats: SpeculationStats) {
         var generator = Generator(
-            transformer: Transformer(model: model), prompt: prompt,
+            transformer: transformer, prompt: prompt,
             parameters: GenerationParameters(maxTokens: maxTokens, sampling: .greedy, speculation: speculation))
         var tokens: [TokenID] = []
         while let event = try generator.next() { if case .token(let token, _) = event { tokens.append(token) } }
@@ -29,13 +29,14 @@ struct DrafterProtocolTests {
     }
 
     @Test("a drafter defined outside the engine speculates losslessly, and its rounds are counted",
-          arguments: ["smollm2-135m"])
-    func outsideDrafterIsLossless(modelName: String) throws {
-        let model = try LoadedModels.model(modelName)
+          arguments: TestModel.mechanics(tiny: [.llama, .qwen2]))
+    func outsideDrafterIsLossless(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let transformer = try testModel.transformer(numerics: .recommended(for: model.config))
         let prompt = model.tokenizer.encode("Row, row, row your boat. Ha ha ha ha ha ha ha ha ha ha ha ha ha", addSpecial: false)
-        let plain = try Self.generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
+        let plain = try Self.generate(transformer, prompt: prompt, maxTokens: 40, speculation: nil).tokens
         let (tokens, stats) = try Self.generate(
-            model, prompt: prompt, maxTokens: 40, speculation: SpeculationParameters(drafter: RepeatLastTokenDrafter(), maxDraft: 4))
+            transformer, prompt: prompt, maxTokens: 40, speculation: SpeculationParameters(drafter: RepeatLastTokenDrafter(), maxDraft: 4))
         #expect(tokens == plain)
         #expect(stats.draftPlan == "repeat-last")
         // Every round but those at the very end (no room for a draft) drafts, as a lookup.

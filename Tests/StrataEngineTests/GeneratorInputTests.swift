@@ -27,7 +27,7 @@ struct GeneratorInputTests {
 
     @Test("an empty prompt is refused with an error, plainly and speculatively")
     func emptyPrompt() throws {
-        let transformer = Transformer(model: try LoadedModels.model("smollm2-135m"))
+        let transformer = try PreparedModels.transformer(.llama)
         for speculation in [nil, SpeculationParameters(draft: .ngram)] {
             var generator = Generator(transformer: transformer, prompt: [],
                                       parameters: GenerationParameters(maxTokens: 4, speculation: speculation))
@@ -38,8 +38,8 @@ struct GeneratorInputTests {
 
     @Test("a prompt that does not fit the context is refused, saying how many tokens fit")
     func promptBeyondContext() throws {
-        let model = try LoadedModels.model("smollm2-135m")
-        let transformer = Transformer(model: model)
+        let model = try TinyModels.model(.llama)
+        let transformer = try PreparedModels.transformer(.llama)
         let prompt = Array(model.tokenizer.encode(String(repeating: "the quick brown fox ", count: 8)).prefix(8))
         try #require(prompt.count == 8)
 
@@ -67,9 +67,9 @@ struct GeneratorInputTests {
 
     @Test("an early-exit draft beyond the model's layers is refused")
     func earlyExitBeyondModel() throws {
-        let model = try LoadedModels.model("smollm2-135m")
+        let model = try TinyModels.model(.llama)
         let layers = model.config.layerCount
-        let transformer = Transformer(model: model)
+        let transformer = try PreparedModels.transformer(.llama)
         let prompt = model.tokenizer.encode("the quick brown fox")
         for exit in [0, layers + 1] {
             var generator = Generator(
@@ -90,9 +90,10 @@ struct GeneratorInputTests {
         // SmolLM2 writes Japanese a byte or two per token: its 6th greedy token here leaves a
         // character open, which the stream used to drop.
         let model = try LoadedModels.model("smollm2-135m")
+        let transformer = try PreparedModels.transformer("smollm2-135m")
         let prompt = model.tokenizer.encode("日本の首都は", addSpecial: true)
         for speculation in [nil, SpeculationParameters(draft: .ngram)] {
-            var generator = Generator(transformer: Transformer(model: model), prompt: prompt,
+            var generator = Generator(transformer: transformer, prompt: prompt,
                                       parameters: GenerationParameters(maxTokens: 6, sampling: .greedy, speculation: speculation))
             let run = try Self.drain(&generator)
             #expect(run.tokens.count == 6)
@@ -101,16 +102,16 @@ struct GeneratorInputTests {
         }
     }
 
-    @Test("the streamed text of every length is the decoded tokens")
-    func streamedTextOfEveryLength() throws {
-        let model = try LoadedModels.model("smollm2-135m")
-        let transformer = Transformer(model: model)
+    @Test("on tiny models too, the streamed text of every length is the decoded tokens", arguments: [TinyModelSpec.llama, .qwen2])
+    func streamedTextOfEveryLength(spec: TinyModelSpec) throws {
+        let model = try TinyModels.model(spec)
+        let transformer = try PreparedModels.transformer(spec)
         let prompt = model.tokenizer.encode("def fibonacci(n): return 42")
         for maxTokens in 1...12 {
             var generator = Generator(transformer: transformer, prompt: prompt,
                                       parameters: GenerationParameters(maxTokens: maxTokens, sampling: .greedy))
             let run = try Self.drain(&generator)
-            #expect(run.text == model.tokenizer.decode(run.tokens), "\(maxTokens) tokens")
+            #expect(run.text == model.tokenizer.decode(run.tokens), "\(spec), \(maxTokens) tokens")
         }
     }
 }

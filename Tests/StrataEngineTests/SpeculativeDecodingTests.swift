@@ -12,10 +12,10 @@ let speculationPrompts = [
 
 @Suite("Self-speculative decoding", .serialized)
 struct SpeculativeDecodingTests {
-    func generate(_ model: LanguageModel, prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .greedy,
+    func generate(_ transformer: Transformer, prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .greedy,
                   speculation: SpeculationParameters?) throws -> (tokens: [TokenID], stats: SpeculationStats) {
         var generator = Generator(
-            transformer: Transformer(model: model), prompt: prompt,
+            transformer: transformer, prompt: prompt,
             parameters: GenerationParameters(maxTokens: maxTokens, sampling: sampling, speculation: speculation))
         var tokens: [TokenID] = []
         while let event = try generator.next() { if case .token(let token, _) = event { tokens.append(token) } }
@@ -23,19 +23,23 @@ struct SpeculativeDecodingTests {
     }
 
     @Test("greedy speculative output equals plain greedy output for every draft source",
-          arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
-    func greedyIsLossless(modelName: String) throws {
-        let model = try LoadedModels.model(modelName)
+          arguments: TestModel.mechanics(tiny: [.llama, .qwen2], real: ["smollm2-135m", "qwen2.5-coder-0.5b"]))
+    func greedyIsLossless(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let transformer = try testModel.transformer(numerics: .recommended(for: model.config))
+        let modelName = testModel.description
         let layers = model.config.layerCount
-        let skipPlan = try LayerPlan.full(layerCount: layers).skipping(layers: Set(stride(from: layers / 2, to: layers - 2, by: 3)))
+        // Every third layer from the middle on; a model too shallow for that skips its middle layer.
+        let skipped = Set(stride(from: layers / 2, to: layers - 2, by: 3))
+        let skipPlan = try LayerPlan.full(layerCount: layers).skipping(layers: skipped.isEmpty ? [layers / 2] : skipped)
         let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan),
                                       .layers(seed: nil), .layers(seed: skipPlan)]
         var searchedRuns = 0
         for text in speculationPrompts {
             let prompt = model.tokenizer.encode(text, addSpecial: true)
-            let plain = try generate(model, prompt: prompt, maxTokens: 40, speculation: nil).tokens
+            let plain = try generate(transformer, prompt: prompt, maxTokens: 40, speculation: nil).tokens
             for source in sources {
-                let (tokens, stats) = try generate(model, prompt: prompt, maxTokens: 40,
+                let (tokens, stats) = try generate(transformer, prompt: prompt, maxTokens: 40,
                                                speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
                 #expect(tokens == plain, "\(modelName) \(source) on \(text.prefix(20).debugDescription)")
                 #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
@@ -58,10 +62,11 @@ struct SpeculativeDecodingTests {
     @Test("n-gram drafts are accepted on repetitive text, and each verify pass yields at least one token")
     func ngramPaysOnRepetition() throws {
         let model = try LoadedModels.model("smollm2-135m")
+        let transformer = try PreparedModels.transformer("smollm2-135m")
         let text = String(repeating: "alpha beta gamma delta epsilon zeta eta theta. ", count: 6)
         let prompt = model.tokenizer.encode(text, addSpecial: false)
-        let (tokens, stats) = try generate(model, prompt: prompt, maxTokens: 48, speculation: SpeculationParameters(draft: .ngram))
-        #expect(try tokens == generate(model, prompt: prompt, maxTokens: 48, speculation: nil).tokens)
+        let (tokens, stats) = try generate(transformer, prompt: prompt, maxTokens: 48, speculation: SpeculationParameters(draft: .ngram))
+        #expect(try tokens == generate(transformer, prompt: prompt, maxTokens: 48, speculation: nil).tokens)
         #expect(stats.acceptanceRate > 0.5, "acceptance \(stats.acceptanceRate)")
         #expect(stats.verifyPasses < 48 && stats.verifyPasses + stats.accepted >= 47)
     }
@@ -89,7 +94,7 @@ struct SpeculativeDecodingTests {
         // A weak draft (a third of the layers) so that drafts are often rejected and the
         // residual distribution does real work.
         let draftPlan = LayerPlan(layerCount: 30, steps: (0..<10).map { LayerStep(layer: $0) })
-        var transformer = Transformer(model: model)
+        var transformer = try PreparedModels.transformer("smollm2-135m")
         var cache = transformer.makeCache(capacity: prompt.count + 8)
         let context = Array(prompt.dropLast())
         let full = LayerPlan.full(layerCount: 30)
