@@ -3,23 +3,26 @@ import StrataEngine
 import StrataTestSupport
 import Testing
 
-@Suite("FinerCut greedy sublayer removal on SmolLM2-135M (short calibration)")
+/// The search's mechanics on a tiny model (and on SmolLM2-135M in the full tier), with a short
+/// calibration.
+@Suite("FinerCut greedy sublayer removal (short calibration)")
 struct GreedySublayerRemovalTests {
-    let model: LanguageModel
-    let calibration: CalibrationSet
+    static let models = TestModel.mechanics()
 
-    init() throws {
-        model = try LanguageModel(path: TestModels.require("smollm2-135m"))
+    func calibration(_ model: LanguageModel) throws -> CalibrationSet {
         let tokens = model.tokenizer.encode(CalibrationText.prideAndPrejudice, addSpecial: false, parseSpecial: false)
-        // One short window keeps the 60 candidate passes per round cheap.
-        calibration = try CalibrationSet(tokens: tokens, context: 24, windows: 1)
+        // One short window keeps the candidate passes of each round (two per layer) cheap.
+        return try CalibrationSet(tokens: tokens, context: 24, windows: 1)
     }
 
-    @Test("the first removal is the sublayer whose single removal costs least, as the analysis measures it")
-    func firstRemovalMatchesAblation() throws {
-        var transformer = Transformer(model: model, numerics: .exact)
+    @Test("the first removal is the sublayer whose single removal costs least, as the analysis measures it",
+          arguments: models)
+    func firstRemovalMatchesAblation(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let calibration = try calibration(model)
+        var transformer = try testModel.transformer(numerics: .exact)
         let analysis = try analyzeImportance(
-            transformer: &transformer, calibration: calibration, modelName: "smollm2-135m", textName: "test",
+            transformer: &transformer, calibration: calibration, modelName: testModel.description, textName: "test",
             options: ImportanceOptions(ablations: [.attention, .feedForward], logitLensPositions: 0, measuresWeightOutliers: false))
         let (plan, removals) = try greedySublayerRemoval(transformer: &transformer, calibration: calibration, target: .count(2))
         #expect(removals.count == 2)
@@ -36,9 +39,11 @@ struct GreedySublayerRemovalTests {
         #expect(plan.method == "finercut")
     }
 
-    @Test("a compute-fraction target never removes more than asked")
-    func budget() throws {
-        var transformer = Transformer(model: model, numerics: .exact)
+    @Test("a compute-fraction target never removes more than asked", arguments: models)
+    func budget(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let calibration = try calibration(model)
+        var transformer = try testModel.transformer(numerics: .exact)
         let cost = SublayerCost(config: model.config)
         // Room for one attention sublayer and no FFN sublayer: one cheap round, then a stop.
         let fraction = 1.5 * cost.attention / cost.total
@@ -48,9 +53,11 @@ struct GreedySublayerRemovalTests {
         #expect(cost.removedFraction(plan) <= fraction)
     }
 
-    @Test("several targets in one search give what each target's own search gives")
-    func severalTargets() throws {
-        var transformer = Transformer(model: model, numerics: .fast)
+    @Test("several targets in one search give what each target's own search gives", arguments: models)
+    func severalTargets(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let calibration = try calibration(model)
+        var transformer = try testModel.transformer(numerics: .fast)
         let cost = SublayerCost(config: model.config)
         // The fraction target has room for one attention sublayer only: it shares the first
         // round with the count target and then stops, or parts from it there if the count

@@ -4,7 +4,9 @@ import StrataEngine
 import StrataTestSupport
 import Testing
 
-/// transformers' layer study of SmolLM2-135M (`Fixtures/hf-smollm2-135m-layers.json`).
+/// transformers' layer study of SmolLM2-135M: on 4 windows (`Fixtures/hf-smollm2-135m-layers.json`,
+/// the full tier) or on the first window (`Fixtures/hf-smollm2-135m-layers-1-window.json`, made
+/// by `Fixtures/make_layer_references.py` with the same producer and rules; the default tier).
 struct LayerReference: Decodable {
     struct Layers: Decodable {
         struct Angular: Decodable { let values: [[Double?]] }
@@ -20,14 +22,29 @@ struct LayerReference: Decodable {
             case layerCount = "layer_count"
             case blockInfluence = "block_influence"
             case angularDistance = "angular_distance"
-            case perplexityFull = "perplexity_full_4_windows"
+            case perplexityFull = "perplexity_full"
+            case perplexityFullFourWindows = "perplexity_full_4_windows"
             case perplexityWithoutLayer = "perplexity_without_layer"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            layerCount = try container.decode(Int.self, forKey: .layerCount)
+            windows = try container.decode(Int.self, forKey: .windows)
+            context = try container.decode(Int.self, forKey: .context)
+            blockInfluence = try container.decode([Double].self, forKey: .blockInfluence)
+            angularDistance = try container.decode(Angular.self, forKey: .angularDistance)
+            perplexityFull = try container.decodeIfPresent(Double.self, forKey: .perplexityFull)
+                ?? container.decode(Double.self, forKey: .perplexityFullFourWindows)
+            perplexityWithoutLayer = try container.decode([Double].self, forKey: .perplexityWithoutLayer)
         }
     }
     let layers: Layers
 
+    /// The study this tier checks against: 4 windows in the full tier, 1 in the default.
     static func load() throws -> Layers {
-        let url = try #require(Bundle.module.url(forResource: "Fixtures/hf-smollm2-135m-layers", withExtension: "json"))
+        let name = TestTier.size(reduced: "hf-smollm2-135m-layers-1-window", full: "hf-smollm2-135m-layers")
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/" + name, withExtension: "json"))
         return try JSONDecoder().decode(LayerReference.self, from: Data(contentsOf: url)).layers
     }
 }
@@ -64,7 +81,7 @@ func maximumRelativeError(_ measured: [Double], _ reference: [Double]) -> (error
 @Suite("Layer importance against transformers on SmolLM2-135M", .serialized)
 struct ReferenceImportanceTests {
     /// One analysis (similarity metrics + single-layer removal) shared by the tests below:
-    /// 4 full passes and 30 seeded removal passes per window.
+    /// a full pass and 30 seeded removal passes per window, on as many windows as the reference.
     nonisolated(unsafe) static var cached: ImportanceReport?
     static let lock = NSLock()
 
@@ -72,17 +89,18 @@ struct ReferenceImportanceTests {
         lock.lock()
         defer { lock.unlock() }
         if let cached { return cached }
-        let model = try LanguageModel(path: TestModels.require("smollm2-135m"))
+        let model = try LoadedModels.model("smollm2-135m")
         let reference = try LayerReference.load()
         let tokens = model.tokenizer.encode(CalibrationText.prideAndPrejudice, addSpecial: false, parseSpecial: false)
         #expect(tokens.count >= reference.windows * reference.context)
         let calibration = try CalibrationSet(tokens: tokens, context: reference.context, windows: reference.windows)
-        var transformer = Transformer(model: model, numerics: .exact)
+        var transformer = try PreparedModels.transformer("smollm2-135m", numerics: .exact)
         let start = Date()
         let report = try analyzeImportance(
             transformer: &transformer, calibration: calibration, modelName: "smollm2-135m", textName: "test",
             options: ImportanceOptions(ablations: [.layer], logitLensPositions: 0, measuresWeightOutliers: false))
-        print(String(format: "analysis (BI, angular, 30 layer removals × 4 windows of 512): %.1f s", Date().timeIntervalSince(start)))
+        print(String(format: "analysis (BI, angular, 30 layer removals × %d windows of 512): %.1f s",
+                     reference.windows, Date().timeIntervalSince(start)))
         cached = report
         return report
     }

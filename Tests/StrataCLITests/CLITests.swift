@@ -80,8 +80,19 @@ struct CLITests {
         #expect((report["perplexity"] as? Double ?? 0) > 1)
     }
 
-    @Test func benchJSONHasSpeedBatchCostAndMemory() throws {
-        let model = try TestModels.require("smollm2-135m")
+    /// The model the plumbing tests run: the tiny generated one, and SmolLM2 in the full tier.
+    static let plumbingModels = TestModel.mechanics()
+
+    static func path(_ model: TestModel) throws -> String {
+        switch model {
+        case .tiny(let spec): try TinyModels.path(spec)
+        case .real(let name): try TestModels.require(name)
+        }
+    }
+
+    @Test(arguments: plumbingModels)
+    func benchJSONHasSpeedBatchCostAndMemory(testModel: TestModel) throws {
+        let model = try Self.path(testModel)
         let run = try StrataRun(["bench", "--model", model, "--prompt-tokens", "16", "--gen-tokens", "4", "--batch-sizes", "1,2,4",
                                  "--repetitions", "1", "--threads", "1", "--json"])
         #expect(run.status == 0, "\(run.error)")
@@ -100,8 +111,9 @@ struct CLITests {
         #expect((object["peak_rss_bytes"] as? Int ?? 0) > 0)
     }
 
-    @Test func benchSpeculativeJSONComparesBothModesByType() throws {
-        let model = try TestModels.require("smollm2-135m")
+    @Test(arguments: plumbingModels)
+    func benchSpeculativeJSONComparesBothModesByType(testModel: TestModel) throws {
+        let model = try Self.path(testModel)
         // One thread: on a shared 2-core machine two spinning threads contend with other jobs.
         let run = try StrataRun(["bench", "--speculative", "--model", model, "--gen-tokens", "16", "--repetitions", "1",
                                  "--json", "--threads", "1"])
@@ -168,8 +180,10 @@ struct CLITests {
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
     }
 
-    @Test func draftLayersSavesItsPlanAndStartsWarmNextTime() throws {
-        let model = try TestModels.require("smollm2-135m")
+    @Test(arguments: plumbingModels)
+    func draftLayersSavesItsPlanAndStartsWarmNextTime(testModel: TestModel) throws {
+        let model = try Self.path(testModel)
+        let layerCount = try testModel.load().config.layerCount
         let plans = FileManager.default.temporaryDirectory.appendingPathComponent("strata-plans-\(UUID())")
         defer { try? FileManager.default.removeItem(at: plans) }
         let arguments = ["generate", "--model", model, "--prompt", "It is a truth universally acknowledged, that",
@@ -180,10 +194,11 @@ struct CLITests {
         let coldSpeculation = try #require(try cold.json()["speculation"] as? [String: Any])
         #expect(coldSpeculation["draft_plan"] as? String == "layers")
         #expect((coldSpeculation["search_evaluations"] as? Int ?? 0) > 0)
-        let saved = plans.appendingPathComponent("smollm2-135m-prose.json").path
+        let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+        let saved = plans.appendingPathComponent("\(name)-prose.json").path
         #expect(cold.error.contains("saved to \(saved)"))
         let plan = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: saved))) as? [String: Any])
-        #expect(plan["method"] as? String == "layers" && plan["layer_count"] as? Int == 30)
+        #expect(plan["method"] as? String == "layers" && plan["layer_count"] as? Int == layerCount)
 
         let warm = try StrataRun(arguments, environment: ["STRATA_PLANS": plans.path])
         let warmSpeculation = try #require(try warm.json()["speculation"] as? [String: Any])

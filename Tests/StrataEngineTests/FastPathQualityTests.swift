@@ -16,12 +16,13 @@ struct FastPathQualityTests {
     /// Positions where the exact top-2 margin is below this may flip.
     static let nearTieMargin: Float = 0.25
 
-    @Test("fast perplexity is within 1% of transformers'", arguments: ReferenceAgreementTests.models)
+    @Test("fast perplexity (2 windows by default, 8 in the full tier) is within 1% of transformers'",
+          arguments: ReferenceAgreementTests.models)
     func perplexityWithinOnePercent(modelName: String) throws {
         let model = try LoadedModels.model(modelName)
-        let reference = try TransformersReference.load(model: modelName).perplexity
+        let reference = try TransformersReference.perplexityForTier(model: modelName)
         let tokens = model.tokenizer.encode(try Fixture.text("pride-and-prejudice.txt"), addSpecial: false, parseSpecial: false)
-        var transformer = Transformer(model: model)
+        var transformer = try PreparedModels.transformer(modelName)
         let report = try evaluatePerplexity(transformer: &transformer, tokens: tokens, context: reference.context, windows: reference.windows)
         #expect(abs(report.perplexity / reference.perplexity - 1) < 0.01,
                 "\(modelName): \(transformer.numerics) perplexity \(report.perplexity), reference \(reference.perplexity)")
@@ -40,9 +41,10 @@ struct FastPathQualityTests {
     }
 }
 
-/// A fast numerics' logits against the exact path's on three 512-token windows of the
-/// reference texts (two of prose, one of the GPL): where the next-token argmax differs and by
-/// what exact top-2 margin, and both perplexities over the windows.
+/// A fast numerics' logits against the exact path's on 512-token windows of the reference
+/// texts (in the full tier three, two of prose and one of the GPL; by default the first):
+/// where the next-token argmax differs and by what exact top-2 margin, and both perplexities
+/// over the windows.
 struct FastPathComparison {
     let numerics: Numerics
     private(set) var positions = 0
@@ -58,9 +60,11 @@ struct FastPathComparison {
         self.numerics = numerics
         let prose = model.tokenizer.encode(try Fixture.text("pride-and-prejudice.txt"), addSpecial: false, parseSpecial: false)
         let licence = model.tokenizer.encode(try Fixture.text("gpl-3.txt"), addSpecial: false, parseSpecial: false)
+        // one window of prose by default, all three in the full tier (the bounds stay the same)
         let windows = [Array(prose[0..<512]), Array(prose[50_000..<50_512]), Array(licence[0..<512])]
-        var exact = Transformer(model: model, numerics: .exact)
-        var fast = Transformer(model: model, numerics: numerics)
+            .prefix(TestTier.size(reduced: 1, full: 3))
+        var exact = Transformer(model: model, pool: PreparedModels.pool, numerics: .exact)
+        var fast = Transformer(model: model, pool: PreparedModels.pool, numerics: numerics)
         let plan = LayerPlan.full(layerCount: model.config.layerCount)
         for window in windows {
             var exactCache = exact.makeCache(capacity: 512)

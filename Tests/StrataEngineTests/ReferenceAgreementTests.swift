@@ -24,7 +24,7 @@ struct ReferenceAgreementTests {
             let tokens = model.tokenizer.encode(prompt.prompt, addSpecial: true, parseSpecial: true)
             try #require(tokens == prompt.promptTokens, "prompt \(prompt.prompt.debugDescription)")
 
-            var transformer = Transformer(model: model, numerics: .exact)
+            var transformer = try PreparedModels.transformer(modelName, numerics: .exact)
             var cache = transformer.makeCache(capacity: 128)
             let logits = try transformer.forward(
                 tokens: tokens, startPosition: 0, plan: .full(layerCount: model.config.layerCount), cache: &cache)
@@ -63,13 +63,14 @@ struct ReferenceAgreementTests {
         }
     }
 
-    @Test("perplexity over 8 windows of 512 tokens is within 1% of transformers'", arguments: models)
+    @Test("perplexity over windows of 512 tokens (2 by default, 8 in the full tier) is within 1% of transformers'",
+          arguments: models)
     func perplexityMatchesTransformers(modelName: String) throws {
         let model = try LoadedModels.model(modelName)
-        let reference = try TransformersReference.load(model: modelName).perplexity
+        let reference = try TransformersReference.perplexityForTier(model: modelName)
         let tokens = model.tokenizer.encode(try Fixture.text("pride-and-prejudice.txt"), addSpecial: false, parseSpecial: false)
         #expect(tokens.count == reference.textTokens)
-        var transformer = Transformer(model: model, numerics: .exact)
+        var transformer = try PreparedModels.transformer(modelName, numerics: .exact)
         let report = try evaluatePerplexity(
             transformer: &transformer, tokens: tokens, context: reference.context, windows: reference.windows)
         #expect(report.tokensScored == reference.tokensScored)
@@ -82,7 +83,7 @@ struct ReferenceAgreementTests {
         let model = try LoadedModels.model("smollm2-135m")
         let tokens = model.tokenizer.encode(try Fixture.text("gpl-3.txt"), addSpecial: false, parseSpecial: false)
         #expect(tokens.count == 7639)
-        var transformer = Transformer(model: model, numerics: .exact)
+        var transformer = try PreparedModels.transformer("smollm2-135m", numerics: .exact)
         let report = try evaluatePerplexity(transformer: &transformer, tokens: tokens, context: 512, scoring: .secondHalf)
         #expect(report.windows == 14 && report.tokensScored == 14 * 255)
         // llama.cpp (flash attention on) measured 18.3914; a float64 forward gives 18.3001.

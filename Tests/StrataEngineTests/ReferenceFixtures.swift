@@ -40,6 +40,42 @@ struct TransformersReference: Decodable {
     static func load(model: String) throws -> TransformersReference {
         try JSONDecoder().decode(TransformersReference.self, from: Fixture.data("hf-\(model).json"))
     }
+
+    /// The perplexity reference this tier checks: all 8 windows (the aggregate figure) in the
+    /// full tier; the first 2 in the default tier, pooled from transformers' per-window figures
+    /// (`Fixtures/hf-windows.json`, made by `make_window_references.py`, same producer and rule).
+    static func perplexityForTier(model: String) throws -> Perplexity {
+        let full = try load(model: model).perplexity
+        guard !TestTier.isFull else { return full }
+        let perWindow = try JSONDecoder().decode([String: WindowReference].self, from: Fixture.data("hf-windows.json"))
+        guard let windows = perWindow[model], windows.textTokens == full.textTokens, windows.context == full.context else {
+            throw FixtureMissing(name: "hf-windows.json entry for \(model) matching hf-\(model).json")
+        }
+        let first = Array(windows.windows.prefix(2))
+        let scored = first.reduce(0) { $0 + $1.tokensScored }
+        let loss = first.reduce(0) { $0 + $1.negativeLogLikelihoodSum }
+        return Perplexity(textTokens: full.textTokens, context: full.context, windows: first.count, tokensScored: scored,
+                          perplexity: exp(loss / Double(scored)))
+    }
+}
+
+/// transformers' per-window perplexities (`Fixtures/hf-windows.json`).
+struct WindowReference: Decodable {
+    struct Window: Decodable {
+        let tokensScored: Int
+        let negativeLogLikelihoodSum: Double
+        enum CodingKeys: String, CodingKey {
+            case tokensScored = "tokens_scored"
+            case negativeLogLikelihoodSum = "nll_sum"
+        }
+    }
+    let textTokens: Int
+    let context: Int
+    let windows: [Window]
+    enum CodingKeys: String, CodingKey {
+        case context, windows
+        case textTokens = "text_tokens"
+    }
 }
 
 enum Fixture {

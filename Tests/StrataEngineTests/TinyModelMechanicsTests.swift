@@ -4,12 +4,17 @@ import StrataTestSupport
 import StrataTokenizer
 import Testing
 
-/// Forward-pass and plan mechanics on generated tiny models, one per architecture and weight
-/// format: what must hold for any weights (batch and thread invariance, cache rollback, plan
-/// semantics), checked in milliseconds instead of on the real models.
-@Suite("Tiny-model mechanics")
+/// Forward-pass and plan mechanics: what must hold for any weights (batch and thread
+/// invariance, cache rollback, plan semantics). The default tier checks them in milliseconds on
+/// generated tiny models, one per architecture and weight format; the full tier repeats them on
+/// the real models.
+@Suite("Forward-pass mechanics")
 struct TinyModelMechanicsTests {
     static let text = "The quick brown fox jumps over the lazy dog, and then def fibonacci(n): return 42"
+    /// Every tiny model, and in the full tier the two small real models.
+    static let everyModel = TestModel.mechanics(tiny: TinyModelSpec.all, real: ["smollm2-135m", "qwen2.5-coder-0.5b"])
+    /// One tiny model per architecture, and in the full tier SmolLM2.
+    static let perArchitecture = TestModel.mechanics(tiny: [.llama, .qwen2])
 
     static func prompt(_ model: LanguageModel) -> [TokenID] {
         model.tokenizer.encode(text, addSpecial: false)
@@ -29,12 +34,12 @@ struct TinyModelMechanicsTests {
     }
 
     @Test("a token's logits are bitwise the same decoded alone on one thread or prefilled in a batch on two",
-          arguments: TinyModelSpec.all, Numerics.allCases)
-    func batchAndThreadInvariance(spec: TinyModelSpec, numerics: Numerics) throws {
-        let model = try TinyModels.model(spec)
+          arguments: everyModel, Numerics.allCases)
+    func batchAndThreadInvariance(testModel: TestModel, numerics: Numerics) throws {
+        let model = try testModel.load()
         let tokens = Self.prompt(model)
-        let plan = LayerPlan.full(layerCount: spec.layers)
-        var batched = try PreparedModels.transformer(spec, numerics: numerics)
+        let plan = LayerPlan.full(layerCount: model.config.layerCount)
+        var batched = try testModel.transformer(numerics: numerics)
         var batchedCache = batched.makeCache(capacity: 64)
         let all = try batched.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &batchedCache, logits: .all)
         #expect(all.values.allSatisfy { $0.isFinite })
@@ -42,7 +47,7 @@ struct TinyModelMechanicsTests {
         var singleCache = single.makeCache(capacity: 64)
         for (position, token) in tokens.enumerated() {
             let logits = try single.forward(tokens: [token], startPosition: position, plan: plan, cache: &singleCache)
-            #expect(Array(logits.last) == Array(all.row(position)), "\(spec) \(numerics) position \(position)")
+            #expect(Array(logits.last) == Array(all.row(position)), "\(testModel) \(numerics) position \(position)")
         }
     }
 
@@ -79,13 +84,13 @@ struct TinyModelMechanicsTests {
     }
 
     @Test("a prompt longer than one slice gives bitwise the logits and cache of one whole pass",
-          arguments: [TinyModelSpec.llama, .qwen2], [Numerics.exact, .fast])
-    func promptSlices(spec: TinyModelSpec, numerics: Numerics) throws {
-        let model = try TinyModels.model(spec)
-        let prompt = Array(Array(repeating: Self.prompt(model), count: 20).joined().prefix(330))
+          arguments: perArchitecture, [Numerics.exact, .fast])
+    func promptSlices(testModel: TestModel, numerics: Numerics) throws {
+        let model = try testModel.load()
+        let prompt = Array(Array(repeating: Self.prompt(model), count: 40).joined().prefix(330))
         #expect(prompt.count == 330)
-        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
-        let plan = LayerPlan.full(layerCount: spec.layers)
+        var transformer = try testModel.transformer(numerics: numerics)
+        let plan = LayerPlan.full(layerCount: model.config.layerCount)
         // an observer keeps the pass whole
         var wholeCache = transformer.makeCache(capacity: 340)
         let whole = try transformer.forward(tokens: prompt, startPosition: 0, plan: plan, cache: &wholeCache,
@@ -99,13 +104,12 @@ struct TinyModelMechanicsTests {
         #expect(Array(next.last) == Array(nextWhole.last))
     }
 
-    @Test("truncating the cache and re-running positions reproduces the same logits",
-          arguments: [TinyModelSpec.llama, .qwen2])
-    func truncateRollsBack(spec: TinyModelSpec) throws {
-        let model = try TinyModels.model(spec)
+    @Test("truncating the cache and re-running positions reproduces the same logits", arguments: perArchitecture)
+    func truncateRollsBack(testModel: TestModel) throws {
+        let model = try testModel.load()
         let tokens = Self.prompt(model)
-        var transformer = try PreparedModels.transformer(spec)
-        let plan = LayerPlan.full(layerCount: spec.layers)
+        var transformer = try testModel.transformer(numerics: .fast)
+        let plan = LayerPlan.full(layerCount: model.config.layerCount)
         var cache = transformer.makeCache(capacity: 64)
         let first = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
         cache.truncate(to: 4)
@@ -114,7 +118,7 @@ struct TinyModelMechanicsTests {
         cache.truncate(to: 4)
         let again = try transformer.forward(tokens: Array(tokens[4...]), startPosition: 4, plan: plan, cache: &cache, logits: .all)
         for row in 0..<(tokens.count - 4) {
-            #expect(Array(again.row(row)) == Array(first.row(row + 4)), "\(spec) row \(row)")
+            #expect(Array(again.row(row)) == Array(first.row(row + 4)), "\(testModel) row \(row)")
         }
     }
 
@@ -141,65 +145,82 @@ struct TinyModelMechanicsTests {
     }
 }
 
-@Suite("Tiny-model plan mechanics")
+/// Plan mechanics on a tiny model (and SmolLM2 in the full tier): repeats, skips, reorders,
+/// seeded passes and the token loop.
+@Suite("Plan mechanics")
 struct TinyModelPlanTests {
-    let spec = TinyModelSpec.llama
-    let model: LanguageModel
-    let tokens: [TokenID]
+    static let models = TestModel.mechanics()
 
-    init() throws {
-        model = try TinyModels.model(spec)
-        tokens = TinyModelMechanicsTests.prompt(model)
-    }
+    struct Subject {
+        let testModel: TestModel
+        let model: LanguageModel
+        let tokens: [TokenID]
+        var layers: Int { model.config.layerCount }
 
-    func logits(_ plan: LayerPlan, numerics: Numerics = .exact) throws -> [Float] {
-        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
-        var cache = transformer.makeCache(capacity: 64)
-        return try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all).values
+        init(_ testModel: TestModel) throws {
+            self.testModel = testModel
+            model = try testModel.load()
+            tokens = TinyModelMechanicsTests.prompt(model)
+        }
+
+        func logits(_ plan: LayerPlan, numerics: Numerics = .exact) throws -> [Float] {
+            var transformer = try testModel.transformer(numerics: numerics)
+            var cache = transformer.makeCache(capacity: 64)
+            return try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all).values
+        }
     }
 
     @Test("repeated layers get their own cache slots: a looping plan decodes token by token as it prefills",
-          arguments: Numerics.allCases)
-    func loopingPlanIsBatchInvariant(numerics: Numerics) throws {
-        let plan = LayerPlan(layerCount: 4, steps: [0, 1, 2, 1, 2, 3].map { LayerStep(layer: $0) })
-        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
+          arguments: models, Numerics.allCases)
+    func loopingPlanIsBatchInvariant(testModel: TestModel, numerics: Numerics) throws {
+        let subject = try Subject(testModel)
+        let tokens = subject.tokens
+        let plan = LayerPlan(layerCount: subject.layers, steps: ([0, 1, 2, 1, 2] + Array(3..<subject.layers)).map { LayerStep(layer: $0) })
+        var transformer = try testModel.transformer(numerics: numerics)
         var cache = transformer.makeCache(capacity: 64)
         let batch = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
         cache.truncate(to: 0)
         for (position, token) in tokens.enumerated() {
             let single = try transformer.forward(tokens: [token], startPosition: position, plan: plan, cache: &cache)
-            #expect(Array(single.last) == Array(batch.row(position)), "position \(position)")
+            #expect(Array(single.last) == Array(batch.row(position)), "\(testModel) position \(position)")
         }
-        #expect(try batch.values != logits(.full(layerCount: 4), numerics: numerics))
+        #expect(try batch.values != subject.logits(.full(layerCount: subject.layers), numerics: numerics))
     }
 
-    @Test("skipping layers and sublayers equals the explicit plan, and changes the output")
-    func skipsMatchAnExplicitPlan() throws {
-        let skipped = try LayerPlan.full(layerCount: 4).skipping(layers: [1], attention: [2], ffn: [3])
-        let explicit = LayerPlan(layerCount: 4, steps: [
-            LayerStep(layer: 0), LayerStep(layer: 2, runsAttention: false), LayerStep(layer: 3, runsFFN: false),
-        ])
-        #expect(try logits(skipped) == logits(explicit))
-        #expect(try logits(skipped) != logits(.full(layerCount: 4)))
+    @Test("skipping layers and sublayers equals the explicit plan, and changes the output", arguments: models)
+    func skipsMatchAnExplicitPlan(testModel: TestModel) throws {
+        let subject = try Subject(testModel)
+        let last = subject.layers - 1
+        let skipped = try LayerPlan.full(layerCount: subject.layers).skipping(layers: [1], attention: [2], ffn: [last])
+        let explicit = LayerPlan(layerCount: subject.layers, steps: (0..<subject.layers).filter { $0 != 1 }.map {
+            LayerStep(layer: $0, runsAttention: $0 != 2, runsFFN: $0 != last)
+        })
+        #expect(try subject.logits(skipped) == subject.logits(explicit))
+        #expect(try subject.logits(skipped) != subject.logits(.full(layerCount: subject.layers)))
     }
 
-    @Test("reordering layers changes the output; the same order twice gives the same logits")
-    func reorderedPlans() throws {
-        let reordered = LayerPlan(layerCount: 4, steps: [0, 2, 1, 3].map { LayerStep(layer: $0) })
-        #expect(try logits(reordered) == logits(reordered))
-        #expect(try logits(reordered) != logits(.full(layerCount: 4)))
+    @Test("reordering layers changes the output; the same order twice gives the same logits", arguments: models)
+    func reorderedPlans(testModel: TestModel) throws {
+        let subject = try Subject(testModel)
+        let reordered = LayerPlan(layerCount: subject.layers, steps: ([0, 2, 1] + Array(3..<subject.layers)).map { LayerStep(layer: $0) })
+        #expect(try subject.logits(reordered) == subject.logits(reordered))
+        #expect(try subject.logits(reordered) != subject.logits(.full(layerCount: subject.layers)))
     }
 
     @Test("a pass seeded with the stream entering step k equals the whole pass, for full and ablated plans",
-          arguments: Numerics.allCases)
-    func seededForward(numerics: Numerics) throws {
-        var transformer = try PreparedModels.transformer(spec, numerics: numerics)
-        let full = LayerPlan.full(layerCount: 4)
+          arguments: models, Numerics.allCases)
+    func seededForward(testModel: TestModel, numerics: Numerics) throws {
+        let subject = try Subject(testModel)
+        let tokens = subject.tokens
+        let layers = subject.layers
+        var transformer = try testModel.transformer(numerics: numerics)
+        let full = LayerPlan.full(layerCount: layers)
         var cache = transformer.makeCache(capacity: 64)
         let capture = StreamCapture()
         let reference = try transformer.forward(tokens: tokens, startPosition: 0, plan: full, cache: &cache,
                                                 observer: capture, logits: .all)
-        for step in 0..<4 {
+        // every step of a tiny model; the first, two middle and the last of a real one
+        for step in Set([0, 1, layers / 2, layers - 1]).union(layers <= 8 ? Set(0..<layers) : []).sorted() {
             cache.truncate(to: 0)
             let seeded = try transformer.forward(hidden: capture.inputs[step], firstStep: step, startPosition: 0,
                                                  plan: full, cache: &cache, logits: .all)
@@ -213,16 +234,36 @@ struct TinyModelPlanTests {
                 #expect(fromSeed.values == direct.values, "ablated step \(step)")
             }
         }
-        let lens = try transformer.forward(hidden: capture.lastOutput, firstStep: 4, startPosition: 0,
+        let lens = try transformer.forward(hidden: capture.lastOutput, firstStep: layers, startPosition: 0,
                                            plan: full, cache: &cache, logits: .all)
         #expect(lens.values == reference.values)
     }
 
-    @Test("generation stops at the token limit; the same seed reproduces sampled text and another differs")
-    func generation() throws {
+    @Test("bad seeds are refused with clear errors")
+    func invalidSeeds() throws {
+        let model = try TinyModels.model(.llama)
+        var transformer = try PreparedModels.transformer(.llama)
+        let layers = model.config.layerCount
+        let full = LayerPlan.full(layerCount: layers)
+        var cache = transformer.makeCache(capacity: 8)
+        let width = model.config.hiddenSize
+        #expect(throws: ForwardError.invalidHidden("\(width + 1) values are not whole rows of \(width)")) {
+            try transformer.forward(hidden: [Float](repeating: 0, count: width + 1), firstStep: 0, startPosition: 0,
+                                    plan: full, cache: &cache)
+        }
+        #expect(throws: ForwardError.invalidHidden("first step \(layers + 1) is outside 0...\(layers)")) {
+            try transformer.forward(hidden: [Float](repeating: 0, count: width), firstStep: layers + 1, startPosition: 0,
+                                    plan: full, cache: &cache)
+        }
+    }
+
+    @Test("generation stops at the token limit; the same seed reproduces sampled text and another differs",
+          arguments: models)
+    func generation(testModel: TestModel) throws {
+        let tokens = try Subject(testModel).tokens
         func run(seed: UInt64, maxTokens: Int = 24) throws -> (tokens: [TokenID], stats: GenerationStats?) {
             var generator = Generator(
-                transformer: try PreparedModels.transformer(spec), prompt: tokens,
+                transformer: try testModel.transformer(numerics: .fast), prompt: tokens,
                 parameters: GenerationParameters(
                     maxTokens: maxTokens, sampling: SamplingParameters(temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: seed)))
             var out: [TokenID] = []

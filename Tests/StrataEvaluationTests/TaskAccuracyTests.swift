@@ -4,35 +4,35 @@ import StrataEngine
 import StrataTestSupport
 import Testing
 
-/// Set to run the slower checks on qwen2.5-coder-0.5b too.
-private let longTests = ProcessInfo.processInfo.environment["STRATA_LONG_TESTS"] != nil
+/// LAMBADA passages scored: 100 by default, 300 in the full tier.
+private let lambadaPassages = TestTier.size(reduced: 100, full: 300)
 
 @Suite("Task accuracy on real models and data", .serialized)
 struct TaskAccuracyTests {
     func evaluate(_ task: EvaluationTask, model name: String, limit: Int?) throws -> TaskReport {
         let documents = try TaskDataset.load(path: TestData.require(task.rawValue), kind: task.kind, limit: limit)
-        var transformer = Transformer(model: try LoadedModels.model(name))
+        var transformer = try PreparedModels.transformer(name)
         let report = try evaluateTask(task, documents: documents, transformer: &transformer)
         print("\(name) \(task.rawValue): accuracy \(report.accuracy), acc_per_char \(report.accuracyPerCharacter ?? .nan), "
               + "mean log p \(report.meanContinuationLogProbability), \(report.documents) documents, \(report.seconds) s")
         return report
     }
 
-    @Test("LAMBADA, first 300 passages: within 2 points of transformers' accuracy (smollm2-135m)")
+    @Test("LAMBADA, first 100 passages (300 in the full tier): within 2 points of transformers' accuracy (smollm2-135m)")
     func lambadaSmolLM() throws {
         try checkLambada(model: "smollm2-135m")
     }
 
     @Test("LAMBADA, first 300 passages: within 2 points of transformers' accuracy (qwen2.5-coder-0.5b)",
-          .enabled(if: longTests, "set STRATA_LONG_TESTS=1"))
+          .enabled(if: TestTier.isFull, "full tier only: set STRATA_TEST_TIER=full"))
     func lambadaQwen() throws {
         try checkLambada(model: "qwen2.5-coder-0.5b")
     }
 
     func checkLambada(model: String) throws {
-        let reference = try #require(try LambadaReference.load().results[model])
-        let report = try evaluate(.lambada, model: model, limit: 300)
-        #expect(report.documents == 300)
+        let reference = try #require(try LambadaReference.result(model: model, passages: lambadaPassages))
+        let report = try evaluate(.lambada, model: model, limit: lambadaPassages)
+        #expect(report.documents == lambadaPassages)
         #expect(abs(report.accuracy - reference.accuracy) <= 0.02, "accuracy \(report.accuracy), reference \(reference.accuracy)")
         #expect(abs(report.meanContinuationLogProbability - reference.meanContinuationLogProbability) <= 0.02,
                 "mean log p \(report.meanContinuationLogProbability), reference \(reference.meanContinuationLogProbability)")
@@ -42,8 +42,8 @@ struct TaskAccuracyTests {
     @Test("ARC-Easy validation runs end to end above chance (0.25)",
           arguments: [("smollm2-135m", 100), ("qwen2.5-coder-0.5b", 40)])
     func arcEasy(model: String, questions: Int) throws {
-        let report = try evaluate(.arcEasy, model: model, limit: longTests ? nil : questions)
-        #expect(report.documents == (longTests ? 570 : questions))
+        let report = try evaluate(.arcEasy, model: model, limit: TestTier.isFull ? nil : questions)
+        #expect(report.documents == (TestTier.isFull ? 570 : questions))
         #expect(report.accuracy > 0.35 && report.accuracy < 0.95)
         // Measured: acc 0.48, acc_per_char 0.35 on SmolLM2's first 100 questions; 0.525 and 0.45 on
         // Qwen-0.5B's first 40 (0.46 and 0.33 on its first 100).
