@@ -217,9 +217,47 @@ static float dot_avx2(const float *a, const float *b, size_t count) {
 
 STRATA_AVX2_INLINE float half_to_float_f16c(const uint8_t *source) { return _cvtsh_ss(load_u16(source)); }
 
+/// Eight consecutive codes of a block (bytes from `bytes`: signed for Q8_0, else the low or,
+/// with `high`, the high nibbles, minus `offset`) as floats.
+STRATA_AVX2_INLINE __m256 eight_codes(uint32_t format, const uint8_t *bytes, int high, int32_t offset) {
+    const __m128i packed = _mm_loadl_epi64((const __m128i *)bytes);
+    if (format == FORMAT_Q8_0) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(packed));
+    const __m128i nibbles = _mm_and_si128(high ? _mm_srli_epi16(packed, 4) : packed, _mm_set1_epi8(0x0F));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(nibbles), _mm256_set1_epi32(offset)));
+}
+
+/// Q4_0, Q4_1 and Q8_0 blocks with explicit vectors (the generic loops' conversions came out
+/// partly scalar and ~30% slower on Q4_1 rows); the same multiplies and adds per element.
+STRATA_AVX2_INLINE void dequantize_small_blocks_avx2(uint32_t format, const uint8_t *source, float *output,
+                                                    size_t count) {
+    const size_t bytes = group_bytes(format);
+    const size_t codes_offset = format == FORMAT_Q4_1 ? 4 : 2;
+    for (size_t block_index = 0; block_index < count / 32; block_index++) {
+        const uint8_t *block = source + block_index * bytes, *codes = block + codes_offset;
+        float *block_output = output + 32 * block_index;
+        const __m256 scale = _mm256_set1_ps(half_to_float_f16c(block));
+        const __m256 minimum = _mm256_set1_ps(format == FORMAT_Q4_1 ? half_to_float_f16c(block + 2) : 0.0f);
+        for (int part = 0; part < 4; part++) {
+            // elements 8 part ..< 8 part + 8: Q8_0's bytes in order; Q4_x's low nibbles of
+            // bytes 0-15, then their high nibbles
+            __m256 values = format == FORMAT_Q8_0
+                                ? eight_codes(format, codes + 8 * part, 0, 0)
+                                : eight_codes(format, codes + 8 * (part & 1), part >= 2, format == FORMAT_Q4_0 ? 8 : 0);
+            values = _mm256_mul_ps(scale, values);
+            if (format == FORMAT_Q4_1) values = _mm256_add_ps(values, minimum);
+            _mm256_storeu_ps(block_output + 8 * part, values);
+        }
+    }
+}
+
 STRATA_AVX2
 static void dequantize_avx2(uint32_t format, const uint8_t *source, float *output, size_t count) {
-    dequantize_row(format, source, output, count, half_to_float_f16c);
+    switch (format) {
+    case FORMAT_Q4_0: dequantize_small_blocks_avx2(FORMAT_Q4_0, source, output, count); return;
+    case FORMAT_Q4_1: dequantize_small_blocks_avx2(FORMAT_Q4_1, source, output, count); return;
+    case FORMAT_Q8_0: dequantize_small_blocks_avx2(FORMAT_Q8_0, source, output, count); return;
+    default: dequantize_row(format, source, output, count, half_to_float_f16c); return;
+    }
 }
 #endif
 
