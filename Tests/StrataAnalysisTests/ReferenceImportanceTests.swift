@@ -4,9 +4,10 @@ import StrataEngine
 import StrataTestSupport
 import Testing
 
-/// transformers' layer study of SmolLM2-135M: on 4 windows (`Fixtures/hf-smollm2-135m-layers.json`,
-/// the full tier) or on the first window (`Fixtures/hf-smollm2-135m-layers-1-window.json`, made
-/// by `Fixtures/make_layer_references.py` with the same producer and rules; the default tier).
+/// transformers' layer study of SmolLM2-135M: on 4 windows of 512 tokens
+/// (`Fixtures/hf-smollm2-135m-layers.json`, the full tier) or on one window of 256
+/// (`Fixtures/hf-smollm2-135m-layers-reduced.json`, made by `Fixtures/make_layer_references.py`
+/// with the same producer and rules; the default tier).
 struct LayerReference: Decodable {
     struct Layers: Decodable {
         struct Angular: Decodable { let values: [[Double?]] }
@@ -41,9 +42,10 @@ struct LayerReference: Decodable {
     }
     let layers: Layers
 
-    /// The study this tier checks against: 4 windows in the full tier, 1 in the default.
+    /// The study this tier checks against: 4 windows of 512 tokens in the full tier, 1 of 256 in
+    /// the default.
     static func load() throws -> Layers {
-        let name = TestTier.size(reduced: "hf-smollm2-135m-layers-1-window", full: "hf-smollm2-135m-layers")
+        let name = TestTier.size(reduced: "hf-smollm2-135m-layers-reduced", full: "hf-smollm2-135m-layers")
         let url = try #require(Bundle.module.url(forResource: "Fixtures/" + name, withExtension: "json"))
         return try JSONDecoder().decode(LayerReference.self, from: Data(contentsOf: url)).layers
     }
@@ -99,8 +101,8 @@ struct ReferenceImportanceTests {
         let report = try analyzeImportance(
             transformer: &transformer, calibration: calibration, modelName: "smollm2-135m", textName: "test",
             options: ImportanceOptions(ablations: [.layer], logitLensPositions: 0, measuresWeightOutliers: false))
-        print(String(format: "analysis (BI, angular, 30 layer removals × %d windows of 512): %.1f s",
-                     reference.windows, Date().timeIntervalSince(start)))
+        print(String(format: "analysis (BI, angular, 30 layer removals × %d windows of %d): %.1f s",
+                     reference.windows, reference.context, Date().timeIntervalSince(start)))
         cached = report
         return report
     }

@@ -86,18 +86,21 @@ struct SpeculativeDecodingTests {
         }
     }
 
-    @Test("speculative sampling draws the next token from the full model's distribution (chi-square)")
-    func samplingPreservesTheDistribution() throws {
-        let model = try LoadedModels.model("smollm2-135m")
+    /// On a tiny model by default, and on SmolLM2 too in the full tier.
+    @Test("speculative sampling draws the next token from the full model's distribution (chi-square)",
+          arguments: TestModel.mechanics())
+    func samplingPreservesTheDistribution(testModel: TestModel) throws {
+        let model = try testModel.load()
+        let layers = model.config.layerCount
         let prompt = model.tokenizer.encode("Once upon a time, there was a little", addSpecial: false)
         let sampling = SamplingParameters(temperature: 1.5, topK: 4, topP: 1, minP: 0)
         // A weak draft (a third of the layers) so that drafts are often rejected and the
         // residual distribution does real work.
-        let draftPlan = LayerPlan(layerCount: 30, steps: (0..<10).map { LayerStep(layer: $0) })
-        var transformer = try PreparedModels.transformer("smollm2-135m")
+        let draftPlan = LayerPlan(layerCount: layers, steps: (0..<max(1, layers / 3)).map { LayerStep(layer: $0) })
+        var transformer = try testModel.transformer(numerics: .recommended(for: model.config))
         var cache = transformer.makeCache(capacity: prompt.count + 8)
         let context = Array(prompt.dropLast())
-        let full = LayerPlan.full(layerCount: 30)
+        let full = LayerPlan.full(layerCount: layers)
         _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
         let target = Sampler(parameters: sampling).distribution(
             logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,

@@ -13,10 +13,6 @@ struct ContinuationScoringTests {
         model = try LoadedModels.model("smollm2-135m")
     }
 
-    func tokenized(_ document: TaskDocument) throws -> [TokenizedRequest] {
-        try document.requests.map { try TokenizedRequest($0, tokenizer: model.tokenizer, maximumLength: model.config.contextLength) }
-    }
-
     @Test("the continuation is what follows the context's ids in context + continuation")
     func tokenization() throws {
         let request = TaskRequest(context: "The capital of France is", continuation: " Paris.")
@@ -32,11 +28,18 @@ struct ContinuationScoringTests {
         #expect(short.continuationStart == tokens.continuationStart - 2)
     }
 
+    /// A tiny model by default; SmolLM2 too in the full tier.
     @Test("sharing a document's prefix gives exactly the scores of running each request whole",
-          arguments: Numerics.allCases)
-    func prefixSharing(numerics: Numerics) throws {
-        var transformer = Transformer(model: model, numerics: numerics)
+          arguments: TestModel.mechanics(), Numerics.allCases)
+    func prefixSharing(testModel: TestModel, numerics: Numerics) throws {
+        let model = try testModel.load()
+        var transformer = try testModel.transformer(numerics: numerics)
         let plan = LayerPlan.full(layerCount: model.config.layerCount)
+        func tokenized(_ document: TaskDocument) throws -> [TokenizedRequest] {
+            try document.requests.map {
+                try TokenizedRequest($0, tokenizer: model.tokenizer, maximumLength: model.config.contextLength)
+            }
+        }
         for (file, kind) in [("arc-easy-first-3.jsonl", EvaluationTask.Kind.multipleChoice),
                              ("winogrande-first-3.jsonl", .multipleChoice), ("lambada-first-4.jsonl", .greedyContinuation)] {
             for document in try TaskDataset.load(path: Fixture.path(file), kind: kind) {
@@ -52,7 +55,7 @@ struct ContinuationScoringTests {
 
     @Test("a whole request's score is the sum of per-token log-probabilities of one full forward pass")
     func scoreMatchesOneForwardPass() throws {
-        var transformer = Transformer(model: model)
+        var transformer = try PreparedModels.transformer("smollm2-135m")
         let plan = LayerPlan.full(layerCount: model.config.layerCount)
         let request = try TokenizedRequest(TaskRequest(context: "Once upon a time there was a", continuation: " little girl"),
                                            tokenizer: model.tokenizer, maximumLength: 64)

@@ -5,8 +5,8 @@ import Testing
 
 /// Prints fast-versus-reference timings. Timings vary with the machine and its load, so nothing
 /// is asserted. Run (release needs `-enable-testing` for the target's `@testable` imports):
-/// `STRATA_TIMING=1 swift test -c release -Xswiftc -enable-testing --filter DequantizationTiming`
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["STRATA_TIMING"] != nil), .serialized)
+/// Full tier only: `STRATA_TEST_TIER=full swift test -c release -Xswiftc -enable-testing --filter DequantizationTiming`
+@Suite(.enabled(if: TestTier.isFull, "full tier only: set STRATA_TEST_TIER=full"), .serialized)
 struct DequantizationTiming {
     @Test("fast versus reference dequantization", arguments: [4 << 20, 64 << 10])
     func timings(sourceBytes: Int) {

@@ -7,10 +7,10 @@ import Testing
 /// Times `WeightMatrix.multiply(_:into:pool:)` on real model matrices and prints GMAC/s and
 /// effective GB/s of weights read, for growing batches on one and two threads. Timings vary
 /// with the machine and its load (best of several runs is printed); nothing is asserted. Run:
-/// `STRATA_TIMING=1 swift test -c release -Xswiftc -enable-testing --filter QuantizedProductTiming`
+/// Full tier only: `STRATA_TEST_TIER=full swift test -c release -Xswiftc -enable-testing --filter QuantizedProductTiming`
 /// (`STRATA_TIMING_MODEL=qwen2.5-coder-1.5b` times one model's matrices only,
 /// `STRATA_TIMING_BITS=8` or `16` one activation precision only).
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["STRATA_TIMING"] != nil), .serialized)
+@Suite(.enabled(if: TestTier.isFull, "full tier only: set STRATA_TEST_TIER=full"), .serialized)
 struct QuantizedProductTiming {
     static let cases: [(model: String, tensor: String)] = [
         ("smollm2-135m", "blk.0.ffn_up.weight"),

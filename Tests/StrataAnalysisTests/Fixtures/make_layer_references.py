@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The layer study of `hf-smollm2-135m-layers.json` on fewer windows, for the default test
 tier: Hugging Face transformers (float32 on the GGUF file's dequantized weights), the same
-rules as the 4-window study, on the first WINDOWS non-overlapping 512-token windows of
-*Pride and Prejudice* (no BOS).
+rules as the 4-window study, on the first WINDOWS non-overlapping windows of CONTEXT tokens
+(default 1 and 512) of *Pride and Prejudice* (no BOS).
 
 - block_influence[l] = 1 - mean over tokens of cos(input of layer l, output of layer l)
 - angular_distance.values[l][n-1] = arccos(cos(h_l, h_{l+n}))/pi at each window's last token,
@@ -10,7 +10,7 @@ rules as the 4-window study, on the first WINDOWS non-overlapping 512-token wind
   final norm); null where l + n > L; n = 1...15
 - perplexity_full, perplexity_without_layer[l] (layer l removed entirely), pooled over windows
 
-    /tmp/refvenv/bin/python make_layer_references.py MODEL_DIR ../../StrataEngineTests/Fixtures/pride-and-prejudice.txt OUT.json [WINDOWS]
+    /tmp/refvenv/bin/python make_layer_references.py MODEL_DIR ../../StrataEngineTests/Fixtures/pride-and-prejudice.txt OUT.json [WINDOWS [CONTEXT]]
 """
 import json
 import math
@@ -20,12 +20,13 @@ import sys
 import torch
 import transformers
 
-CONTEXT, SPANS = 512, 15
+SPANS = 15
 
 
 def main():
     model_dir, text_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
     windows = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    context = int(sys.argv[5]) if len(sys.argv) > 5 else 512
     path = os.path.join(model_dir, "smollm2-135m.gguf")
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, gguf_file=path)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=path, dtype=torch.float32)
@@ -51,11 +52,11 @@ def main():
     influence = [0.0] * count
     angular = [[0.0 if l + n <= count else None for n in range(1, SPANS + 1)] for l in range(count)]
     full_nll, tokens_scored = 0.0, 0
-    batches = [torch.tensor([ids[w * CONTEXT:(w + 1) * CONTEXT]]) for w in range(windows)]
+    batches = [torch.tensor([ids[w * context:(w + 1) * context]]) for w in range(windows)]
     with torch.no_grad():
         for window in batches:
             full_nll += nll(window)
-            tokens_scored += CONTEXT - 1
+            tokens_scored += context - 1
             for l in range(count):
                 cos = torch.nn.functional.cosine_similarity(inputs[l], outputs[l], dim=-1)
                 influence[l] += float((1 - cos).mean()) / windows
@@ -77,7 +78,7 @@ def main():
     result = {
         "producer": f"transformers {transformers.__version__}, torch {torch.__version__}, float32 from GGUF dequantization",
         "layers": {
-            "layer_count": count, "windows": windows, "context": CONTEXT,
+            "layer_count": count, "windows": windows, "context": context,
             "block_influence": [round(v, 6) for v in influence],
             "angular_distance": {"values": [[None if v is None else round(v, 6) for v in row] for row in angular]},
             "perplexity_full": round(math.exp(full_nll / tokens_scored), 4),
