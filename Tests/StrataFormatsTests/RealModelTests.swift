@@ -59,14 +59,17 @@ struct QwenExpectation: Sendable, CustomTestStringConvertible {
 }
 
 extension RealModelTests {
+    /// The 1.5B model is not among the models the README's test command installs, so it is
+    /// checked in the full tier (which needs `scripts/fetch-models.sh qwen2.5-coder-1.5b`).
     static let qwenModels = [
         QwenExpectation(model: "qwen2.5-coder-0.5b", tensorCount: 291, dataOffset: 5_947_776, blockCount: 24,
                         embeddingLength: 896, output: (.q8_0, 5_947_776, 144_643_072),
                         embedding: (.q5_0, 150_590_848, 93_592_576)),
+    ] + (TestTier.isFull ? [
         QwenExpectation(model: "qwen2.5-coder-1.5b", tensorCount: 339, dataOffset: 5_950_528, blockCount: 28,
                         embeddingLength: 1_536, output: (.q6_K, 5_950_528, 191_439_360),
                         embedding: (.q4_K, 197_389_888, 131_272_704)),
-    ]
+    ] : [])
 
     @Test(arguments: qwenModels)
     func qwenDirectoryMatchesPythonReader(_ expected: QwenExpectation) throws {
