@@ -135,4 +135,50 @@ struct SpeculativeDecodingTests {
         // Control: the draft's own distribution is distinguishable from the target with this many draws.
         #expect(chiSquare(draftCounts, target, draws: draws) > 16.27, "draft \(draft) vs target \(target)")
     }
+
+    @Test("sampled speculation keeps the full model's distribution with n-gram and early-exit drafts too (chi-square)",
+          arguments: [DraftSource.ngram, .earlyExit(layers: 1)])
+    func everySourceKeepsTheDistribution(source: DraftSource) throws {
+        let model = try TinyModels.model(.llama)
+        let full = LayerPlan.full(layerCount: model.config.layerCount)
+        // The prompt is a text and the model's own greedy continuation of it, which repeats
+        // itself: the n-gram drafter then proposes a token the model finds likely, so its
+        // drafts are accepted at times and rejected at others.
+        var transformer = try PreparedModels.transformer(.llama)
+        let text = model.tokenizer.encode("the cat and the dog and the cat and the", addSpecial: false)
+        var generator = Generator(transformer: transformer, prompt: text,
+                                  parameters: GenerationParameters(maxTokens: 32, sampling: .greedy))
+        var prompt = text
+        while let event = try generator.next() { if case .token(let token, _) = event { prompt.append(token) } }
+        #expect(!NGramDrafter.propose(history: prompt, maximum: 1).isEmpty)
+        let sampling = SamplingParameters(temperature: 1.5, topK: 4, topP: 1, minP: 0)
+        var cache = transformer.makeCache(capacity: prompt.count + 8)
+        let context = Array(prompt.dropLast())
+        _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
+        let target = Sampler(parameters: sampling).distribution(
+            logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,
+            history: prompt)
+        let draws = 1500
+        var counts: [TokenID: Int] = [:]
+        var stats = SpeculationStats()
+        for seed in 0..<draws {
+            var parameters = sampling
+            parameters.seed = UInt64(seed)
+            var sampler = Sampler(parameters: parameters)
+            var speculator = try Speculator(
+                parameters: SpeculationParameters(draft: source, maxDraft: 1, confidence: 0, adaptive: false), config: model.config)
+            cache.truncate(to: context.count)
+            let decided = try speculator.round(transformer: &transformer, cache: &cache, tokens: prompt, plan: full,
+                                               sampler: &sampler, limit: 1)
+            counts[decided[0], default: 0] += 1
+            stats.drafted += speculator.stats.drafted
+            stats.accepted += speculator.stats.accepted
+        }
+        // df = 3; the 0.1% critical value is 16.27.
+        let statistic = chiSquare(counts, target, draws: draws)
+        #expect(statistic < 16.27, "\(source): chi-square \(statistic); target \(target), counts \(counts)")
+        #expect(stats.drafted == draws, "\(source) drafts one token every round")
+        #expect(stats.accepted > 0 && stats.accepted < stats.drafted,
+                "\(source): drafts both accepted and rejected, so both branches of the rule are exercised")
+    }
 }
