@@ -180,6 +180,21 @@ struct CLITests {
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
     }
 
+    @Test("draft options without --speculative are refused instead of ignored")
+    func draftOptionsNeedSpeculative() throws {
+        let model = try TinyModels.path(.llama)
+        for (option, value) in [("--draft", "ngram"), ("--draft-max", "3"), ("--draft-confidence", "0.2"), ("--draft-domain", "code")] {
+            for command in [["generate", "--prompt", "hi", "--max-tokens", "2"], ["bench", "--prompt-tokens", "8", "--gen-tokens", "2"]] {
+                let run = try StrataRun(command + ["--model", model, option, value])
+                #expect(run.status != 0 && run.error.contains("\(option) applies to self-speculative decoding only"),
+                        "\(command[0]) \(option): \(run.error)")
+            }
+        }
+        let speculative = try StrataRun(["generate", "--model", model, "--prompt", "hi", "--max-tokens", "2", "--speculative",
+                                         "--draft", "ngram", "--draft-max", "3"])
+        #expect(speculative.status == 0, "\(speculative.error)")
+    }
+
     @Test(arguments: plumbingModels)
     func draftLayersSavesItsPlanAndStartsWarmNextTime(testModel: TestModel) throws {
         let model = try Self.path(testModel)

@@ -1,3 +1,4 @@
+import Foundation
 import StrataKernels
 import Testing
 @testable import StrataFormats
@@ -278,5 +279,24 @@ func oneTensor(_ name: String = "blk.0.w", dimensions: [UInt64], type: UInt32, o
                 _ = try? parse(corrupted)
             }
         }
+    }
+}
+
+@Suite struct GGUFSpecialFileTests {
+    /// Opening a FIFO for reading blocks until a writer comes; the reader must refuse it first.
+    /// The open runs on its own thread and is waited for at most 10 seconds, so a regression
+    /// fails the test instead of hanging the suite.
+    @Test func aFIFOIsRefusedWithoutBlocking() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("strata-fifo-\(UUID()).gguf").path
+        try #require(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var message = ""
+        Thread.detachNewThread {
+            do { _ = try GGUFFile.open(path: path) } catch { message = "\(error)" }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success, "opening a FIFO blocked")
+        #expect(message.contains("not a regular file"), "\(message)")
     }
 }

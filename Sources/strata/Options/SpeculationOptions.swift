@@ -7,21 +7,38 @@ struct SpeculationOptions: ParsableArguments {
     @Flag(help: "Self-speculative decoding: drafts are verified by the full model, so the output is exactly what plain decoding gives (greedy: the same tokens; sampling: the same distribution).")
     var speculative = false
 
-    @Option(help: "Draft source: auto (n-gram lookup when the text has a match, else a layer-skip plan an earlier `--draft layers` run saved, if the cost model says it pays, else plain), ngram, layers (search a layer-skip plan while generating, SWIFT-style, and save the best for next time), early-exit:E (the first E layers), or a plan file from `strata plan`.")
-    var draft: String = "auto"
+    // The draft options are optionals so that one given without --speculative can be refused
+    // (it would be ignored); their defaults are the computed properties below.
+    @Option(name: .customLong("draft"), help: ArgumentHelp(
+        "Draft source: auto (n-gram lookup when the text has a match, else a layer-skip plan an earlier `--draft layers` run saved, if the cost model says it pays, else plain), ngram, layers (search a layer-skip plan while generating, SWIFT-style, and save the best for next time), early-exit:E (the first E layers), or a plan file from `strata plan`. (default: auto)",
+        valueName: "draft"))
+    var draftOption: String?
 
     @Option(name: .customLong("draft-domain"), help: ArgumentHelp(
-        "The kind of text, for the layer-skip plans `--draft layers` saves under $STRATA_PLANS (default ~/.cache/strata/plans) and reads back: one plan per model and domain.",
+        "The kind of text, for the layer-skip plans `--draft layers` saves under $STRATA_PLANS (default ~/.cache/strata/plans) and reads back: one plan per model and domain. (default: general)",
         valueName: "name"))
-    var draftDomain = "general"
+    var draftDomainOption: String?
 
-    @Option(name: .customLong("draft-max"), help: "Most tokens drafted per round.")
-    var draftMax: Int = 8
+    @Option(name: .customLong("draft-max"), help: ArgumentHelp("Most tokens drafted per round. (default: 8)", valueName: "draft-max"))
+    var draftMaxOption: Int?
 
-    @Option(name: .customLong("draft-confidence"), help: "A layer-skip draft stops when its top probability falls below this.")
-    var draftConfidence: Float = 0.5
+    @Option(name: .customLong("draft-confidence"), help: ArgumentHelp(
+        "A layer-skip draft stops when its top probability falls below this. (default: 0.5)", valueName: "draft-confidence"))
+    var draftConfidenceOption: Float?
+
+    var draft: String { draftOption ?? "auto" }
+    var draftDomain: String { draftDomainOption ?? "general" }
+    var draftMax: Int { draftMaxOption ?? 8 }
+    var draftConfidence: Float { draftConfidenceOption ?? 0.5 }
 
     func validate() throws {
+        if !speculative {
+            let given = [("--draft", draftOption != nil), ("--draft-domain", draftDomainOption != nil),
+                         ("--draft-max", draftMaxOption != nil), ("--draft-confidence", draftConfidenceOption != nil)]
+            if let (name, _) = given.first(where: { $0.1 }) {
+                throw ValidationError("\(name) applies to self-speculative decoding only: add --speculative, or leave it out")
+            }
+        }
         if draftMax < 1 { throw ValidationError("--draft-max must be at least 1, found \(draftMax)") }
         if !(draftConfidence >= 0 && draftConfidence <= 1) {
             throw ValidationError("--draft-confidence must be in [0, 1], found \(draftConfidence)")
