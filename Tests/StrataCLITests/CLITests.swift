@@ -178,6 +178,14 @@ struct CLITests {
 
         let badOption = try StrataRun(["generate", "--prompt", "hi", "--top-p", "2"])
         #expect(badOption.status != 0 && badOption.error.contains("--top-p"))
+
+        // a negative number after a space is the option's value (it was "Missing value")
+        for (option, value, message) in [("--max-tokens", "-5", "--max-tokens must be 0 or more, found -5"),
+                                         ("--temperature", "-1", "--temperature must be 0 or more, found -1.0"),
+                                         ("--seed", "-1", "The value '-1' is invalid for '--seed")] {
+            let negative = try StrataRun(["generate", "--prompt", "hi", option, value])
+            #expect(negative.status != 0 && negative.error.contains(message), "\(option) \(value): \(negative.error)")
+        }
     }
 
     @Test("draft options without --speculative are refused instead of ignored")

@@ -3,25 +3,25 @@ import StrataEngine
 
 /// Sampling and length options of `strata generate`.
 struct GenerationOptions: ParsableArguments {
-    @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.")
+    @Option(name: .customLong("max-tokens"), parsing: .unconditional, help: "Tokens to generate at most.")
     var maxTokens: Int = 128
 
-    @Option(help: "Sampling temperature; 0 means greedy (argmax).")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 means greedy (argmax).")
     var temperature: Float = 0.8
 
-    @Option(name: .customLong("top-k"), help: "Keep the K most likely tokens (0 disables).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep the K most likely tokens (0 disables).")
     var topK: Int = 40
 
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the most likely tokens up to probability P (1 disables).")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to probability P (1 disables).")
     var topP: Float = 0.95
 
-    @Option(name: .customLong("min-p"), help: "Drop tokens less likely than P times the most likely one (0 disables).")
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: "Drop tokens less likely than P times the most likely one (0 disables).")
     var minP: Float = 0.05
 
-    @Option(name: .customLong("repeat-penalty"), help: "Penalty for tokens among the last 64 (1 disables).")
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional, help: "Penalty for tokens among the last 64 (1 disables).")
     var repeatPenalty: Float = 1.0
 
-    @Option(help: "Random seed; the same seed and options reproduce the same text (default: random).")
+    @Option(parsing: .unconditional, help: "Random seed; the same seed and options reproduce the same text (default: random).")
     var seed: UInt64?
 
     func validate() throws {
