@@ -87,6 +87,12 @@ struct PlanFileTests {
         let nothing = (0..<3).map { LayerStep(layer: $0, runsAttention: false, runsFFN: false) }
         #expect(throws: PlanError.empty) { try LayerPlan(layerCount: 3, steps: nothing).validate(layerCount: 3) }
         #expect(throws: PlanError.layerCountMismatch(plan: 4, model: 3)) { try LayerPlan.full(layerCount: 4).validate(layerCount: 3) }
+        let loop = LayerPlan(layerCount: 3, steps: Array(repeating: LayerStep(layer: 1), count: 48))
+        #expect(throws: Never.self) { try loop.validate(layerCount: 3) }
+        let runaway = LayerPlan(layerCount: 3, steps: Array(repeating: LayerStep(layer: 1), count: 49))
+        #expect(throws: PlanError.tooManySteps(steps: 49, limit: 48)) { try runaway.validate(layerCount: 3) }
+        #expect(PlanError.tooManySteps(steps: 49, limit: 48).description
+                == "the plan has 49 steps; at most 48 (16 per layer of the model) are allowed")
         #expect(throws: PlanError.layerOutOfRange(step: 1, layer: 5, layerCount: 3)) {
             try LayerPlan(layerCount: 3, steps: [LayerStep(layer: 0), LayerStep(layer: 5)]).validate(layerCount: 3)
         }

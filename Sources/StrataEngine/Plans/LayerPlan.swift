@@ -90,6 +90,9 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     /// Checks the plan against a model of `layerCount` layers; the error says what is wrong.
     public func validate(layerCount modelLayers: Int) throws(PlanError) {
         guard layerCount == modelLayers else { throw .layerCountMismatch(plan: layerCount, model: modelLayers) }
+        guard steps.count <= Self.maximumStepsPerLayer * modelLayers else {
+            throw .tooManySteps(steps: steps.count, limit: Self.maximumStepsPerLayer * modelLayers)
+        }
         guard steps.contains(where: { $0.runsAttention || $0.runsFFN }) else { throw .empty }
         if let index = steps.firstIndex(where: { $0.layer < 0 || $0.layer >= modelLayers }) {
             throw .layerOutOfRange(step: index, layer: steps[index].layer, layerCount: modelLayers)
@@ -122,6 +125,8 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
     case reversedLayerRange(list: String, first: Int, last: Int)
     /// A layer named (to skip) that the model does not have.
     case layerNotInModel(layer: Int, layerCount: Int)
+    /// More steps than `LayerPlan.maximumStepsPerLayer` times the model's layers.
+    case tooManySteps(steps: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -139,6 +144,8 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
             "invalid layer list '\(list)': the range \(first)-\(last) is reversed (write \(last)-\(first))"
         case .layerNotInModel(let layer, let layerCount):
             "layer \(layer) does not exist: the model has layers 0...\(layerCount - 1)"
+        case .tooManySteps(let steps, let limit):
+            "the plan has \(steps) steps; at most \(limit) (\(LayerPlan.maximumStepsPerLayer) per layer of the model) are allowed"
         }
     }
 }
@@ -147,6 +154,11 @@ extension LayerPlan {
     /// The largest index a layer list may name: far beyond any model, and small enough that a
     /// range such as `0-9223372036854775807` is refused instead of expanded.
     public static let largestLayerIndex = 65_535
+
+    /// The most steps a plan may have per layer of its model. Loops that repeat a block a few
+    /// times stay far below it; a plan of a million steps (minutes per token, a cache slot per
+    /// step) is refused instead of run.
+    public static let maximumStepsPerLayer = 16
 
     /// Parses a layer list such as `3,7-9` (ranges inclusive) into a set of indices.
     public static func parseLayerList(_ text: String) throws(PlanError) -> Set<Int> {
