@@ -188,6 +188,20 @@ struct CLITests {
         }
     }
 
+    @Test("eval compare --json - writes the JSON alone on stdout, the table on stderr")
+    func compareJSONOnStdoutIsJSONOnly() throws {
+        let model = try TinyModels.path(.llama)
+        let plan = FileManager.default.temporaryDirectory.appendingPathComponent("strata-compare-\(UUID()).json")
+        try #"{"layer_count": 4, "steps": [{"layer": 0}, {"layer": 2}, {"layer": 3}]}"#.write(to: plan, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: plan) }
+        let run = try StrataRun(["eval", "compare", "--model", model, "--plans", plan.path, "--tasks", "none",
+                                 "--perplexity-windows", "1", "--perplexity-context", "32", "--speed-tokens", "0", "--json", "-"])
+        #expect(run.status == 0, "\(run.error)")
+        let object = try run.json()
+        #expect((object["entries"] as? [Any])?.count == 2, "\(object.keys)")
+        #expect(!run.error.isEmpty, "the table goes to stderr")
+    }
+
     @Test("draft options without --speculative are refused instead of ignored")
     func draftOptionsNeedSpeculative() throws {
         let model = try TinyModels.path(.llama)

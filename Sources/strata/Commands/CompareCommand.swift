@@ -130,7 +130,9 @@ struct CompareCommand: ParsableCommand {
         let report = PlanComparisonReport(
             model: modelOptions.model, limit: tasks.isEmpty ? nil : limit, perplexityText: text.name,
             generatedTokens: speedTokens, entries: entries)
-        print(table(report, tasks: tasks))
+        // With --json -, stdout carries the JSON alone (a reader parses all of it); the table
+        // goes to stderr then.
+        if json == "-" { printError(table(report, tasks: tasks)) } else { print(table(report, tasks: tasks)) }
         if let json {
             let data = try JSONEncoder.forReports().encode(report)
             if json == "-" { print(String(decoding: data, as: UTF8.self)) } else { try data.write(to: URL(fileURLWithPath: json)) }
