@@ -77,14 +77,12 @@ struct CostModel: Sendable {
     /// A verified n-gram round: `accepted` of `drafted` (at least one) drafts that followed a
     /// match of `matchLength` tokens.
     mutating func recordNGram(matchLength: Int, drafted: Int, accepted: Int) {
-        ngramAcceptance[matchLength] = Self.acceptanceEstimateWeight * ngramAcceptance[matchLength]
-            + Self.acceptanceMeasurementWeight * Double(accepted) / Double(drafted)
+        Self.recordAcceptance(&ngramAcceptance[matchLength], drafted: drafted, accepted: accepted)
     }
 
     /// A verified round of the fallback plan: `accepted` of `drafted` (at least one) drafts.
     mutating func recordPlan(drafted: Int, accepted: Int) {
-        planAcceptance = Self.acceptanceEstimateWeight * planAcceptance
-            + Self.acceptanceMeasurementWeight * Double(accepted) / Double(drafted)
+        Self.recordAcceptance(&planAcceptance, drafted: drafted, accepted: accepted)
     }
 
     // MARK: decisions
@@ -141,6 +139,10 @@ struct CostModel: Sendable {
 
     private static func regainHope(_ acceptance: inout Double, prior: Double) {
         acceptance += regainRate * (prior - acceptance)
+    }
+
+    private static func recordAcceptance(_ rate: inout Double, drafted: Int, accepted: Int) {
+        rate = acceptanceEstimateWeight * rate + acceptanceMeasurementWeight * Double(accepted) / Double(drafted)
     }
 
     private static func record(_ estimate: inout Double?, _ value: Double) {
