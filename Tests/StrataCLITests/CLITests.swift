@@ -83,16 +83,9 @@ struct CLITests {
     /// The model the plumbing tests run: the tiny generated one, and SmolLM2 in the full tier.
     static let plumbingModels = TestModel.mechanics()
 
-    static func path(_ model: TestModel) throws -> String {
-        switch model {
-        case .tiny(let spec): try TinyModels.path(spec)
-        case .real(let name): try TestModels.require(name)
-        }
-    }
-
     @Test(arguments: plumbingModels)
     func benchJSONHasSpeedBatchCostAndMemory(testModel: TestModel) throws {
-        let model = try Self.path(testModel)
+        let model = try testModel.path()
         let run = try StrataRun(["bench", "--model", model, "--prompt-tokens", "16", "--gen-tokens", "4", "--batch-sizes", "1,2,4",
                                  "--repetitions", "1", "--threads", "1", "--json"])
         #expect(run.status == 0, "\(run.error)")
@@ -113,7 +106,7 @@ struct CLITests {
 
     @Test(arguments: plumbingModels)
     func benchSpeculativeJSONComparesBothModesByType(testModel: TestModel) throws {
-        let model = try Self.path(testModel)
+        let model = try testModel.path()
         // One thread: on a shared 2-core machine two spinning threads contend with other jobs.
         let run = try StrataRun(["bench", "--speculative", "--model", model, "--gen-tokens", "16", "--repetitions", "1",
                                  "--json", "--threads", "1"])
@@ -219,7 +212,7 @@ struct CLITests {
 
     @Test(arguments: plumbingModels)
     func draftLayersSavesItsPlanAndStartsWarmNextTime(testModel: TestModel) throws {
-        let model = try Self.path(testModel)
+        let model = try testModel.path()
         let layerCount = try testModel.load().config.layerCount
         let plans = FileManager.default.temporaryDirectory.appendingPathComponent("strata-plans-\(UUID())")
         defer { try? FileManager.default.removeItem(at: plans) }

@@ -84,6 +84,14 @@ public enum TestModel: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The model's GGUF file: written on first use for a tiny model, installed for a real one.
+    public func path() throws -> String {
+        switch self {
+        case .tiny(let spec): try TinyModels.path(spec)
+        case .real(let name): try TestModels.require(name)
+        }
+    }
+
     /// The shared prepared transformer for this model and `numerics`.
     public func transformer(numerics: Numerics) throws -> Transformer {
         switch self {
