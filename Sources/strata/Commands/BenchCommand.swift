@@ -51,6 +51,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed runs of each test after one warm-up (default 5; with --speculative 2, each run covering every prompt in both modes).")
     var repetitions: Int?
 
+    @Flag(help: "Serving: rounds of --clients concurrent greedy requests (bundled prompts, --gen-tokens each) to one in-process session that decodes them together, against one client alone; then a chat's second turn after 1,000 tokens of history with the prompt cache and without.")
+    var serving = false
+
+    @Option(help: "With --serving: comma-separated counts of concurrent clients.")
+    var clients = "1,2,4,8"
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -70,6 +76,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if serving { return try runServing() }
         if speculationOptions.speculative { return try runSpeculative() }
         let (model, _) = try modelOptions.load()
         var transformer = modelOptions.makeTransformer(model)
