@@ -22,7 +22,7 @@ extension BenchCommand {
         printError("")
         let run = BenchRun(name: modelOptions.model, model: model, transformer: transformer)
         if json {
-            try printJSON(ServingBenchOutput(run: run, report: report))
+            try printJSON(BenchReportOutput(run: run, report: report))
             return
         }
         print(run.headline)
@@ -38,6 +38,36 @@ extension BenchCommand {
         print(String(format: "  prompt cache: turn 2 (%d prompt tokens, %d cached) first token after %.0f ms cached, %.0f ms uncached: %.1fx; outputs %@",
                      cache.secondTurnPromptTokens, cache.cachedTokens, cache.cachedTimeToFirstTokenSeconds * 1000,
                      cache.uncachedTimeToFirstTokenSeconds * 1000, cache.speedup, cache.outputsIdentical ? "identical" : "DIFFER"))
+    }
+
+    /// `strata bench --trace FILE --speculative`: a request trace, plain against speculative.
+    func runTrace() throws {
+        guard let path = trace else { return }
+        let loaded = try RequestTrace.load(path: path)
+        let (model, _) = try modelOptions.load()
+        let transformer = modelOptions.makeTransformer(model)
+        guard let speculation = try speculationOptions.parameters(for: model.config, model: modelOptions.model) else { return }
+        let maxTokens = generatedTokens
+        let rounds = repetitions ?? 1
+        let report = try waitFor {
+            try await runTraceBenchmark(transformer: transformer, trace: loaded, speculation: speculation, maxTokens: maxTokens,
+                                        repetitions: rounds) { step in
+                printError("\rbench: \(step)".padding(toLength: 60, withPad: " ", startingAt: 0), terminator: "")
+            }
+        }
+        printError("")
+        let run = BenchRun(name: modelOptions.model, model: model, transformer: transformer)
+        if json {
+            try printJSON(BenchReportOutput(run: run, report: report))
+            return
+        }
+        print(run.headline)
+        print("  trace \(report.trace), draft \(report.draft); outputs \(report.outputsIdentical ? "identical" : "DIFFER")")
+        print("  type        requests  tokens  plain t/s  speculative t/s  speedup  accepted/drafted")
+        for row in report.byType + [report.overall] {
+            print(String(format: "  %-10@  %8d  %6d  %9.1f  %15.1f  %6.2fx  %d/%d", row.type, row.requests, row.generatedTokens,
+                         row.plainTokensPerSecond, row.speculativeTokensPerSecond, row.speedup, row.accepted, row.drafted))
+        }
     }
 
     func parsedClients() throws -> [Int] {
@@ -61,13 +91,15 @@ func waitFor<Value: Sendable>(_ work: @escaping @Sendable () async throws -> Val
     return try outcome!.get()
 }
 
-/// `strata bench --serving --json` output.
-struct ServingBenchOutput: Encodable {
+/// `strata bench --serving --json` and `--trace --json` output: the run's description and the
+/// report's fields in one object.
+struct BenchReportOutput<Report: Encodable>: Encodable {
     var run: BenchRun
-    var report: ServingReport
+    var report: Report
 
     func encode(to encoder: any Encoder) throws {
         try run.encode(to: encoder)
         try report.encode(to: encoder)
     }
 }
+
