@@ -65,7 +65,8 @@ extension BenchCommand {
         print("  trace \(report.trace), draft \(report.draft); outputs \(report.outputsIdentical ? "identical" : "DIFFER")")
         print("  type        requests  tokens  plain t/s  speculative t/s  speedup  accepted/drafted")
         for row in report.byType + [report.overall] {
-            print(String(format: "  %-10@  %8d  %6d  %9.1f  %15.1f  %6.2fx  %d/%d", row.type, row.requests, row.generatedTokens,
+            print(String(format: "  %@  %8d  %6d  %9.1f  %15.1f  %6.2fx  %d/%d",
+                         row.type.padding(toLength: 10, withPad: " ", startingAt: 0), row.requests, row.generatedTokens,
                          row.plainTokensPerSecond, row.speculativeTokensPerSecond, row.speedup, row.accepted, row.drafted))
         }
     }
