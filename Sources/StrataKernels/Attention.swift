@@ -23,7 +23,8 @@ public enum Attention {
     /// For each of `tokens` queries at positions `startPosition + t`, attends causally over cache
     /// positions `0...startPosition + t` and writes the weighted values to `output`.
     ///
-    /// - `queries`, `output`: `[tokens × heads × headDimensions]`
+    /// - `queries`, `output`: `[rows × heads × headDimensions]`; the call reads and writes rows
+    ///   `firstRow..<firstRow + tokens` (a batch of sequences has one run of rows per sequence)
     /// - `keys`, `values`: `[positions × kvHeads × headDimensions]` (the layer's cache)
     ///
     /// Uses a one-pass (online) softmax over blocks of 8 positions, so no score buffer is
@@ -32,22 +33,23 @@ public enum Attention {
     /// thread count.
     public static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, into output: inout [Float], pool: WorkerPool
+        shape: Shape, scale: Float, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool
     ) {
         causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: startPosition,
-               shape: shape, scale: scale, into: &output, pool: pool, level: .detected)
+               shape: shape, scale: scale, into: &output, firstRow: firstRow, pool: pool, level: .detected)
     }
 
     static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, into output: inout [Float], pool: WorkerPool, level: KernelLevel
+        shape: Shape, scale: Float, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool, level: KernelLevel
     ) {
         let headDimensions = shape.headDimensions
         let rowWidth = shape.kvHeads * headDimensions
         precondition(headDimensions > 0 && headDimensions % 8 == 0, "attention needs head dimensions in multiples of 8")
         precondition(shape.kvHeads > 0 && shape.heads % shape.kvHeads == 0)
-        precondition(queries.count >= tokens * shape.heads * headDimensions)
-        precondition(output.count >= tokens * shape.heads * headDimensions)
+        precondition(firstRow >= 0 && queries.count >= (firstRow + tokens) * shape.heads * headDimensions)
+        precondition(output.count >= (firstRow + tokens) * shape.heads * headDimensions)
+        let firstTask = firstRow * shape.heads
         precondition(keys.count >= (startPosition + tokens) * rowWidth && values.count >= (startPosition + tokens) * rowWidth)
         let group = shape.heads / shape.kvHeads
         queries.withUnsafeBufferPointer { queryBuffer in
@@ -64,9 +66,9 @@ public enum Attention {
                                     let token = task / shape.heads
                                     let kvOffset = (task % shape.heads / group) * headDimensions
                                     strata_attention(
-                                        level.rawValue, query + task * headDimensions, key + kvOffset, value + kvOffset,
-                                        rowWidth, startPosition + token + 1, headDimensions, scale,
-                                        accumulator.baseAddress!, result + task * headDimensions)
+                                        level.rawValue, query + (firstTask + task) * headDimensions, key + kvOffset,
+                                        value + kvOffset, rowWidth, startPosition + token + 1, headDimensions, scale,
+                                        accumulator.baseAddress!, result + (firstTask + task) * headDimensions)
                                 }
                             }
                         }

@@ -141,12 +141,12 @@ import Glibc
 #endif
 
 extension FloatKernels {
-    /// Copies `source[0..<count]` into `destination[offset..<offset + count]`.
-    public static func copy(_ source: [Float], count: Int, into destination: inout [Float], at offset: Int) {
-        precondition(count >= 0 && source.count >= count && offset >= 0 && offset + count <= destination.count)
+    /// Copies `source[start..<start + count]` into `destination[offset..<offset + count]`.
+    public static func copy(_ source: [Float], from start: Int = 0, count: Int, into destination: inout [Float], at offset: Int) {
+        precondition(count >= 0 && start >= 0 && source.count >= start + count && offset >= 0 && offset + count <= destination.count)
         source.withUnsafeBufferPointer { from in
             destination.withUnsafeMutableBufferPointer { to in
-                (to.baseAddress! + offset).update(from: from.baseAddress!, count: count)
+                (to.baseAddress! + offset).update(from: from.baseAddress! + start, count: count)
             }
         }
     }

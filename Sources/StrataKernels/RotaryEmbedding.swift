@@ -21,13 +21,17 @@ public enum RotaryEmbedding {
         }
     }
 
-    /// Fills `cosines` and `sines` (`[positions.count × dimensions/2]`) for the given positions.
+    /// Fills rows `firstRow...` of `cosines` and `sines` (`[rows × dimensions/2]`) for the
+    /// given positions. A batch of sequences fills one run of rows per sequence.
     public static func table(
-        positions: Range<Int>, inverseFrequencies: [Float], cosines: inout [Float], sines: inout [Float]
+        positions: Range<Int>, inverseFrequencies: [Float], cosines: inout [Float], sines: inout [Float],
+        firstRow: Int = 0
     ) {
         let half = inverseFrequencies.count
-        precondition(cosines.count >= positions.count * half && sines.count >= positions.count * half)
-        for (row, position) in positions.enumerated() {
+        let end = (firstRow + positions.count) * half
+        precondition(firstRow >= 0 && cosines.count >= end && sines.count >= end)
+        for (offset, position) in positions.enumerated() {
+            let row = firstRow + offset
             for index in 0..<half {
                 let angle = Float(position) * inverseFrequencies[index]
                 cosines[row * half + index] = cosf(angle)

@@ -85,6 +85,40 @@ struct SpecialTokenSplitter: Sendable {
         return fragments
     }
 
+    /// `bytes` with every control or unknown token's spelling broken by `Tokenizer.literalMarker`
+    /// after its first character, so that `split` with special parsing leaves it as text; marker
+    /// bytes already in `bytes` are dropped first, so every marker left is one this inserted.
+    func protect(_ input: [UInt8]) -> [UInt8] {
+        let marker = Tokenizer.literalMarkerBytes
+        let bytes = Tokenizer.removingLiteralMarkers(input)
+        let special = entries.filter(\.needsSpecialParsing)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var position = 0
+        outer: while position < bytes.count {
+            if isFirstByte[Int(bytes[position])] {
+                for entry in special where position + entry.bytes.count <= bytes.count && matches(entry.bytes, in: bytes, at: position) {
+                    let firstCharacter = Self.firstCharacterLength(entry.bytes)
+                    output += entry.bytes[0..<firstCharacter]
+                    output += marker
+                    output += entry.bytes[firstCharacter...]
+                    position += entry.bytes.count
+                    continue outer
+                }
+            }
+            output.append(bytes[position])
+            position += 1
+        }
+        return output
+    }
+
+    /// Bytes of the first UTF-8 character (1 for a stray continuation byte).
+    private static func firstCharacterLength(_ bytes: [UInt8]) -> Int {
+        let lead = bytes[0]
+        let length = lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
+        return min(length, bytes.count)
+    }
+
     @inline(__always)
     private func matches(_ needle: [UInt8], in bytes: [UInt8], at position: Int) -> Bool {
         for offset in 0..<needle.count where bytes[position + offset] != needle[offset] {

@@ -78,6 +78,7 @@ public final class Tokenizer: Sendable {
         let bytes = Array(text.utf8)
         output.reserveCapacity(output.count + bytes.count / 3)
 
+        let hasMarkers = parseSpecial && Self.containsLiteralMarker(bytes)
         var classified = ClassifiedText()
         var ends: [Int] = []
         var scratch: [Int] = []
@@ -86,6 +87,15 @@ public final class Tokenizer: Sendable {
             switch fragment {
             case .token(let id):
                 output.append(id)
+            case .text(let range) where hasMarkers:
+                let text = Self.removingLiteralMarkers(Array(bytes[range]))
+                classified.load(text, 0..<text.count)
+                preTokenizer.split(classified, into: &ends, scratch: &scratch)
+                var start = 0
+                for end in ends {
+                    encoder.encode(text[classified.byteOffsets[start]..<classified.byteOffsets[end]], into: &output, workspace: &workspace)
+                    start = end
+                }
             case .text(let range):
                 classified.load(bytes, range)
                 preTokenizer.split(classified, into: &ends, scratch: &scratch)
@@ -100,6 +110,42 @@ public final class Tokenizer: Sendable {
 
         if addSpecial, vocabulary.addEOS, let eos = vocabulary.eosID {
             output.append(eos)
+        }
+        return output
+    }
+
+    /// Marks `text` as literal for a chat template: after rendering, `encode` with special
+    /// parsing tokenizes it as text even where it spells a control token such as `<|im_end|>`,
+    /// so message content cannot close its own turn; only the template's own markup becomes
+    /// control tokens. (A marker, U+FDD0, is inserted into each such spelling and dropped by
+    /// `encode`; U+FDD0 already in `text`, a Unicode noncharacter, is dropped.)
+    public func literal(_ text: String) -> String {
+        String(decoding: specialTokens.protect(Array(text.utf8)), as: UTF8.self)
+    }
+
+    /// U+FDD0, a noncharacter: what `literal(_:)` inserts and `encode` drops.
+    static let literalMarkerBytes: [UInt8] = [0xEF, 0xB7, 0x90]
+
+    static func containsLiteralMarker(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 3 else { return false }
+        for index in 0..<(bytes.count - 2) where bytes[index] == 0xEF && bytes[index + 1] == 0xB7 && bytes[index + 2] == 0x90 {
+            return true
+        }
+        return false
+    }
+
+    static func removingLiteralMarkers(_ bytes: [UInt8]) -> [UInt8] {
+        guard containsLiteralMarker(bytes) else { return bytes }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if index + 2 < bytes.count && bytes[index] == 0xEF && bytes[index + 1] == 0xB7 && bytes[index + 2] == 0x90 {
+                index += 3
+                continue
+            }
+            output.append(bytes[index])
+            index += 1
         }
         return output
     }

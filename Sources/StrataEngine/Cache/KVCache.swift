@@ -6,7 +6,8 @@ public struct KVCache: Sendable {
     /// Positions stored (the next token goes at position `count`).
     public private(set) var count: Int = 0
     /// Positions that fit.
-    public let capacity: Int
+    public var capacity: Int { capacityStorage }
+    private var capacityStorage: Int
     /// Floats per position per layer (`kvHeads × headDimensions`).
     public let rowWidth: Int
     /// Per slot (one per layer, plus one per repeated step of a looping plan):
@@ -18,10 +19,20 @@ public struct KVCache: Sendable {
     /// A cache for `config` holding up to `capacity` positions (default: the model's context).
     public init(config: ModelConfig, capacity: Int? = nil) {
         let capacity = max(1, capacity ?? config.contextLength)
-        self.capacity = capacity
+        capacityStorage = capacity
         rowWidth = config.kvHeadCount * config.headDimensions
         keys = Array(repeating: [Float](repeating: 0, count: capacity * rowWidth), count: config.layerCount)
         values = keys
+    }
+
+    /// Holds no storage: stands in for a cache while the real one is swapped elsewhere.
+    static var placeholder: KVCache { KVCache() }
+
+    private init() {
+        capacityStorage = 0
+        rowWidth = 0
+        keys = []
+        values = []
     }
 
     /// Forgets every position from `newCount` on.
@@ -42,6 +53,18 @@ public struct KVCache: Sendable {
     mutating func advance(to newCount: Int) {
         precondition(newCount <= capacity)
         count = max(count, newCount)
+    }
+
+    /// The same positions in a cache of another capacity (at least `count`).
+    func resized(capacity newCapacity: Int) -> KVCache {
+        precondition(newCapacity >= count)
+        var result = self
+        let kept = count * rowWidth
+        let size = newCapacity * rowWidth
+        result.keys = keys.map { Array($0[0..<kept]) + [Float](repeating: 0, count: size - kept) }
+        result.values = values.map { Array($0[0..<kept]) + [Float](repeating: 0, count: size - kept) }
+        result.capacityStorage = newCapacity
+        return result
     }
 
     /// Keys and values of some positions of every slot, as `snapshot(_:)` copied them.

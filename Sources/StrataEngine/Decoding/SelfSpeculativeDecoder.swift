@@ -34,26 +34,48 @@ struct Speculator: Sendable {
     ) throws -> [TokenID] {
         let position = cache.count
         let pending = tokens[tokens.count - 1]
-        let request = DraftRequest(
-            tokens: tokens, length: min(draftLength, limit, parameters.maxDraft), maximum: min(limit, parameters.maxDraft),
-            verifierPlan: plan, sampler: sampler, confidence: parameters.confidence)
-        let draft = try drafter.draft(request, transformer: &transformer, cache: &cache, stats: &stats)
-        let drafts = draft.tokens
-        // nil: a deterministic draft (n-gram), q is a point mass on the drafted token.
-        let draftDistributions = draft.distributions.isEmpty ? drafts.map { _ in nil } : draft.distributions
+        let draft = try propose(transformer: &transformer, cache: &cache, tokens: tokens, plan: plan, sampler: sampler,
+                                limit: limit)
 
         let start = clock.now
-        let selection: LogitsSelection = drafts.isEmpty ? .last : .all
-        let seed = try drafter.verificationStart(for: [pending] + drafts, at: position, transformer: &transformer, cache: &cache)
+        let selection: LogitsSelection = draft.tokens.isEmpty ? .last : .all
+        let seed = try drafter.verificationStart(for: [pending] + draft.tokens, at: position, transformer: &transformer,
+                                                 cache: &cache)
         let logits = if let seed {
             try transformer.forward(hidden: seed.hidden, firstStep: seed.firstStep, startPosition: position,
                                     plan: plan, cache: &cache, logits: selection)
         } else {
-            try transformer.forward(tokens: [pending] + drafts, startPosition: position, plan: plan, cache: &cache,
+            try transformer.forward(tokens: [pending] + draft.tokens, startPosition: position, plan: plan, cache: &cache,
                                     logits: selection)
         }
-        let verifyElapsed = (clock.now - start).seconds
-        stats.timings.recordVerify(size: drafts.count + 1, seconds: verifyElapsed)
+        return decide(draft: draft, logits: logits, tokens: tokens, position: position, sampler: &sampler,
+                      verifySeconds: (clock.now - start).seconds, cache: &cache)
+    }
+
+    /// The first half of a round: the drafter's proposal to follow `tokens` (whose last token
+    /// is not in `cache` yet). The caller verifies `[pending] + draft.tokens` at `cache.count`
+    /// with the full plan (alone, or batched beside other sequences) and hands the logits
+    /// (every row when there are drafts, else the last) to `decide`.
+    mutating func propose(
+        transformer: inout Transformer, cache: inout KVCache, tokens: [TokenID], plan: LayerPlan,
+        sampler: Sampler, limit: Int
+    ) throws -> Draft {
+        let request = DraftRequest(
+            tokens: tokens, length: min(draftLength, limit, parameters.maxDraft), maximum: min(limit, parameters.maxDraft),
+            verifierPlan: plan, sampler: sampler, confidence: parameters.confidence)
+        return try drafter.draft(request, transformer: &transformer, cache: &cache, stats: &stats)
+    }
+
+    /// The second half of a round: keeps the longest accepted prefix of the drafts, rolls the
+    /// cache back to `position` + 1 + accepted, counts, and returns the tokens decided.
+    mutating func decide(
+        draft: Draft, logits: Logits, tokens: [TokenID], position: Int, sampler: inout Sampler, verifySeconds: Double,
+        cache: inout KVCache
+    ) -> [TokenID] {
+        let drafts = draft.tokens
+        // nil: a deterministic draft (n-gram), q is a point mass on the drafted token.
+        let draftDistributions = draft.distributions.isEmpty ? drafts.map { _ in nil } : draft.distributions
+        stats.timings.recordVerify(size: drafts.count + 1, seconds: verifySeconds)
 
         var output: [TokenID] = []
         var history = tokens
@@ -84,7 +106,7 @@ struct Speculator: Sendable {
         } else {
             stats.ngramRounds += 1
         }
-        drafter.verified(VerifiedRound(drafted: drafts.count, accepted: accepted, kind: draft.kind, verifySeconds: verifyElapsed))
+        drafter.verified(VerifiedRound(drafted: drafts.count, accepted: accepted, kind: draft.kind, verifySeconds: verifySeconds))
         if parameters.adaptive && !drafts.isEmpty {
             // Draft & Verify style: grow after a fully accepted round, shrink to what was kept.
             draftLength = accepted == drafts.count ? min(parameters.maxDraft, draftLength + 1) : max(1, accepted + 1)

@@ -76,6 +76,8 @@ public struct Transformer: Sendable {
     /// The KV-cache slot of each step of `slotPlan`, kept so a decoding step does not rebuild it.
     private var slots: [Int] = []
     private var slotPlan: LayerPlan?
+    /// Reused by single-sequence passes to hold their cache while the batched core runs.
+    private var cacheHolder: [KVCache] = []
     private let inverseFrequencies: [Float]
     // What the architecture says, asked once here rather than per pass.
     private let rotaryStyle: RotaryStyle
@@ -127,11 +129,53 @@ public struct Transformer: Sendable {
         for (row, token) in tokens.enumerated() {
             weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
         }
-        if let embeddingScale {
-            for index in 0..<(count * hiddenSize) { scratch.hidden[index] *= embeddingScale }
+        scaleEmbeddings(rows: count)
+        return runAlone(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
+                        observer: observer, selection: selection)
+    }
+
+    /// Runs several independent sequences in ONE pass: segment `i` processes its tokens at its
+    /// positions over `caches[i]`. The matrix products take every segment's rows at once; the
+    /// rotary positions, cache writes and attention are per segment. The kernels are batch
+    /// invariant, so each segment's logits are bitwise what `forward(tokens:...)` gives it alone.
+    /// Returns one `Logits` per segment, with the rows its selection asks for.
+    ///
+    /// Segments are not sliced: the caller bounds the total tokens (a server's step budget).
+    public mutating func forward(
+        batch segments: [BatchSegment], plan: LayerPlan, caches: inout [KVCache]
+    ) throws(ForwardError) -> [Logits] {
+        precondition(caches.count == segments.count, "one cache per segment")
+        var rows: [SegmentRows] = []
+        rows.reserveCapacity(segments.count)
+        var total = 0
+        for (index, segment) in segments.enumerated() {
+            try check(count: segment.tokens.count, startPosition: segment.startPosition, plan: plan, cache: caches[index])
+            for token in segment.tokens where token < 0 || Int(token) >= config.vocabularySize {
+                throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+            }
+            rows.append(SegmentRows(firstRow: total, count: segment.tokens.count, startPosition: segment.startPosition,
+                                    selection: segment.logits))
+            total += segment.tokens.count
         }
-        return run(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
-                   observer: observer, selection: selection)
+        guard total > 0 else {
+            return segments.map { _ in Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
+        }
+        scratch.reserve(tokens: total, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
+        let hiddenSize = config.hiddenSize
+        var row = 0
+        for segment in segments {
+            for token in segment.tokens {
+                weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
+                row += 1
+            }
+        }
+        scaleEmbeddings(rows: total)
+        return run(segments: rows, plan: plan, firstStep: 0, caches: &caches, observer: nil)
+    }
+
+    private mutating func scaleEmbeddings(rows: Int) {
+        guard let embeddingScale else { return }
+        for index in 0..<(rows * config.hiddenSize) { scratch.hidden[index] *= embeddingScale }
     }
 
     /// Longest run of tokens one pass processes when nobody observes hidden states: a longer
@@ -187,8 +231,8 @@ public struct Transformer: Sendable {
         try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         FloatKernels.copy(hidden, count: hidden.count, into: &scratch.hidden, at: 0)
-        return run(count: count, startPosition: startPosition, plan: plan, firstStep: firstStep, cache: &cache,
-                   observer: observer, selection: selection)
+        return runAlone(count: count, startPosition: startPosition, plan: plan, firstStep: firstStep, cache: &cache,
+                        observer: observer, selection: selection)
     }
 
     private func check(count: Int, startPosition: Int, plan: LayerPlan, cache: KVCache) throws(ForwardError) {
@@ -205,29 +249,51 @@ public struct Transformer: Sendable {
         }
     }
 
-    /// The layers and the output head, on `scratch.hidden` already holding the stream that
-    /// enters step `firstStep`.
-    private mutating func run(
+    /// One sequence: a batch of one segment. Its cache is swapped into the holder array and
+    /// back, so no key or value storage is copied.
+    private mutating func runAlone(
         count: Int, startPosition: Int, plan: LayerPlan, firstStep: Int, cache: inout KVCache,
         observer: (any HiddenStateObserver)?, selection: LogitsSelection
     ) -> Logits {
+        var caches = cacheHolder
+        cacheHolder = []
+        if caches.isEmpty { caches.append(KVCache.placeholder) }
+        swap(&caches[0], &cache)
+        let segment = SegmentRows(firstRow: 0, count: count, startPosition: startPosition, selection: selection)
+        let logits = run(segments: [segment], plan: plan, firstStep: firstStep, caches: &caches, observer: observer)
+        swap(&caches[0], &cache)
+        cacheHolder = caches
+        return logits[0]
+    }
+
+    /// The layers and the output head, on `scratch.hidden` already holding the stream that
+    /// enters step `firstStep` for every segment's rows.
+    private mutating func run(
+        segments: [SegmentRows], plan: LayerPlan, firstStep: Int, caches: inout [KVCache],
+        observer: (any HiddenStateObserver)?
+    ) -> [Logits] {
         let hiddenSize = config.hiddenSize
         let weights = weights
-        RotaryEmbedding.table(
-            positions: startPosition..<(startPosition + count), inverseFrequencies: inverseFrequencies,
-            cosines: &scratch.cosines, sines: &scratch.sines)
+        let count = segments.reduce(0) { $0 + $1.count }
+        for segment in segments {
+            RotaryEmbedding.table(
+                positions: segment.startPosition..<(segment.startPosition + segment.count),
+                inverseFrequencies: inverseFrequencies, cosines: &scratch.cosines, sines: &scratch.sines,
+                firstRow: segment.firstRow)
+        }
 
         if plan != slotPlan {
             slots = plan.cacheSlots
             slotPlan = plan
         }
-        cache.reserveSlots((slots.max() ?? 0) + 1)
+        let slotCount = (slots.max() ?? 0) + 1
+        for index in caches.indices { caches[index].reserveSlots(slotCount) }
         for (stepIndex, step) in plan.steps.enumerated().dropFirst(firstStep) {
             let layer = weights.layers[step.layer]
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             if step.runsAttention {
-                attention(layer: layer, slot: slots[stepIndex], tokens: count, startPosition: startPosition, cache: &cache)
+                attention(layer: layer, slot: slots[stepIndex], tokens: count, segments: segments, caches: &caches)
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
@@ -237,11 +303,15 @@ public struct Transformer: Sendable {
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerOutput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
         }
-        cache.advance(to: startPosition + count)
-        return outputLogits(tokens: count, selection: selection)
+        for (index, segment) in segments.enumerated() {
+            caches[index].advance(to: segment.startPosition + segment.count)
+        }
+        return outputLogits(segments: segments)
     }
 
-    private mutating func attention(layer: LayerWeights, slot index: Int, tokens: Int, startPosition: Int, cache: inout KVCache) {
+    private mutating func attention(
+        layer: LayerWeights, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache]
+    ) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
@@ -269,14 +339,18 @@ public struct Transformer: Sendable {
         RotaryEmbedding.apply(&scratch.key, tokens: tokens, heads: config.kvHeadCount, headDimensions: config.headDimensions,
                               rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
                               cosines: scratch.cosines, sines: scratch.sines)
-        let rowWidth = cache.rowWidth
-        FloatKernels.copy(scratch.key, count: tokens * rowWidth, into: &cache.keys[index], at: startPosition * rowWidth)
-        FloatKernels.copy(scratch.value, count: tokens * rowWidth, into: &cache.values[index], at: startPosition * rowWidth)
-        Attention.causal(
-            queries: scratch.query, keys: cache.keys[index], values: cache.values[index], tokens: tokens,
-            startPosition: startPosition,
-            shape: .init(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions),
-            scale: attentionScale, into: &scratch.attention, pool: pool)
+        let shape = Attention.Shape(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions)
+        for (cacheIndex, segment) in segments.enumerated() {
+            let rowWidth = caches[cacheIndex].rowWidth
+            FloatKernels.copy(scratch.key, from: segment.firstRow * rowWidth, count: segment.count * rowWidth,
+                              into: &caches[cacheIndex].keys[index], at: segment.startPosition * rowWidth)
+            FloatKernels.copy(scratch.value, from: segment.firstRow * rowWidth, count: segment.count * rowWidth,
+                              into: &caches[cacheIndex].values[index], at: segment.startPosition * rowWidth)
+            Attention.causal(
+                queries: scratch.query, keys: caches[cacheIndex].keys[index], values: caches[cacheIndex].values[index],
+                tokens: segment.count, startPosition: segment.startPosition, shape: shape, scale: attentionScale,
+                into: &scratch.attention, firstRow: segment.firstRow, pool: pool)
+        }
         let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)
         addProjection(tokens: tokens, norm: layer.postAttentionNorm)
@@ -311,22 +385,48 @@ public struct Transformer: Sendable {
         FloatKernels.add(scratch.normalized, into: &scratch.hidden, count: count)
     }
 
-    private mutating func outputLogits(tokens: Int, selection: LogitsSelection) -> Logits {
+    /// The logits of the rows each segment selects, computed in one product. Rows that do not
+    /// form one run are gathered first; the norm and the product treat each row alone, so a row's
+    /// logits do not depend on which others share the call.
+    private mutating func outputLogits(segments: [SegmentRows]) -> [Logits] {
         let config = config
-        let rows: Range<Int> = switch selection {
-        case .last: (tokens - 1)..<tokens
-        case .all: 0..<tokens
-        case .none: 0..<0
-        }
-        var logits = Logits(values: [], rows: rows.count, vocabularySize: config.vocabularySize)
-        guard !rows.isEmpty else { return logits }
         let hiddenSize = config.hiddenSize
-        FloatKernels.rmsNorm(scratch.hidden, firstRow: rows.lowerBound, rows: rows.count, columns: hiddenSize, weight: weights.outputNorm,
-                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        logits.values = [Float](repeating: 0, count: rows.count * config.vocabularySize)
-        let input = prepareInput(scratch.normalized, tokens: rows.count, columns: hiddenSize)
-        Self.multiply(weights.output, scratch.normalized, input, scratch.quantized, into: &logits.values, pool: pool)
-        return logits
+        let vocabularySize = config.vocabularySize
+        let selected = segments.map(\.selectedRows)
+        let rows = selected.reduce(0) { $0 + $1.count }
+        guard rows > 0 else {
+            return segments.map { _ in Logits(values: [], rows: 0, vocabularySize: vocabularySize) }
+        }
+        let nonEmpty = selected.filter { !$0.isEmpty }
+        let contiguous = zip(nonEmpty, nonEmpty.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }
+        let firstRow = nonEmpty.first?.lowerBound ?? 0
+        if contiguous {
+            FloatKernels.rmsNorm(scratch.hidden, firstRow: firstRow, rows: rows, columns: hiddenSize, weight: weights.outputNorm,
+                                 epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        } else {
+            // the projection buffer is free after the last sublayer
+            var gathered = 0
+            for range in selected where !range.isEmpty {
+                FloatKernels.copy(scratch.hidden, from: range.lowerBound * hiddenSize, count: range.count * hiddenSize,
+                                  into: &scratch.projection, at: gathered * hiddenSize)
+                gathered += range.count
+            }
+            FloatKernels.rmsNorm(scratch.projection, rows: rows, columns: hiddenSize, weight: weights.outputNorm,
+                                 epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        }
+        var values = [Float](repeating: 0, count: rows * vocabularySize)
+        let input = prepareInput(scratch.normalized, tokens: rows, columns: hiddenSize)
+        Self.multiply(weights.output, scratch.normalized, input, scratch.quantized, into: &values, pool: pool)
+        if segments.count == 1 { return [Logits(values: values, rows: rows, vocabularySize: vocabularySize)] }
+        var result: [Logits] = []
+        result.reserveCapacity(segments.count)
+        var offset = 0
+        for range in selected {
+            let span = (offset * vocabularySize)..<((offset + range.count) * vocabularySize)
+            result.append(Logits(values: Array(values[span]), rows: range.count, vocabularySize: vocabularySize))
+            offset += range.count
+        }
+        return result
     }
 
     /// Makes `input` (`[tokens × columns]`) ready for every matrix product that reads it next:
@@ -363,4 +463,37 @@ private enum PreparedInput {
     case float(tokens: Int)
     /// Float rows and, in `Scratch.quantized`, their quantized form of `tokens × columns`.
     case quantized(tokens: Int, columns: Int)
+}
+
+/// One sequence's part of a batched forward pass (`Transformer.forward(batch:plan:caches:)`).
+public struct BatchSegment: Sendable {
+    /// Tokens to process, at positions `startPosition...` of the segment's cache.
+    public var tokens: [TokenID]
+    public var startPosition: Int
+    /// Which of the segment's rows get logits.
+    public var logits: LogitsSelection
+
+    public init(tokens: [TokenID], startPosition: Int, logits: LogitsSelection) {
+        self.tokens = tokens
+        self.startPosition = startPosition
+        self.logits = logits
+    }
+}
+
+/// Where a segment's rows sit in the pass's activation buffers.
+private struct SegmentRows {
+    var firstRow: Int
+    var count: Int
+    var startPosition: Int
+    var selection: LogitsSelection
+
+    /// The rows (of the whole pass) whose logits the segment asks for.
+    var selectedRows: Range<Int> {
+        if count == 0 { return firstRow..<firstRow }
+        return switch selection {
+        case .last: (firstRow + count - 1)..<(firstRow + count)
+        case .all: firstRow..<(firstRow + count)
+        case .none: firstRow..<firstRow
+        }
+    }
 }

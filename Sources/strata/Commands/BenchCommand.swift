@@ -51,6 +51,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed runs of each test after one warm-up (default 5; with --speculative 2, each run covering every prompt in both modes).")
     var repetitions: Int?
 
+    @Flag(help: "Serving: rounds of --clients concurrent greedy requests (bundled prompts, --gen-tokens each) to one in-process session that decodes them together, against one client alone; then a chat's second turn after 1,000 tokens of history with the prompt cache and without.")
+    var serving = false
+
+    @Option(help: "With --serving: comma-separated counts of concurrent clients.")
+    var clients = "1,2,4,8"
+
+    @Option(help: "With --speculative: replay a request trace (JSON; Benchmarks/traces/code-edits.json is bundled) greedily on a session, plainly and speculatively (the drafter also sees the session's earlier prompts and outputs), and report decode speed by request type. --gen-tokens caps each answer.")
+    var trace: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -58,6 +67,8 @@ struct BenchCommand: ParsableCommand {
         if promptTokens < 1 || generatedTokens < 1 { throw ValidationError("--prompt-tokens and --gen-tokens must be at least 1") }
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1, found \(repetitions)") }
         if prompts != nil && !speculationOptions.speculative { throw ValidationError("--prompts needs --speculative") }
+        if trace != nil && !speculationOptions.speculative { throw ValidationError("--trace needs --speculative (it compares plain and speculative decoding)") }
+        if trace != nil && serving { throw ValidationError("--trace and --serving are separate benchmarks: give one") }
         _ = try parsedBatchSizes()
     }
 
@@ -70,6 +81,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if serving { return try runServing() }
+        if trace != nil { return try runTrace() }
         if speculationOptions.speculative { return try runSpeculative() }
         let (model, _) = try modelOptions.load()
         var transformer = modelOptions.makeTransformer(model)
