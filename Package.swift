@@ -68,7 +68,8 @@ let package = Package(
         .testTarget(
             name: "StrataServerTests",
             dependencies: [
-                "StrataServer", "StrataEngine", "StrataTestSupport",
+                // strata: the serve test runs the built binary beside the test bundle
+                "StrataServer", "StrataEngine", "StrataTestSupport", "strata",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         .testTarget(
