@@ -82,6 +82,15 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The API error for a failure while a generation streams: a session error keeps its
+    /// meaning (a request still queued at shutdown ends with `.shutDown`: 503), anything else
+    /// is the server's fault.
+    static func generationFailure(_ error: any Error) -> APIError {
+        if let error = error as? APIError { return error }
+        if let error = error as? SessionError { return APIError(error) }
+        return APIError(status: .internalServerError, message: "generation failed: \(error)", type: "server_error")
+    }
+
     /// The body `{"error": {...}}`; `param` and `code` are `null` when absent, as OpenAI's are.
     var body: ErrorBody { ErrorBody(error: .init(message: message, type: type, param: param, code: code)) }
 

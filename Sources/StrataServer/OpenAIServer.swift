@@ -104,10 +104,8 @@ public struct OpenAIServer: Sendable {
                     return jsonResponse(format.whole(text: text, result: result))
                 }
             }
-        } catch let error as APIError {
-            throw error
         } catch {
-            throw APIError(status: .internalServerError, message: "generation failed: \(error)", type: "server_error")
+            throw APIError.generationFailure(error)
         }
         throw APIError(status: .internalServerError, message: "generation ended without a result", type: "server_error")
     }
@@ -130,8 +128,7 @@ public struct OpenAIServer: Sendable {
                     next = try await iterator.next()
                 } catch {
                     // the headers are out: an error event is the only way left to say what happened
-                    let apiError = APIError(status: .internalServerError, message: "generation failed: \(error)", type: "server_error")
-                    try await writer.write(ServerSentEvents.event(apiError.body))
+                    try await writer.write(ServerSentEvents.event(APIError.generationFailure(error).body))
                     break
                 }
                 guard let event = next else { break }

@@ -311,8 +311,9 @@ import Testing
         }
     }
 
-    @Test func shutdownCancelledGenerationIs503() async throws {
-        try await withServer(ScriptedBackend(finishReason: .cancelled)) { client in
+    @Test(arguments: [ScriptedBackend(finishReason: .cancelled), ScriptedBackend(failure: .shutDown)])
+    func shutdownDuringGenerationIs503(backend: ScriptedBackend) async throws {
+        try await withServer(backend) { client in
             #expect(try await client.post("/v1/chat/completions", chatBody).status == .serviceUnavailable)
             let body = #"{"model": "scripted", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}"#
             let events = try sseEvents(try await client.post("/v1/chat/completions", body).body)

@@ -12,6 +12,8 @@ final class ScriptedBackend: GenerationBackend {
     let layerCount = 4
     /// Thrown by `generate` instead of streaming.
     let refusal: SessionError?
+    /// Thrown by the stream after the pieces instead of a result.
+    let failure: SessionError?
     let pieces: [String]
     let finishReason: FinishReason
     /// Seconds between pieces; a long delay keeps a stream open for the disconnect test.
@@ -23,7 +25,8 @@ final class ScriptedBackend: GenerationBackend {
     let shutdowns = Mutex(0)
 
     init(pieces: [String] = ["Hello", ",", " world"], finishReason: FinishReason = .stop, refusal: SessionError? = nil,
-         delay: Double = 0) {
+         failure: SessionError? = nil, delay: Double = 0) {
+        self.failure = failure
         self.pieces = pieces
         self.finishReason = finishReason
         self.refusal = refusal
@@ -34,12 +37,16 @@ final class ScriptedBackend: GenerationBackend {
         if let refusal { throw refusal }
         requests.withLock { $0.append(request) }
         let (stream, continuation) = AsyncThrowingStream<SessionEvent, any Error>.makeStream()
-        let task = Task { [pieces, finishReason, delay] in
+        let task = Task { [pieces, finishReason, delay, failure] in
             continuation.yield(.started(promptTokens: 5, cachedTokens: 2))
             for piece in pieces {
                 if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
                 if Task.isCancelled { return }
                 continuation.yield(.text(piece, tokens: 1))
+            }
+            if let failure {
+                continuation.finish(throwing: failure)
+                return
             }
             continuation.yield(.finished(SessionResult(
                 finishReason: finishReason, promptTokens: 5, cachedPromptTokens: 2, completionTokens: pieces.count,

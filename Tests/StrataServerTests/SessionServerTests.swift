@@ -99,3 +99,34 @@ import Testing
         }
     }
 }
+
+/// Requests side by side on one session: each answer is what it would be alone (the kernels are
+/// batch-invariant), and a seed reproduces a sampled answer.
+@Suite(.serialized) struct ConcurrentRequestTests {
+    @Test func concurrentAnswersEqualAnswersAlone() async throws {
+        let prompts = ["the cat", "a dog ran", "the mat sat on", "one two three"]
+        @Sendable func body(_ prompt: String, seed: Int?) -> String {
+            #"{"model": "tiny", "prompt": "\#(prompt)", "max_tokens": 8, "temperature": \#(seed == nil ? 0 : 1)\#(seed.map { #", "seed": \#($0)"# } ?? "")}"#
+        }
+        @Sendable func text(_ answer: Answer) -> String? { (answer.json["choices"] as? [[String: Any]])?.first?["text"] as? String }
+        try await SessionServerTests.withSessionServer(.tiny(.llama), name: "tiny", options: SessionOptions(parallel: 4)) { client, _ in
+            var alone: [String?] = []
+            for prompt in prompts { alone.append(text(try await client.post("/v1/completions", body(prompt, seed: nil)))) }
+            let together = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for (index, prompt) in prompts.enumerated() {
+                    group.addTask { (index, text(try await client.post("/v1/completions", body(prompt, seed: nil)))) }
+                }
+                var results = [String?](repeating: nil, count: prompts.count)
+                for try await (index, answer) in group { results[index] = answer }
+                return results
+            }
+            #expect(together == alone)
+            #expect(alone.allSatisfy { $0 != nil })
+
+            let first = text(try await client.post("/v1/completions", body("the cat", seed: 42)))
+            let second = text(try await client.post("/v1/completions", body("the cat", seed: 42)))
+            #expect(first != nil)
+            #expect(first == second)
+        }
+    }
+}
