@@ -50,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
         if parallel < 1 { throw ValidationError("--parallel must be at least 1, found \(parallel)") }
         if queue < 0 { throw ValidationError("--queue must be 0 or more, found \(queue)") }
         if let context, context < 2 { throw ValidationError("--context must be at least 2, found \(context)") }
+        if apiKey?.isEmpty == true { throw ValidationError("--api-key must not be empty; leave it out to serve without a key") }
         if maxBody < 1 { throw ValidationError("--max-body must be at least 1, found \(maxBody)") }
         if !(timeLimit > 0 && timeLimit <= 86_400 * 365) {
             throw ValidationError("--time-limit must be a positive number of seconds, found \(timeLimit)")
