@@ -54,29 +54,55 @@ import Testing
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Posts `count` mutated bodies (bounded by `seconds` too, so a slow machine shortens the
+    /// run instead of hanging it), then the unmutated ones, which must succeed.
+    static func postMutatedBodies(
+        _ client: any TestClientProtocol, model: String, count: Int, seconds: Int
+    ) async throws -> [Int: Int] {
+        let chat = chatBase.replacingOccurrences(of: "scripted", with: model)
+        let completion = completionBase.replacingOccurrences(of: "scripted", with: model)
+        var random = SeededGenerator(seed: 21)
+        let start = ContinuousClock.now
+        var statuses: [Int: Int] = [:]
+        for index in 0..<count {
+            if ContinuousClock.now - start > .seconds(seconds) { break }
+            let (endpoint, base) = index.isMultiple(of: 2) ? ("/v1/chat/completions", chat) : ("/v1/completions", completion)
+            let body = mutate(base, using: &random)
+            let answer = try await client.post(endpoint, body)
+            statuses[answer.status.code, default: 0] += 1
+            #expect([200, 400, 404, 413].contains(answer.status.code), "\(answer.status) for \(body)")
+            if answer.status == .ok {
+                #expect(answer.body.hasPrefix("{") || answer.body.hasPrefix("data: "), "\(body)")
+            } else {
+                #expect(answer.error["message"] is String, "\(answer.body) for \(body)")
+            }
+        }
+        let chatAnswer = try await client.post("/v1/chat/completions", chat)
+        #expect(chatAnswer.status == .ok, "\(chatAnswer.body)")
+        let completionAnswer = try await client.post("/v1/completions", completion)
+        #expect(completionAnswer.status == .ok, "\(completionAnswer.body)")
+        return statuses
+    }
+
     @Test func randomAndMutatedBodies() async throws {
         try await withServer(ScriptedBackend(pieces: ["ok"]), configuration: ServerConfiguration(maxBodyBytes: 4_096)) { client in
-            var random = SeededGenerator(seed: 21)
-            let start = ContinuousClock.now
-            var statuses: [Int: Int] = [:]
-            for index in 0..<3_000 {
-                // bounded in time as well as count, so a slow machine shortens the run instead of hanging it
-                if ContinuousClock.now - start > .seconds(60) { break }
-                let (endpoint, base) = index.isMultiple(of: 2)
-                    ? ("/v1/chat/completions", Self.chatBase) : ("/v1/completions", Self.completionBase)
-                let body = Self.mutate(base, using: &random)
-                let answer = try await client.post(endpoint, body)
-                statuses[answer.status.code, default: 0] += 1
-                #expect([200, 400, 404, 413].contains(answer.status.code), "\(answer.status) for \(body)")
-                if answer.status == .ok {
-                    #expect(answer.body.hasPrefix("{") || answer.body.hasPrefix("data: "), "\(body)")
-                } else {
-                    #expect(answer.error["message"] is String, "\(answer.body) for \(body)")
-                }
-            }
+            let statuses = try await Self.postMutatedBodies(client, model: "scripted", count: 3_000, seconds: 60)
             #expect(statuses[400, default: 0] > 100)
-            #expect(try await client.post("/v1/chat/completions", Self.chatBase).status == .ok)
-            #expect(try await client.post("/v1/completions", Self.completionBase).status == .ok)
+        }
+    }
+
+    /// Fewer bodies through a real session on a tiny model: mutated plans, draft settings and
+    /// lengths reach the engine's own checks.
+    @Test func mutatedBodiesAgainstARealSession() async throws {
+        try await SessionServerTests.withSessionServer(.tiny(.llama), name: "scripted") { client, session in
+            let statuses = try await Self.postMutatedBodies(client, model: "scripted", count: 300, seconds: 60)
+            #expect(statuses[200, default: 0] > 10)
+            // every sequence is freed (the decoding loop updates the count after the last event)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while session.metrics().activeSequences > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(session.metrics().activeSequences == 0)
         }
     }
 
