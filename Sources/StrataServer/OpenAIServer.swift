@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import StrataEngine
 
 /// The OpenAI-compatible HTTP API over one `GenerationBackend`: the routes, their validation and
