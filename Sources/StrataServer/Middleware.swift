@@ -23,7 +23,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// The path for the label, or `other`: labels from arbitrary paths would grow without bound.
     static func endpoint(_ path: String) -> String {
-        ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"].contains(path) ? path : "other"
+        if path.hasPrefix("/v1/models/") { return "/v1/models/{model}" }
+        return ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"].contains(path) ? path : "other"
     }
 }
 

@@ -22,8 +22,11 @@ public struct OpenAIServer: Sendable {
         router.add(middleware: ErrorMiddleware(metrics: metrics))
         if let key = configuration.apiKey { router.add(middleware: APIKeyMiddleware(key: key)) }
         router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
-        router.get("/v1/models") { _, _ in
-            jsonResponse(ModelList(data: [.init(id: backend.modelName, created: started)]))
+        router.get("/v1/models") { _, _ in jsonResponse(ModelList(data: [modelObject])) }
+        router.get("/v1/models/{model}") { _, context in
+            let name = context.parameters.get("model") ?? ""
+            try checkModel(name)
+            return jsonResponse(modelObject)
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -73,6 +76,9 @@ public struct OpenAIServer: Sendable {
         }
         return collected
     }
+
+    /// The one model, as `/v1/models` lists it.
+    var modelObject: ModelList.Model { ModelList.Model(id: backend.modelName, created: started) }
 
     func checkModel(_ name: String) throws(APIError) {
         guard name == backend.modelName else { throw .modelNotFound(name) }
