@@ -47,4 +47,18 @@ struct DrafterCostModelTests {
         #expect(model.planDraftLength(maximum: 4) == 0)
         #expect(model.planAcceptance > planLowered && model.planAcceptance < CostModel.planPrior)
     }
+
+    @Test("history drafts keep their own acceptance, by the bucket of their match length")
+    func historyAcceptance() {
+        #expect([2, 3, 4, 7, 8, 15, 16, 32].map(CostModel.historyBucket) == [0, 0, 1, 1, 2, 2, 3, 3])
+        var model = CostModel()
+        model.recordHistory(matchLength: 20, drafted: 4, accepted: 0)
+        #expect(model.historyAcceptance[3] == 0.8 * CostModel.historyPriors[3])
+        #expect(model.historyAcceptance[0] == CostModel.historyPriors[0] && model.ngramAcceptance == CostModel.ngramPriors)
+        // A long match (a repeated request) drafts several tokens at once; a two-token match in
+        // other requests' text at most one, until measured.
+        var fresh = CostModel()
+        #expect(fresh.historyDraftLength(matchLength: 32, available: 8) > 1)
+        #expect(fresh.historyDraftLength(matchLength: 2, available: 8) <= 1)
+    }
 }

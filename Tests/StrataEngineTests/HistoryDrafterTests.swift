@@ -31,7 +31,7 @@ struct HistoryDrafterTests {
         let history = TokenHistory(budget: 4_096)
         history.add(model.tokenizer.encode("the fox and the crow and the cheese", addSpecial: false))
         history.add(prompt + plain.enumerated().map { $0.offset % 5 == 4 ? prompt[$0.offset % prompt.count] : $0.element })
-        for drafter: any Drafter in [HistoryDrafter(history: history), Self.attached(NGramDrafter(), history)] {
+        for drafter: any Drafter in [HistoryDrafter(history: history), Self.attached(AutoDrafter(), history)] {
             let (tokens, stats) = try Self.generate(transformer, prompt: prompt, maxTokens: 40, drafter: drafter)
             #expect(tokens == plain, "\(drafter)")
             #expect(stats.ngramRounds > 0 && stats.accepted < stats.drafted, "\(drafter): \(stats.accepted) of \(stats.drafted)")
@@ -51,10 +51,12 @@ struct HistoryDrafterTests {
         let plain = try Self.generate(transformer, prompt: second, maxTokens: first.count - 4, drafter: nil).tokens
         #expect(plain == Array(first.dropFirst(4)))
         let own = try Self.generate(transformer, prompt: second, maxTokens: plain.count, drafter: NGramDrafter()).stats
-        for drafter: any Drafter in [HistoryDrafter(history: history), Self.attached(NGramDrafter(), history)] {
+        for drafter: any Drafter in [HistoryDrafter(history: history), Self.attached(NGramDrafter(), history),
+                                     Self.attached(AutoDrafter(), history)] {
             let (tokens, stats) = try Self.generate(transformer, prompt: second, maxTokens: plain.count, drafter: drafter)
             #expect(tokens == plain, "\(drafter)")
-            // The first generated token comes from the prompt pass; of the rest, most are drafts.
+            // The first generated token comes from the prompt pass; of the rest, most are drafts
+            // (`auto` drafts fewer at a time when its cost model finds verifying many dear).
             #expect(stats.accepted * 2 >= plain.count - 1, "\(drafter): \(stats.accepted) of \(plain.count)")
             #expect(stats.accepted > own.accepted, "\(drafter): \(stats.accepted), own text alone \(own.accepted)")
         }
@@ -65,6 +67,8 @@ struct HistoryDrafterTests {
         let history = TokenHistory(budget: 16)
         let plan = LayerPlan(layerCount: 4, steps: [LayerStep(layer: 0), LayerStep(layer: 3)], method: "skip")
         #expect(Self.attached(NGramDrafter(), history).description == "ngram+history")
+        #expect(Self.attached(AutoDrafter(), history).description == "auto(ngram+history)")
+        #expect(Self.attached(AutoDrafter(fallback: plan), history).description == "auto(ngram+history, then skip with 2 steps)")
         #expect(Self.attached(PlanDrafter(plan: plan), history).description == "plan(skip, 2 steps)")
         #expect(HistoryDrafter().description == "history")
         // Without a history, the history drafter proposes what prompt lookup does.

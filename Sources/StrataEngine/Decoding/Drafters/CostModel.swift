@@ -31,6 +31,13 @@ struct CostModel: Sendable {
     /// before they are measured: with verification of two tokens costing 1.3-1.5 single steps
     /// on a 2-core CPU, an n-gram draft pays only above about 0.4.
     static let ngramPriors = [0, 0.3, 0.45, 0.55]
+    /// The same for drafts from the history of earlier requests (`TokenHistory`), by the bucket
+    /// of the match length (`historyBucket`: 2-3, 4-7, 8-15, 16-32 tokens). A match of a few
+    /// tokens in other requests' text is weaker evidence than the same match in this request's
+    /// own text (hence below `ngramPriors[3]` at first); a match of 16 or more tokens is a
+    /// repeated request (a regenerated answer, a file sent again), which SuffixDecoding finds
+    /// continued alike most of the time.
+    static let historyPriors = [0.4, 0.55, 0.7, 0.8]
     /// The same for a fallback plan's drafts.
     static let planPrior = 0.5
     /// Share of the distance back to the prior that a declined source regains each round. A
@@ -61,6 +68,8 @@ struct CostModel: Sendable {
     private(set) var draftStepSeconds: Double?
     /// Running acceptance of n-gram drafts by the length of the match they follow.
     private(set) var ngramAcceptance = Self.ngramPriors
+    /// Running acceptance of history drafts by the bucket of the match they follow.
+    private(set) var historyAcceptance = Self.historyPriors
     /// Running acceptance of the fallback plan's drafts.
     private(set) var planAcceptance = Self.planPrior
 
@@ -80,6 +89,12 @@ struct CostModel: Sendable {
         Self.recordAcceptance(&ngramAcceptance[matchLength], drafted: drafted, accepted: accepted)
     }
 
+    /// A verified history round: `accepted` of `drafted` (at least one) drafts that followed a
+    /// match of `matchLength` tokens in earlier requests.
+    mutating func recordHistory(matchLength: Int, drafted: Int, accepted: Int) {
+        Self.recordAcceptance(&historyAcceptance[Self.historyBucket(matchLength)], drafted: drafted, accepted: accepted)
+    }
+
     /// A verified round of the fallback plan: `accepted` of `drafted` (at least one) drafts.
     mutating func recordPlan(drafted: Int, accepted: Int) {
         Self.recordAcceptance(&planAcceptance, drafted: drafted, accepted: accepted)
@@ -93,6 +108,21 @@ struct CostModel: Sendable {
         let length = bestLength(acceptance: ngramAcceptance[matchLength], maximum: available, draftCost: 0)
         if length == 0 { Self.regainHope(&ngramAcceptance[matchLength], prior: Self.ngramPriors[matchLength]) }
         return length
+    }
+
+    /// How many of the `available` history tokens (following a match of `matchLength`) to draft;
+    /// 0 as above.
+    mutating func historyDraftLength(matchLength: Int, available: Int) -> Int {
+        let bucket = Self.historyBucket(matchLength)
+        let length = bestLength(acceptance: historyAcceptance[bucket], maximum: available, draftCost: 0)
+        if length == 0 { Self.regainHope(&historyAcceptance[bucket], prior: Self.historyPriors[bucket]) }
+        return length
+    }
+
+    /// The index into `historyPriors` of a history match of `matchLength` (at least 2) tokens:
+    /// powers of two, as the history indexes n-grams of those lengths.
+    static func historyBucket(_ matchLength: Int) -> Int {
+        min(historyPriors.count - 1, max(0, Int.bitWidth - matchLength.leadingZeroBitCount - 2))
     }
 
     /// How many tokens (at most `maximum`) the fallback plan should draft; 0 as above.
