@@ -60,5 +60,19 @@ struct DrafterCostModelTests {
         var fresh = CostModel()
         #expect(fresh.historyDraftLength(matchLength: 32, available: 8) > 1)
         #expect(fresh.historyDraftLength(matchLength: 2, available: 8) <= 1)
+        // A repeated request's drafts, always accepted, may be believed above the 0.95 other
+        // sources are held to, so verification as dear as a loaded CPU's still leaves long drafts.
+        var repeated = CostModel()
+        repeated.recordVerify(size: 1, seconds: 1)
+        repeated.recordVerify(size: 3, seconds: 2.3)
+        for _ in 0..<30 { repeated.recordHistory(matchLength: 32, drafted: 2, accepted: 2) }
+        #expect(repeated.bestLength(acceptance: 1, maximum: 8, draftCost: 0) == 2)
+        #expect(repeated.historyDraftLength(matchLength: 32, available: 8) == 5)
+        // A request that drafts from its first round never measures a single-token pass; the one
+        // size it measured must not look cheaper than the others for want of that unit.
+        var unmeasured = CostModel()
+        unmeasured.recordVerify(size: 3, seconds: 0.17)
+        for _ in 0..<30 { unmeasured.recordHistory(matchLength: 32, drafted: 2, accepted: 2) }
+        #expect(unmeasured.historyDraftLength(matchLength: 32, available: 8) > 2)
     }
 }
