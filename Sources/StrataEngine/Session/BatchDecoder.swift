@@ -37,9 +37,15 @@ struct BatchDecoder: Sendable {
     private(set) var sequences: [DecodingSequence] = []
     private(set) var promptCache: PromptCache
     private(set) var counters = SessionMetrics()
+    /// Where finished requests' prompts and outputs go, for later requests' drafts.
+    let history: TokenHistory?
     private let clock = ContinuousClock()
 
-    init(transformer: Transformer, contextLength: Int, promptCacheEntries: Int, stepBudget: Int = 128) {
+    init(
+        transformer: Transformer, contextLength: Int, promptCacheEntries: Int, history: TokenHistory? = nil,
+        stepBudget: Int = 128
+    ) {
+        self.history = history
         self.transformer = transformer
         self.contextLength = contextLength
         self.stepBudget = stepBudget
@@ -205,6 +211,7 @@ struct BatchDecoder: Sendable {
                 counters.drafted += stats.drafted
                 counters.accepted += stats.accepted
             }
+            if reason != .cancelled, let history { history.add(sequence.allTokens) }
             if sequence.cache.count > 0 {
                 promptCache.insert(tokens: sequence.cachedTokens, plan: sequence.plan, cache: sequence.cache)
             }
