@@ -188,13 +188,14 @@ struct BatchDecoder: Sendable {
             }
             let (text, tokens) = sequence.takeOutput()
             let firstToken = sequence.firstToken
-            let result = SessionResult(
+            var result = SessionResult(
                 finishReason: reason, promptTokens: sequence.promptCount, cachedPromptTokens: sequence.cachedPromptTokens,
                 completionTokens: sequence.generated, tokens: Array(sequence.generatedTokens),
                 timeToFirstTokenSeconds: firstToken.map { ($0 - sequence.admitted).seconds } ?? 0,
                 queueSeconds: (sequence.admitted - sequence.enqueued).seconds,
                 decodeSeconds: firstToken.map { (now - $0).seconds } ?? 0,
                 speculation: sequence.speculationStats)
+            result.searchedDraftPlan = sequence.searchedDraftPlan
             if let index = updates.firstIndex(where: { $0.id == sequence.id && $0.error == nil }) {
                 updates[index].text += text
                 updates[index].tokens += tokens
