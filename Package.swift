@@ -7,9 +7,14 @@ let package = Package(
     products: [
         .executable(name: "strata", targets: ["strata"]),
         .library(name: "StrataEngine", targets: ["StrataEngine"]),
+        .library(name: "StrataServer", targets: ["StrataServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The innermost quantized loops, in C for per-function CPU targets chosen at run time.
@@ -20,10 +25,21 @@ let package = Package(
         .target(name: "StrataTokenizer"),
         .target(name: "StrataEngine", dependencies: ["StrataKernels", "StrataFormats", "StrataTokenizer"]),
         .target(name: "StrataAnalysis", dependencies: ["StrataEngine", "StrataFormats"]),
+        // The OpenAI-compatible HTTP front door over a ModelSession.
+        .target(
+            name: "StrataServer",
+            dependencies: [
+                "StrataEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataEngine", "StrataAnalysis",
+                "StrataEngine", "StrataAnalysis", "StrataServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(
@@ -49,6 +65,13 @@ let package = Package(
         .testTarget(
             name: "StrataAnalysisTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "StrataServerTests",
+            dependencies: [
+                // strata: the serve test runs the built binary beside the test bundle
+                "StrataServer", "StrataEngine", "StrataTestSupport", "strata",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
         .testTarget(
             name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),
     ]

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Strata: ParsableCommand {
+struct Strata: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strata",
         abstract: "Run transformer language models on the CPU, and make them faster by running fewer layers.",
@@ -11,6 +11,6 @@ struct Strata: ParsableCommand {
             """,
         subcommands: [
             PullCommand.self, GenerateCommand.self, InspectCommand.self, EvalCommand.self, BenchCommand.self,
-            AnalyzeCommand.self, PlanCommand.self,
+            AnalyzeCommand.self, PlanCommand.self, ServeCommand.self,
         ])
 }

@@ -50,6 +50,11 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
+    /// The model's name: a registered name as given, a .gguf path without folder or extension.
+    static func modelName(_ model: String) -> String {
+        URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+    }
+
     /// A transformer over `model` with the chosen threads and numerics.
     func makeTransformer(_ model: LanguageModel) -> Transformer {
         Transformer(model: model, pool: WorkerPool(threadCount: threads), numerics: exact ? .exact : numerics)

@@ -50,14 +50,9 @@ struct SpeculationOptions: ParsableArguments {
 
     static var plansDirectory: String { cacheDirectory("plans", override: "STRATA_PLANS") }
 
-    /// The model's name: a registered name as given, a .gguf path without folder or extension.
-    private static func modelName(_ model: String) -> String {
-        URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
-    }
-
     /// Where the searched draft plan of `model` (a name or a .gguf path) for this domain is kept.
     func searchedPlanPath(model: String) -> String {
-        Self.plansDirectory + "/\(Self.modelName(model))-\(draftDomain).json"
+        Self.plansDirectory + "/\(ModelOptions.modelName(model))-\(draftDomain).json"
     }
 
     /// The plan an earlier `--draft layers` run saved, if there is a usable one. A damaged or
@@ -78,7 +73,7 @@ struct SpeculationOptions: ParsableArguments {
     /// Saves the plan a `--draft layers` search found, replacing the one it started from.
     func saveSearchedPlan(_ found: (plan: LayerPlan, matchness: Double), model: String) throws {
         var plan = found.plan
-        plan.model = Self.modelName(model)
+        plan.model = ModelOptions.modelName(model)
         plan.notes = (plan.notes ?? "") + String(format: "; matchness %.2f on the last %d verified tokens, domain %@",
                                                  found.matchness, LayerSearchDrafter.matchnessWindow, draftDomain)
         let path = searchedPlanPath(model: model)
