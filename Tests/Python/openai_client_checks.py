@@ -6,11 +6,12 @@ Every request has a timeout and no retries, every loop a bound on count, and the
 deadline (--deadline): a check that would start after it is reported failed, not run.
 
     python openai_client_checks.py --base-url http://127.0.0.1:PORT/v1 --api-key KEY \
-        [--strata BIN --model-path GGUF] [--context 2048] [--only NAME,...] [--list]
+        [--strata BIN --model-path GGUF] [--shutdown-pid PID] [--context 2048] [--only NAME,...] [--list]
 
 With --strata and --model-path, `generate_equality` compares the server with
 `strata generate --chat --temperature 0` run on the same model. --api-key is the key the server
-was started with (the auth checks need one). The server should run with --context 2048.
+was started with (the auth checks need one). With --shutdown-pid, the last check stops the server
+with SIGTERM mid-stream. The server should run with --context 2048.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -623,12 +626,46 @@ def disconnect_midstream(ctx):
     return f"follow-up in {seconds:.2f} s (before: {baseline:.2f} s){note}"
 
 
+@check
+def shutdown_midstream(ctx):
+    """SIGTERM (to --shutdown-pid) while a stream runs: the stream ends within seconds, finished or
+    with an error event, and the server stops accepting. Runs last: the server is gone after it;
+    the caller checks that it exits 0."""
+    if not ctx.args.shutdown_pid:
+        return "skipped: no --shutdown-pid"
+    chunks, outcome, signalled = 0, None, None
+    try:
+        with ctx.chat("Tell me a long story about a dragon and a knight.", temperature=0, max_tokens=1500,
+                      stream=True) as stream:
+            for _ in stream:
+                chunks += 1
+                if chunks == 3:
+                    os.kill(ctx.args.shutdown_pid, signal.SIGTERM)
+                    signalled = time.monotonic()
+                expect(chunks <= 2000, "more than 2000 chunks")
+        outcome = "finished"
+    except openai.APIError as error:  # the error event a cancelled stream ends with
+        outcome = f"ended with an error event: {error.message}"
+    expect(signalled is not None, f"the stream ended after {chunks} chunks, before the signal ({outcome})")
+    seconds = time.monotonic() - signalled
+    expect(seconds < 10, f"the stream went on {seconds:.1f} s after SIGTERM ({outcome})")
+    try:
+        ctx.raw("GET", "/health", auth=False, timeout=5)
+        accepting = True
+    except OSError:
+        accepting = False
+    expect(not accepting, "the server still answers /health after SIGTERM and the end of the stream")
+    return f"stream {outcome} {seconds:.2f} s after SIGTERM, {chunks} chunks"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", required=False)
     parser.add_argument("--api-key", default="")
     parser.add_argument("--strata", help="the strata binary, for generate_equality")
     parser.add_argument("--model-path", help="the model file the server runs, for generate_equality")
+    parser.add_argument("--shutdown-pid", type=int,
+                        help="the server's process id: shutdown_midstream sends it SIGTERM mid-stream, last")
     parser.add_argument("--context", type=int, default=2048, help="the server's --context")
     parser.add_argument("--deadline", type=float, default=150, help="seconds for the whole run")
     parser.add_argument("--only", help="comma-separated check names (models_and_health always runs first)")

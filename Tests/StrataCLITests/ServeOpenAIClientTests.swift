@@ -10,7 +10,8 @@ import Darwin
 
 /// Drives `strata serve` with the official `openai` Python client: the checks in
 /// `Tests/Python/openai_client_checks.py`, run with the environment `scripts/fetch-python.sh`
-/// makes, against the built binary serving SmolLM2 on a free loopback port.
+/// makes, against the built binary serving SmolLM2 on a free loopback port. The last check
+/// stops the server with SIGTERM in the middle of a stream; the test then wants exit status 0.
 @Suite("strata serve with the openai client", .serialized)
 struct ServeOpenAIClientTests {
     static let checksScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -33,6 +34,7 @@ struct ServeOpenAIClientTests {
         let checks = try ChildProcess(python, [
             Self.checksScript, "--base-url", "http://127.0.0.1:\(port)/v1", "--api-key", key,
             "--strata", StrataRun.binary.path, "--model-path", model, "--context", "2048", "--deadline", "75",
+            "--shutdown-pid", String(server.process.processIdentifier),
         ])
         let status = checks.wait(timeout: 100)
 
@@ -50,7 +52,8 @@ struct ServeOpenAIClientTests {
         #expect(reported == expected, "checks reported: \(reported); stderr: \(checks.error.text.suffix(2000))")
         #expect(status == 0, "the checks exited \(status.map(String.init) ?? "late, killed"); stderr: \(checks.error.text.suffix(2000))")
 
-        // SIGTERM stops the server gracefully: it exits 0 within a few seconds.
+        // The last check sent SIGTERM mid-stream; the server exits 0 within seconds (one more
+        // SIGTERM if it still runs, then SIGKILL).
         let exit = server.terminate(timeout: 15)
         let outcome = exit.map { "exit \($0)" } ?? "still running, killed"
         #expect(exit == 0, "strata serve after SIGTERM: \(outcome); stderr: \(server.error.text.suffix(2000))")
