@@ -13,4 +13,20 @@ struct Strata: AsyncParsableCommand {
             PullCommand.self, GenerateCommand.self, InspectCommand.self, EvalCommand.self, BenchCommand.self,
             AnalyzeCommand.self, PlanCommand.self, ServeCommand.self,
         ])
+
+    /// Runs the command, then flushes what `print` buffered: a write that failed there (a full
+    /// disk, a closed pipe) is an error with a non-zero exit, never a silent success.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+            try StandardOutput.flush()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

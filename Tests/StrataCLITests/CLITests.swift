@@ -8,11 +8,13 @@ struct StrataRun {
     let output: String
     let error: String
 
+    /// The built `strata` binary.
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("strata")
+
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("strata")
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = Self.binary
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

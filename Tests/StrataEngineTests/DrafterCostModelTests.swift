@@ -47,4 +47,32 @@ struct DrafterCostModelTests {
         #expect(model.planDraftLength(maximum: 4) == 0)
         #expect(model.planAcceptance > planLowered && model.planAcceptance < CostModel.planPrior)
     }
+
+    @Test("history drafts keep their own acceptance, by the bucket of their match length")
+    func historyAcceptance() {
+        #expect([2, 3, 4, 7, 8, 15, 16, 32].map(CostModel.historyBucket) == [0, 0, 1, 1, 2, 2, 3, 3])
+        var model = CostModel()
+        model.recordHistory(matchLength: 20, drafted: 4, accepted: 0)
+        #expect(model.historyAcceptance[3] == 0.8 * CostModel.historyPriors[3])
+        #expect(model.historyAcceptance[0] == CostModel.historyPriors[0] && model.ngramAcceptance == CostModel.ngramPriors)
+        // A long match (a repeated request) drafts several tokens at once; a two-token match in
+        // other requests' text at most one, until measured.
+        var fresh = CostModel()
+        #expect(fresh.historyDraftLength(matchLength: 32, available: 8) > 1)
+        #expect(fresh.historyDraftLength(matchLength: 2, available: 8) <= 1)
+        // A repeated request's drafts, always accepted, may be believed above the 0.95 other
+        // sources are held to, so verification as dear as a loaded CPU's still leaves long drafts.
+        var repeated = CostModel()
+        repeated.recordVerify(size: 1, seconds: 1)
+        repeated.recordVerify(size: 3, seconds: 2.3)
+        for _ in 0..<30 { repeated.recordHistory(matchLength: 32, drafted: 2, accepted: 2) }
+        #expect(repeated.bestLength(acceptance: 1, maximum: 8, draftCost: 0) == 2)
+        #expect(repeated.historyDraftLength(matchLength: 32, available: 8) == 5)
+        // A request that drafts from its first round never measures a single-token pass; the one
+        // size it measured must not look cheaper than the others for want of that unit.
+        var unmeasured = CostModel()
+        unmeasured.recordVerify(size: 3, seconds: 0.17)
+        for _ in 0..<30 { unmeasured.recordHistory(matchLength: 32, drafted: 2, accepted: 2) }
+        #expect(unmeasured.historyDraftLength(matchLength: 32, available: 8) > 2)
+    }
 }

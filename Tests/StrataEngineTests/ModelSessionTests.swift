@@ -128,6 +128,29 @@ struct ModelSessionTests {
         await session.shutdown(cancelRunning: false)
     }
 
+    @Test("a regenerated request drafts from the session's history of earlier outputs, with identical output")
+    func draftsFromEarlierRequests() async throws {
+        let transformer = try PreparedModels.transformer(.llama)
+        let prompt = transformer.model.tokenizer.encode("The quick brown fox jumps over the lazy dog and")
+        let speculation = SpeculationParameters(drafter: NGramDrafter())
+        var accepted: [Int: Int] = [:]
+        for historyTokens in [0, 4_096] {
+            let session = try ModelSession(transformer: transformer, options: SessionOptions(
+                speculation: speculation, historyTokens: historyTokens))
+            let request = SessionRequest(prompt: .tokens(prompt), maxTokens: 40)
+            let first = try await Self.collect(try session.generate(request))
+            let again = try await Self.collect(try session.generate(request))
+            let expected = try Self.alone(transformer, prompt: prompt, maxTokens: 40, sampling: .greedy)
+            #expect(first.result?.tokens == expected && again.result?.tokens == expected)
+            accepted[historyTokens] = again.result?.speculation?.accepted ?? 0
+            #expect((session.history != nil) == (historyTokens > 0))
+            await session.shutdown(cancelRunning: false)
+        }
+        // the second request's answer is in the history: most of it is drafted and accepted
+        #expect(accepted[4_096, default: 0] >= 20, "\(accepted)")
+        #expect(accepted[4_096, default: 0] > accepted[0, default: 0], "\(accepted)")
+    }
+
     @Test("a consumer that stops listening frees its sequence; the next request runs")
     func cancellation() async throws {
         let transformer = try PreparedModels.transformer(.llama)

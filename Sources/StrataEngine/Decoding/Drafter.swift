@@ -36,6 +36,12 @@ public protocol Drafter: Sendable, CustomStringConvertible {
 
     /// Told the outcome of the round `draft` proposed for, including rounds without drafts.
     mutating func verified(_ round: VerifiedRound)
+
+    /// Gives the drafter the text of earlier requests to draft from as well as the request's own.
+    /// A server calls it on each request's copy of the drafter before generating, all copies
+    /// sharing one history, and adds each finished request's prompt and output to it. Default:
+    /// nothing to attach to (a drafter that runs the model has no use for it).
+    mutating func attach(history: TokenHistory)
 }
 
 extension Drafter {
@@ -46,6 +52,8 @@ extension Drafter {
     ) throws -> VerificationStart? { nil }
 
     public mutating func verified(_ round: VerifiedRound) {}
+
+    public mutating func attach(history: TokenHistory) {}
 }
 
 /// What the speculator asks of a drafter in one round.

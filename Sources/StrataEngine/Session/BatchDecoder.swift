@@ -37,9 +37,15 @@ struct BatchDecoder: Sendable {
     private(set) var sequences: [DecodingSequence] = []
     private(set) var promptCache: PromptCache
     private(set) var counters = SessionMetrics()
+    /// Where finished requests' prompts and outputs go, for later requests' drafts.
+    let history: TokenHistory?
     private let clock = ContinuousClock()
 
-    init(transformer: Transformer, contextLength: Int, promptCacheEntries: Int, stepBudget: Int = 128) {
+    init(
+        transformer: Transformer, contextLength: Int, promptCacheEntries: Int, history: TokenHistory? = nil,
+        stepBudget: Int = 128
+    ) {
+        self.history = history
         self.transformer = transformer
         self.contextLength = contextLength
         self.stepBudget = stepBudget
@@ -182,13 +188,14 @@ struct BatchDecoder: Sendable {
             }
             let (text, tokens) = sequence.takeOutput()
             let firstToken = sequence.firstToken
-            let result = SessionResult(
+            var result = SessionResult(
                 finishReason: reason, promptTokens: sequence.promptCount, cachedPromptTokens: sequence.cachedPromptTokens,
                 completionTokens: sequence.generated, tokens: Array(sequence.generatedTokens),
                 timeToFirstTokenSeconds: firstToken.map { ($0 - sequence.admitted).seconds } ?? 0,
                 queueSeconds: (sequence.admitted - sequence.enqueued).seconds,
                 decodeSeconds: firstToken.map { (now - $0).seconds } ?? 0,
                 speculation: sequence.speculationStats)
+            result.searchedDraftPlan = sequence.searchedDraftPlan
             if let index = updates.firstIndex(where: { $0.id == sequence.id && $0.error == nil }) {
                 updates[index].text += text
                 updates[index].tokens += tokens
@@ -205,6 +212,7 @@ struct BatchDecoder: Sendable {
                 counters.drafted += stats.drafted
                 counters.accepted += stats.accepted
             }
+            if reason != .cancelled, let history { history.add(sequence.allTokens) }
             if sequence.cache.count > 0 {
                 promptCache.insert(tokens: sequence.cachedTokens, plan: sequence.plan, cache: sequence.cache)
             }

@@ -60,7 +60,10 @@ struct DecodingSequence: Sendable {
     var isPrefilling: Bool { cache.count < promptCount }
     var isFinished: Bool { finishReason != nil }
     var speculationStats: SpeculationStats? { speculator?.stats }
+    var searchedDraftPlan: (plan: LayerPlan, matchness: Double)? { speculator?.searchedPlan }
     var generatedTokens: ArraySlice<TokenID> { tokens[promptCount...] }
+    /// The prompt and the generated tokens.
+    var allTokens: [TokenID] { tokens }
     /// The tokens whose keys and values the cache holds.
     var cachedTokens: [TokenID] { Array(tokens[0..<min(cache.count, tokens.count)]) }
 

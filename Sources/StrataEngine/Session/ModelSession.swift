@@ -23,6 +23,9 @@ public final class ModelSession: Sendable {
     public let contextLength: Int
     private let plan: LayerPlan
     private let shared: Shared
+    /// Earlier requests' prompts and outputs, which speculating requests' drafters draft from
+    /// (nil when `SessionOptions.historyTokens` is 0).
+    public let history: TokenHistory?
 
     /// Starts the decoding thread. Throws `SessionError.invalidPlan` for a plan that does not
     /// fit the model and `.invalidSpeculation` for a drafter that cannot draft for it.
@@ -40,8 +43,9 @@ public final class ModelSession: Sendable {
             }
         }
         shared = Shared()
+        history = options.historyTokens > 0 ? TokenHistory(budget: options.historyTokens) : nil
         let decoder = BatchDecoder(transformer: transformer, contextLength: contextLength,
-                                   promptCacheEntries: options.promptCacheEntries)
+                                   promptCacheEntries: options.promptCacheEntries, history: history)
         let shared = shared
         let parallel = max(1, options.parallel)
         DispatchQueue(label: "strata.session").async { Self.decodeLoop(decoder: decoder, shared: shared, parallel: parallel) }
@@ -154,7 +158,8 @@ public final class ModelSession: Sendable {
         case .on(let parameters): parameters
         }
         var speculator: Speculator?
-        if let speculation {
+        if var speculation {
+            if let history { speculation.drafter.attach(history: history) }
             do { speculator = try Speculator(parameters: speculation, config: model.config) } catch {
                 throw .invalidSpeculation("\(error)")
             }

@@ -14,7 +14,8 @@ public struct SessionOptions: Sendable {
     /// Finished sequences whose KV caches are kept for prompt reuse (least recently used evicted
     /// first); 0 turns the prompt cache off.
     public var promptCacheEntries: Int
-    /// Tokens of earlier prompts and outputs kept for drafting (oldest evicted first); 0 keeps none.
+    /// Tokens of earlier prompts and outputs kept for speculating requests to draft from
+    /// (`TokenHistory`, about 44 bytes per token; oldest evicted first); 0 keeps none.
     public var historyTokens: Int
     /// A request that runs longer ends with `FinishReason.timeLimit`; nil: no limit.
     public var timeLimit: Duration?
@@ -24,7 +25,7 @@ public struct SessionOptions: Sendable {
 
     public init(
         parallel: Int = 4, contextLength: Int? = nil, queueLimit: Int = 64, plan: LayerPlan? = nil,
-        speculation: SpeculationParameters? = nil, promptCacheEntries: Int = 8, historyTokens: Int = 262_144,
+        speculation: SpeculationParameters? = nil, promptCacheEntries: Int = 8, historyTokens: Int = TokenHistory.defaultBudget,
         timeLimit: Duration? = .seconds(600)
     ) {
         self.parallel = parallel

@@ -86,6 +86,9 @@ public struct SessionResult: Sendable {
     public var decodeSeconds: Double
     /// Speculation counts, when the request decoded speculatively.
     public var speculation: SpeculationStats?
+    /// With a `LayerSearchDrafter`: the best draft plan its search found and its matchness, to
+    /// persist for a warm start next time.
+    public var searchedDraftPlan: (plan: LayerPlan, matchness: Double)?
 
     public init(
         finishReason: FinishReason, promptTokens: Int, cachedPromptTokens: Int, completionTokens: Int, tokens: [TokenID],

@@ -145,7 +145,7 @@ struct CompareCommand: ParsableCommand {
 
     private func perplexityText() throws -> (name: String, contents: String) {
         guard let perplexityFile else { return ("built-in: Pride and Prejudice, chapters 1-3", defaultPerplexityText) }
-        guard let data = FileManager.default.contents(atPath: perplexityFile) else { throw CommandFailure("cannot read \(perplexityFile)") }
+        let data = try InputFiles.read(perplexityFile)
         guard let text = String(data: data, encoding: .utf8) else { throw CommandFailure("\(perplexityFile) is not UTF-8 text") }
         return (perplexityFile, text)
     }

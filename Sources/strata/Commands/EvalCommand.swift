@@ -48,7 +48,7 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("cannot read \(file)") }
+        let data = try InputFiles.read(file)
         guard let text = String(data: data, encoding: .utf8) else { throw CommandFailure("\(file) is not UTF-8 text") }
         let (model, _) = try modelOptions.load()
         guard context <= model.config.contextLength else {

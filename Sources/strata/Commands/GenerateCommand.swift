@@ -10,7 +10,10 @@ struct GenerateCommand: ParsableCommand {
         discussion: """
             The prompt is tokenized exactly as given (a BOS token is added only if the model's \
             metadata asks for one). With --chat it is sent as a user message through the model's \
-            own chat template. Text streams to stdout; --json prints one object at the end instead.
+            own chat template; the message text is always text (a control token's spelling inside \
+            it, such as <|im_end|>, does not become a control token). Text streams to stdout; \
+            --json prints one object at the end instead. Generation runs on a ModelSession, as \
+            `strata serve` does.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -38,47 +41,64 @@ struct GenerateCommand: ParsableCommand {
         let (model, loadSeconds) = try modelOptions.load()
         let promptTokens = try tokenize(model: model)
         guard !promptTokens.isEmpty else { throw CommandFailure("the prompt tokenizes to nothing; give some text") }
-        // A prompt longer than the context is refused by the generator's first step.
-        let transformer = modelOptions.makeTransformer(model)
-        var generator = Generator(
-            transformer: transformer, prompt: promptTokens,
-            parameters: GenerationParameters(
-                maxTokens: generation.maxTokens, sampling: generation.sampling, plan: try planOptions.plan(for: model.config),
-                speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model)))
-        var generated: [TokenID] = []
-        var stats = GenerationStats()
-        while let event = try generator.next() {
-            switch event {
-            case .token(let token, let text):
-                generated.append(token)
-                if !json {
-                    FileHandle.standardOutput.write(Data(text.utf8))
+        let contextLength = model.config.contextLength
+        guard promptTokens.count < contextLength else {
+            throw GenerationError.promptExceedsContext(promptTokens: promptTokens.count, contextLength: contextLength)
+        }
+        // as many tokens as asked, or as the context holds ("context" is then why it stopped)
+        let maxTokens = min(generation.maxTokens, contextLength - promptTokens.count)
+        var result = SessionResult(finishReason: .length, promptTokens: promptTokens.count, cachedPromptTokens: 0,
+                                   completionTokens: 0, tokens: [], timeToFirstTokenSeconds: 0, queueSeconds: 0,
+                                   decodeSeconds: 0, speculation: nil)
+        if maxTokens > 0 {
+            let session: ModelSession
+            do {
+                session = try ModelSession(transformer: modelOptions.makeTransformer(model), options: SessionOptions(
+                    parallel: 1, contextLength: promptTokens.count + maxTokens, plan: try planOptions.plan(for: model.config),
+                    speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model),
+                    promptCacheEntries: 0, historyTokens: 0, timeLimit: nil))
+            } catch let error as SessionError {
+                throw CommandFailure("\(error)")
+            }
+            let request = SessionRequest(prompt: .tokens(promptTokens), maxTokens: maxTokens, sampling: generation.sampling)
+            let streams = !json
+            result = try waitFor {
+                defer { Task { await session.shutdown(cancelRunning: true) } }
+                for try await event in try session.generate(request) {
+                    switch event {
+                    case .text(let text, _) where streams: try StandardOutput.write(text)
+                    case .finished(let result): return result
+                    default: break
+                    }
                 }
-            case .text(let text):
-                if !json {
-                    FileHandle.standardOutput.write(Data(text.utf8))
-                }
-            case .finished(let finalStats):
-                stats = finalStats
+                throw CommandFailure("generation ended without a result")
             }
         }
-        if let found = generator.searchedDraftPlan {
+        if let found = result.searchedDraftPlan {
             try speculationOptions.saveSearchedPlan(found, model: modelOptions.model)
         }
+        let stopReason = switch result.finishReason {
+        case .stop: "eos"
+        case .length where result.completionTokens < generation.maxTokens: "context"
+        case .context: "context"
+        default: "length"
+        }
+        let promptTokensPerSecond = result.timeToFirstTokenSeconds > 0
+            ? Double(result.promptTokens) / result.timeToFirstTokenSeconds : 0
+        let tokensPerSecond = result.decodeSeconds > 0 ? Double(result.completionTokens) / result.decodeSeconds : 0
         if json {
             try printJSON(GenerateOutput(
-                model: modelOptions.model, promptTokens: promptTokens, tokens: generated,
-                text: model.tokenizer.decode(generated), stopReason: stats.stopReason.rawValue,
-                stats: .init(promptTokensPerSecond: stats.promptTokensPerSecond, tokensPerSecond: stats.tokensPerSecond,
+                model: modelOptions.model, promptTokens: promptTokens, tokens: result.tokens,
+                text: model.tokenizer.decode(result.tokens), stopReason: stopReason,
+                stats: .init(promptTokensPerSecond: promptTokensPerSecond, tokensPerSecond: tokensPerSecond,
                              loadSeconds: loadSeconds),
-                speculation: speculationOptions.speculative ? generator.speculationStats : nil))
+                speculation: speculationOptions.speculative ? result.speculation ?? SpeculationStats() : nil))
         } else {
-            print("")
+            try StandardOutput.write("\n")
             printError(String(format: "[%d prompt tokens at %.1f t/s, %d generated at %.1f t/s, stop: %@, load %.2f s]",
-                              stats.promptTokens, stats.promptTokensPerSecond, stats.generatedTokens,
-                              stats.tokensPerSecond, stats.stopReason.rawValue, loadSeconds))
-            if speculationOptions.speculative {
-                let speculation = generator.speculationStats
+                              result.promptTokens, promptTokensPerSecond, result.completionTokens,
+                              tokensPerSecond, stopReason, loadSeconds))
+            if speculationOptions.speculative, let speculation = result.speculation {
                 printError(String(format: "[speculation %@: %d drafted, %d accepted (%.0f%%), %.2f accepted per verify, %d verify passes]",
                                   speculation.draftPlan, speculation.drafted, speculation.accepted,
                                   100 * speculation.acceptanceRate, speculation.meanAcceptedPerVerify, speculation.verifyPasses))

@@ -24,7 +24,7 @@ struct CalibrationOptions: ParsableArguments {
         let text: String
         let name: String
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("cannot read \(file)") }
+            let data = try InputFiles.read(file)
             guard let decoded = String(data: data, encoding: .utf8) else { throw CommandFailure("\(file) is not UTF-8 text") }
             text = decoded
             name = file

@@ -63,7 +63,7 @@ struct ModelOptions: ParsableArguments {
 
 /// Prints `value` as pretty, key-sorted JSON on stdout.
 func printJSON<Value: Encodable>(_ value: Value) throws {
-    print(String(decoding: try JSONEncoder.forReports().encode(value), as: UTF8.self))
+    try StandardOutput.write(String(decoding: try JSONEncoder.forReports().encode(value), as: UTF8.self) + "\n")
 }
 
 /// Writes `message` to stderr (progress and diagnostics never mix with results on stdout).
@@ -84,4 +84,5 @@ func checkOutputPath(_ path: String, option: String, force: Bool) throws {
     guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
         throw ValidationError("\(option) \(path): the folder \(folder) does not exist")
     }
+    if let reason = InputFiles.writeProblem(path) { throw ValidationError("\(option) \(path) cannot be written: \(reason)") }
 }

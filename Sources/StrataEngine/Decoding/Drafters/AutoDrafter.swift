@@ -1,31 +1,45 @@
 import StrataTokenizer
 
-/// Chooses per round: an n-gram draft when the history has a match, otherwise the `fallback`
-/// plan's draft, each only when the cost model (`CostModel`) expects it to beat plain
-/// decoding, and of the length it expects to pay best; otherwise no draft.
+/// Chooses per round: an n-gram draft when the text so far (or an attached `TokenHistory` of
+/// earlier requests, as `HistoryDrafter` chooses) has a match, otherwise the `fallback` plan's
+/// draft, each only when the cost model (`CostModel`) expects it to beat plain decoding, and of
+/// the length it expects to pay best; otherwise no draft.
 public struct AutoDrafter: Drafter {
     public let fallback: LayerPlan?
     private var costModel = CostModel()
     private var runner = ModelDraftRunner()
-    /// The length of the n-gram match this round's draft follows (0: not an n-gram draft).
+    private var history: TokenHistory?
+    /// The length of the n-gram match this round's draft follows (0: not an n-gram draft), and
+    /// whether it was found in the history (whose acceptance the cost model keeps apart).
     private var matchLength = 0
+    private var fromHistory = false
 
     public init(fallback: LayerPlan? = nil) {
         self.fallback = fallback
     }
 
     public var description: String {
-        fallback.map { "auto(ngram, then \($0.method ?? "plan") with \($0.steps.count) steps)" } ?? "auto(ngram)"
+        let lookup = history == nil ? "ngram" : "ngram+history"
+        return fallback.map { "auto(\(lookup), then \($0.method ?? "plan") with \($0.steps.count) steps)" } ?? "auto(\(lookup))"
+    }
+
+    public mutating func attach(history: TokenHistory) {
+        self.history = history
     }
 
     public mutating func draft(
         _ request: DraftRequest, transformer: inout Transformer, cache: inout KVCache, stats: inout SpeculationStats
     ) throws -> Draft {
         matchLength = 0
-        let proposal = NGramDrafter.proposal(history: request.tokens, maximum: request.maximum)
+        fromHistory = false
+        let proposal = HistoryDrafter.proposal(for: request.tokens, history: history, maximum: request.maximum)
         if !proposal.tokens.isEmpty {
             matchLength = proposal.matchLength
-            let length = costModel.ngramDraftLength(matchLength: matchLength, available: proposal.tokens.count)
+            fromHistory = proposal.fromHistory
+            let available = proposal.tokens.count
+            let length = fromHistory
+                ? costModel.historyDraftLength(matchLength: matchLength, available: available)
+                : costModel.ngramDraftLength(matchLength: matchLength, available: available)
             return Draft(tokens: Array(proposal.tokens.prefix(length)), kind: .lookup)
         }
         guard let fallback, request.maximum > 0 else { return .none }
@@ -42,6 +56,8 @@ public struct AutoDrafter: Drafter {
         guard round.drafted > 0 else { return }
         switch round.kind {
         case .layerPlan: costModel.recordPlan(drafted: round.drafted, accepted: round.accepted)
+        case .lookup where matchLength > 0 && fromHistory:
+            costModel.recordHistory(matchLength: matchLength, drafted: round.drafted, accepted: round.accepted)
         case .lookup where matchLength > 0:
             costModel.recordNGram(matchLength: matchLength, drafted: round.drafted, accepted: round.accepted)
         case .lookup: break

@@ -3,15 +3,25 @@ import StrataTokenizer
 /// Prompt-lookup drafting: finds the most recent earlier occurrence of the history's last n
 /// tokens (n = 3 down to 1) in the prompt and the text so far, and proposes the tokens that
 /// followed it. Free to compute, and deterministic (each draft is a point mass).
+///
+/// With a history attached (`attach(history:)`) it drafts as `HistoryDrafter`, so that a server
+/// asked for n-gram drafts copies from earlier requests too.
 public struct NGramDrafter: Drafter {
+    private var history: TokenHistory?
+
     public init() {}
 
-    public var description: String { "ngram" }
+    public var description: String { history == nil ? "ngram" : "ngram+history" }
 
     public mutating func draft(
         _ request: DraftRequest, transformer: inout Transformer, cache: inout KVCache, stats: inout SpeculationStats
     ) throws -> Draft {
-        Draft(tokens: Self.propose(history: request.tokens, maximum: request.length), kind: .lookup)
+        Draft(tokens: HistoryDrafter.proposal(for: request.tokens, history: history, maximum: request.length).tokens,
+              kind: .lookup)
+    }
+
+    public mutating func attach(history: TokenHistory) {
+        self.history = history
     }
 
     /// Up to `maximum` tokens that followed the latest earlier match of the history's last
