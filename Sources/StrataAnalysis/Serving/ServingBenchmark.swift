@@ -22,7 +22,8 @@ public struct ServingRound: Sendable, Codable {
     public var wallSeconds: Double
     /// Generated tokens of all clients over the round's wall time.
     public var tokensPerSecond: Double
-    /// Tokens decided in decode steps over those steps' time (prompt slices sharing a step included).
+    /// Tokens decided in decode-only steps over those steps' time: what the sequences decoding
+    /// together reach, without the prompt passes that `tokensPerSecond` includes.
     public var decodeTokensPerSecond: Double
     /// From sending the request to its first token (queueing included), mean and worst.
     public var meanTimeToFirstTokenSeconds: Double
@@ -67,6 +68,11 @@ public struct PromptCacheMeasurement: Sendable, Codable {
 public struct ServingReport: Sendable, Codable {
     public var rounds: [ServingRound]
     public var promptCache: PromptCacheMeasurement
+
+    enum CodingKeys: String, CodingKey {
+        case rounds
+        case promptCache = "prompt_cache"
+    }
 }
 
 /// Measures a `ModelSession` as a server uses it, in process: for each client count, that many

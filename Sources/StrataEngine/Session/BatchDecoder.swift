@@ -155,7 +155,8 @@ struct BatchDecoder: Sendable {
         }
         var generatedAfter = 0
         for index in decoding { generatedAfter += sequences[index].generated }
-        if !decoding.isEmpty {
+        // steps that also processed a prompt slice would charge its time to decoding
+        if !decoding.isEmpty && decoding.count == segments.count {
             counters.decodeTokens += generatedAfter - generatedBefore
             counters.decodeSeconds += (clock.now - stepStart).seconds
         }

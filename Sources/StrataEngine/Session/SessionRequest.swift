@@ -165,7 +165,8 @@ public struct SessionMetrics: Sendable, Equatable {
     /// Sum and count of time-to-first-token, in seconds.
     public var timeToFirstTokenSecondsTotal = 0.0
     public var timeToFirstTokenCount = 0
-    /// Tokens decided in decode steps and the seconds those steps took (all sequences together).
+    /// Tokens decided in decode-only steps (no prompt slice in the pass) and the seconds those
+    /// steps took, all sequences together: the decode throughput.
     public var decodeTokens = 0
     public var decodeSeconds = 0.0
     public var forwardPasses = 0

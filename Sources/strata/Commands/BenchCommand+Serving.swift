@@ -26,13 +26,17 @@ extension BenchCommand {
             return
         }
         print(run.headline)
-        print("  clients  tokens/s  vs 1 client  decode tokens/s  mean TTFT  max TTFT  outputs = alone")
-        let single = report.rounds.first { $0.clients == 1 }?.tokensPerSecond
+        print("  clients  tokens/s  vs 1   decode tokens/s  vs 1   mean TTFT  max TTFT  outputs = alone")
+        let single = report.rounds.first { $0.clients == 1 }
         for round in report.rounds {
-            let ratio = single.map { String(format: "%10.2fx", round.tokensPerSecond / $0) } ?? "           -"
-            print(String(format: "  %7d  %8.1f  %@  %15.1f  %7.0f ms  %6.0f ms  %@", round.clients, round.tokensPerSecond, ratio,
-                         round.decodeTokensPerSecond, round.meanTimeToFirstTokenSeconds * 1000,
-                         round.maxTimeToFirstTokenSeconds * 1000, round.outputsMatchAlone ? "yes" : "NO"))
+            func ratio(_ value: Double, _ base: Double?) -> String {
+                base.map { String(format: "%5.2fx", value / $0) } ?? "    - "
+            }
+            print(String(format: "  %7d  %8.1f  %@  %15.1f  %@  %7.0f ms  %6.0f ms  %@", round.clients, round.tokensPerSecond,
+                         ratio(round.tokensPerSecond, single?.tokensPerSecond), round.decodeTokensPerSecond,
+                         ratio(round.decodeTokensPerSecond, single?.decodeTokensPerSecond),
+                         round.meanTimeToFirstTokenSeconds * 1000, round.maxTimeToFirstTokenSeconds * 1000,
+                         round.outputsMatchAlone ? "yes" : "NO"))
         }
         let cache = report.promptCache
         print(String(format: "  prompt cache: turn 2 (%d prompt tokens, %d cached) first token after %.0f ms cached, %.0f ms uncached: %.1fx; outputs %@",
