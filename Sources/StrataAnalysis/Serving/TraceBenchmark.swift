@@ -160,8 +160,11 @@ public func runTraceBenchmark(
     }
     var types: [String] = []
     for request in trace.requests where !types.contains(request.type) { types.append(request.type) }
+    // described as the session runs it: with the history of earlier requests attached
+    var described = speculation.drafter
+    described.attach(history: TokenHistory(budget: 2))
     return TraceReport(
-        trace: trace.name, draft: speculation.drafter.description,
+        trace: trace.name, draft: described.description,
         byType: types.map { type in summary(type) { $0.type == type } }, overall: summary("all") { _ in true },
         outputsIdentical: identical)
 }

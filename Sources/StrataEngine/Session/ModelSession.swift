@@ -43,7 +43,7 @@ public final class ModelSession: Sendable {
             }
         }
         shared = Shared()
-        history = options.historyTokens > 0 ? TokenHistory(budget: options.historyTokens) : nil
+        history = options.historyTokens > 0 ? TokenHistory(budget: max(2, options.historyTokens)) : nil
         let decoder = BatchDecoder(transformer: transformer, contextLength: contextLength,
                                    promptCacheEntries: options.promptCacheEntries, history: history)
         let shared = shared
