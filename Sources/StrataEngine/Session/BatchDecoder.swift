@@ -116,9 +116,13 @@ struct BatchDecoder: Sendable {
         for index in sequences.indices where sequences[index].isPrefilling && !sequences[index].isFinished {
             let budget = stepBudget - used
             guard budget > 0 || segments.isEmpty else { break }
-            if let segment = try? sequences[index].segment(budget: budget, transformer: &transformer) {
-                segments.append((index, segment))
-                used += segment.tokens.count
+            do {
+                if let segment = try sequences[index].segment(budget: budget, transformer: &transformer) {
+                    segments.append((index, segment))
+                    used += segment.tokens.count
+                }
+            } catch {
+                fail(index, error, into: &updates)
             }
         }
         let decoding = segments.filter { !sequences[$0.index].isPrefilling }.map(\.index)
