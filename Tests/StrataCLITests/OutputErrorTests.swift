@@ -69,4 +69,19 @@ struct OutputErrorTests {
         #expect(plain.filter { controlIDs.contains($0) }.count == injected.filter { controlIDs.contains($0) }.count,
                 "\(plain) vs \(injected)")
     }
+
+    @Test("a model's name keeps dots that are not a .gguf extension (saved draft plans are named by it)")
+    func modelNamesKeepTheirDots() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("strata-names-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("tiny-coder-1.5b.gguf")
+        try FileManager.default.copyItem(atPath: try TinyModels.path(.llama), toPath: model.path)
+        let run = try StrataRun(["generate", "--model", model.path, "--prompt", "The quick brown fox", "--temperature", "0",
+                                 "--max-tokens", "40", "--speculative", "--draft", "layers"],
+                                environment: ["STRATA_PLANS": folder.path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("tiny-coder-1.5b-general.json").path),
+                "\((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])")
+    }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
 import StrataEngine
@@ -58,6 +61,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Until the server's signal handling takes over (it ignores the signals and watches
+        // them itself), SIGINT and SIGTERM end the process with 0: nothing is in flight yet.
+        signal(SIGTERM, exitBeforeServing)
+        signal(SIGINT, exitBeforeServing)
         let (model, _) = try modelOptions.load()
         let sessionOptions = SessionOptions(
             parallel: parallel, contextLength: context, queueLimit: queue,
@@ -83,4 +90,9 @@ struct ServeCommand: AsyncParsableCommand {
             printError("strata: serving \(name) on http://\(shownHost):\(boundPort)")
         }
     }
+}
+
+/// A signal while the model loads: no request exists yet, so there is nothing to finish.
+private func exitBeforeServing(_ signal: Int32) {
+    _exit(0)
 }

@@ -52,7 +52,9 @@ struct ModelOptions: ParsableArguments {
 
     /// The model's name: a registered name as given, a .gguf path without folder or extension.
     static func modelName(_ model: String) -> String {
-        URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+        // only a .gguf suffix is an extension: "qwen2.5-coder-1.5b" keeps its ".5b"
+        let file = URL(fileURLWithPath: model).lastPathComponent
+        return file.lowercased().hasSuffix(".gguf") ? String(file.dropLast(".gguf".count)) : file
     }
 
     /// A transformer over `model` with the chosen threads and numerics.
