@@ -118,17 +118,12 @@ public struct Transformer: Sendable {
         let count = tokens.count
         guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
         try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
-        for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
-            throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
-        }
+        try checkVocabulary(tokens)
         if observer == nil && count > Self.promptSlice {
             return try forwardInSlices(tokens: tokens, startPosition: startPosition, plan: plan, cache: &cache, selection: selection)
         }
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
-        let hiddenSize = config.hiddenSize
-        for (row, token) in tokens.enumerated() {
-            weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
-        }
+        embed(tokens, firstRow: 0)
         scaleEmbeddings(rows: count)
         return runAlone(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
                         observer: observer, selection: selection)
@@ -150,9 +145,7 @@ public struct Transformer: Sendable {
         var total = 0
         for (index, segment) in segments.enumerated() {
             try check(count: segment.tokens.count, startPosition: segment.startPosition, plan: plan, cache: caches[index])
-            for token in segment.tokens where token < 0 || Int(token) >= config.vocabularySize {
-                throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
-            }
+            try checkVocabulary(segment.tokens)
             rows.append(SegmentRows(firstRow: total, count: segment.tokens.count, startPosition: segment.startPosition,
                                     selection: segment.logits))
             total += segment.tokens.count
@@ -161,16 +154,23 @@ public struct Transformer: Sendable {
             return segments.map { _ in Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
         }
         scratch.reserve(tokens: total, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
-        let hiddenSize = config.hiddenSize
-        var row = 0
-        for segment in segments {
-            for token in segment.tokens {
-                weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: row * hiddenSize)
-                row += 1
-            }
-        }
+        for (segment, rows) in zip(segments, rows) { embed(segment.tokens, firstRow: rows.firstRow) }
         scaleEmbeddings(rows: total)
         return run(segments: rows, plan: plan, firstStep: 0, caches: &caches, observer: nil)
+    }
+
+    private func checkVocabulary(_ tokens: [TokenID]) throws(ForwardError) {
+        for token in tokens where token < 0 || Int(token) >= config.vocabularySize {
+            throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+        }
+    }
+
+    /// Puts the embedding rows of `tokens` into the residual stream from row `firstRow` on.
+    private mutating func embed(_ tokens: [TokenID], firstRow: Int) {
+        let hiddenSize = config.hiddenSize
+        for (offset, token) in tokens.enumerated() {
+            weights.tokenEmbedding.copyRow(Int(token), into: &scratch.hidden, at: (firstRow + offset) * hiddenSize)
+        }
     }
 
     private mutating func scaleEmbeddings(rows: Int) {
