@@ -20,8 +20,6 @@ struct PromptCache: Sendable {
         self.limit = max(0, limit)
     }
 
-    var byteCount: Int { entries.reduce(0) { $0 + $1.cache.byteCount } }
-
     /// Removes and returns the entry sharing the longest prefix with `prompt` under `plan`,
     /// with how many positions of it are reusable: at most all but the prompt's last token,
     /// whose logits decide the first generated token. Nil when nothing is shared.

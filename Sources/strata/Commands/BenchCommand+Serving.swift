@@ -1,24 +1,18 @@
-import Dispatch
 import Foundation
 import StrataAnalysis
 import StrataEngine
 
 extension BenchCommand {
     /// `strata bench --serving`: concurrent clients of one `ModelSession` and the prompt cache.
-    func runServing() throws {
+    func runServing() async throws {
         let (model, _) = try modelOptions.load()
         let transformer = modelOptions.makeTransformer(model)
         var options = ServingBenchmarkOptions()
         options.clients = try parsedClients()
         options.generatedTokens = generatedTokens
         options.repetitions = repetitions ?? 2
-        let prompts = BenchmarkPrompts.bundled
-        let settings = options
-        let report = try waitFor {
-            try await runServingBenchmark(transformer: transformer, prompts: prompts, options: settings) { step in
-                printError("\rbench: \(step)".padding(toLength: 50, withPad: " ", startingAt: 0), terminator: "")
-            }
-        }
+        let report = try await runServingBenchmark(
+            transformer: transformer, prompts: BenchmarkPrompts.bundled, options: options, progress: Self.showProgress)
         printError("")
         let run = BenchRun(name: modelOptions.model, model: model, transformer: transformer)
         if json {
@@ -45,20 +39,15 @@ extension BenchCommand {
     }
 
     /// `strata bench --trace FILE --speculative`: a request trace, plain against speculative.
-    func runTrace() throws {
+    func runTrace() async throws {
         guard let path = trace else { return }
         let loaded = try RequestTrace.load(path: path)
         let (model, _) = try modelOptions.load()
         let transformer = modelOptions.makeTransformer(model)
         guard let speculation = try speculationOptions.parameters(for: model.config, model: modelOptions.model) else { return }
-        let maxTokens = generatedTokens
-        let rounds = repetitions ?? 1
-        let report = try waitFor {
-            try await runTraceBenchmark(transformer: transformer, trace: loaded, speculation: speculation, maxTokens: maxTokens,
-                                        repetitions: rounds) { step in
-                printError("\rbench: \(step)".padding(toLength: 60, withPad: " ", startingAt: 0), terminator: "")
-            }
-        }
+        let report = try await runTraceBenchmark(
+            transformer: transformer, trace: loaded, speculation: speculation, maxTokens: generatedTokens,
+            repetitions: repetitions ?? 1, progress: Self.showProgress)
         printError("")
         let run = BenchRun(name: modelOptions.model, model: model, transformer: transformer)
         if json {
@@ -75,6 +64,11 @@ extension BenchCommand {
         }
     }
 
+    /// The current step of a long benchmark, rewritten in place on stderr.
+    static func showProgress(_ step: String) {
+        printError("\rbench: \(step)".padding(toLength: 60, withPad: " ", startingAt: 0), terminator: "")
+    }
+
     func parsedClients() throws -> [Int] {
         let counts = clients.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
@@ -82,18 +76,6 @@ extension BenchCommand {
         }
         return Array(Set(counts.compactMap { $0 })).sorted()
     }
-}
-
-/// Runs async work from a synchronous command and waits for it.
-func waitFor<Value: Sendable>(_ work: @escaping @Sendable () async throws -> Value) throws -> Value {
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var outcome: Result<Value, any Error>?
-    Task {
-        do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    return try outcome!.get()
 }
 
 /// `strata bench --serving --json` and `--trace --json` output: the run's description and the

@@ -3,7 +3,7 @@ import Foundation
 import StrataAnalysis
 import StrataEngine
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure prompt processing and generation speed, the cost of small batches, and peak memory; or (--speculative) plain against speculative decoding.",
@@ -80,9 +80,9 @@ struct BenchCommand: ParsableCommand {
         return Array(Set(sizes.compactMap { $0 } + [1])).sorted()
     }
 
-    func run() throws {
-        if serving { return try runServing() }
-        if trace != nil { return try runTrace() }
+    func run() async throws {
+        if serving { return try await runServing() }
+        if trace != nil { return try await runTrace() }
         if speculationOptions.speculative { return try runSpeculative() }
         let (model, _) = try modelOptions.load()
         var transformer = modelOptions.makeTransformer(model)

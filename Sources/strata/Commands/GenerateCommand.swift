@@ -3,7 +3,7 @@ import Foundation
 import StrataEngine
 import StrataTokenizer
 
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Generate text from a prompt.",
@@ -37,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
         if system != nil, !chat { throw ValidationError("--system only applies with --chat (the system message goes through the chat template)") }
     }
 
-    func run() throws {
+    func run() async throws {
         let (model, loadSeconds) = try modelOptions.load()
         let promptTokens = try tokenize(model: model)
         guard !promptTokens.isEmpty else { throw CommandFailure("the prompt tokenizes to nothing; give some text") }
@@ -61,18 +61,17 @@ struct GenerateCommand: ParsableCommand {
                 throw CommandFailure("\(error)")
             }
             let request = SessionRequest(prompt: .tokens(promptTokens), maxTokens: maxTokens, sampling: generation.sampling)
-            let streams = !json
-            result = try waitFor {
-                defer { Task { await session.shutdown(cancelRunning: true) } }
-                for try await event in try session.generate(request) {
-                    switch event {
-                    case .text(let text, _) where streams: try StandardOutput.write(text)
-                    case .finished(let result): return result
-                    default: break
-                    }
+            defer { Task { await session.shutdown(cancelRunning: true) } }
+            var finished: SessionResult?
+            for try await event in try session.generate(request) {
+                switch event {
+                case .text(let text, _) where !json: try StandardOutput.write(text)
+                case .finished(let last): finished = last
+                default: break
                 }
-                throw CommandFailure("generation ended without a result")
             }
+            guard let finished else { throw CommandFailure("generation ended without a result") }
+            result = finished
         }
         if let found = result.searchedDraftPlan {
             try speculationOptions.saveSearchedPlan(found, model: modelOptions.model)
