@@ -42,6 +42,8 @@ let package = Package(
                 "StrataEngine", "StrataAnalysis", "StrataServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // The fuzz harnesses' entry points: what the libFuzzer executables and the seed replay share.
+        .target(name: "StrataFuzzing", dependencies: ["StrataEngine", "StrataServer"]),
         .target(
             name: "StrataTestSupport",
             dependencies: ["StrataKernels", "StrataFormats", "StrataEngine"],
@@ -74,5 +76,17 @@ let package = Package(
             ]),
         .testTarget(
             name: "StrataCLITests", dependencies: ["strata", "StrataTestSupport"]),
+        .testTarget(
+            name: "StrataFuzzingTests", dependencies: ["StrataFuzzing", "StrataEngine", "StrataFormats", "StrataKernels", "StrataTestSupport"]),
     ]
 )
+
+// The libFuzzer executables, one per target, exist only when scripts/fuzz.sh builds them
+// (STRATA_FUZZ=1 with -sanitize=fuzzer): libFuzzer supplies their main, so an ordinary build
+// could not link them.
+if Context.environment["STRATA_FUZZ"] == "1" {
+    for name in ["gguf", "tokenizer", "chat-template", "plan", "request"] {
+        package.targets.append(
+            .executableTarget(name: "fuzz-\(name)", dependencies: ["StrataFuzzing"], path: "Fuzz/Targets/\(name)"))
+    }
+}

@@ -38,23 +38,19 @@ public struct OpenAIServer: Sendable {
     }
 
     func chatCompletion(_ request: Request) async throws(APIError) -> Response {
-        let chat = try RequestDecoding.decode(ChatCompletionRequest.self, from: try await readBody(request))
-        try checkModel(chat.common.model)
-        let sessionRequest = try chat.common.sessionRequest(
-            prompt: .chat(try chat.chatMessages()), defaultMaxTokens: nil, layerCount: backend.layerCount)
+        let parsed = try RequestParser.chat(
+            try await readBody(request), modelName: backend.modelName, layerCount: backend.layerCount)
         let format = ChatFormat(header: ResponseHeader(prefix: "chatcmpl-", model: backend.modelName),
-                                includeUsage: chat.common.streamOptions?.includeUsage == true)
-        return try await respond(sessionRequest, format: format, stream: chat.common.stream == true, promptParam: "messages")
+                                includeUsage: parsed.includeUsage)
+        return try await respond(parsed.session, format: format, stream: parsed.stream, promptParam: parsed.promptParam)
     }
 
     func textCompletion(_ request: Request) async throws(APIError) -> Response {
-        let completion = try RequestDecoding.decode(CompletionRequest.self, from: try await readBody(request))
-        try checkModel(completion.common.model)
-        let sessionRequest = try completion.common.sessionRequest(
-            prompt: .text(completion.prompt), defaultMaxTokens: CompletionRequest.defaultMaxTokens, layerCount: backend.layerCount)
+        let parsed = try RequestParser.completion(
+            try await readBody(request), modelName: backend.modelName, layerCount: backend.layerCount)
         let format = TextFormat(header: ResponseHeader(prefix: "cmpl-", model: backend.modelName),
-                                includeUsage: completion.common.streamOptions?.includeUsage == true)
-        return try await respond(sessionRequest, format: format, stream: completion.common.stream == true, promptParam: "prompt")
+                                includeUsage: parsed.includeUsage)
+        return try await respond(parsed.session, format: format, stream: parsed.stream, promptParam: parsed.promptParam)
     }
 
     /// The body, refused with 413 past the limit without reading further.

@@ -6,6 +6,11 @@ extension LayerPlan {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Parses the bytes of a plan.json file; `path` labels the errors.
+    public static func decode(_ data: Data, path: String) throws(PlanError) -> LayerPlan {
         do {
             return try JSONDecoder().decode(LayerPlan.self, from: data)
         } catch let error as DecodingError {
