@@ -1,5 +1,6 @@
-/// Text ⇄ token ids for a byte-level BPE vocabulary (GPT-2, SmolLM, Qwen2, Llama 3 families),
-/// reproducing llama.cpp's tokenization exactly.
+/// Text ⇄ token ids, reproducing llama.cpp's tokenization exactly, for byte-level BPE
+/// vocabularies (`gpt2`: GPT-2, SmolLM, Qwen2, Llama 3 families) and SentencePiece-style ones
+/// (`llama`: Llama 2, Mistral, Phi-3, Gemma).
 ///
 /// Build one per model and share it: it is immutable, and `encode`/`decode` are safe to call
 /// from several threads at once.
@@ -7,8 +8,7 @@ public final class Tokenizer: Sendable {
     /// The vocabulary this tokenizer was built from, unchanged.
     public let vocabulary: Vocabulary
 
-    private let preTokenizer: PreTokenizer
-    private let encoder: BytePairEncoder
+    private let algorithm: Algorithm
     private let specialTokens: SpecialTokenSplitter
     /// Token roles after llama.cpp's corrections (end-of-generation names become control).
     private let types: [TokenType]
@@ -21,7 +21,7 @@ public final class Tokenizer: Sendable {
     /// - Throws: `TokenizerError` if the tokenizer family or pre-tokenizer is not supported,
     ///   or a special-token id is out of range.
     public init(vocabulary: Vocabulary) throws(TokenizerError) {
-        guard vocabulary.model == "gpt2" else { throw .unsupportedModel(vocabulary.model) }
+        guard Self.supportedModels.contains(vocabulary.model) else { throw .unsupportedModel(vocabulary.model) }
         guard !vocabulary.tokens.isEmpty else { throw .emptyVocabulary }
         let count = vocabulary.tokens.count
         let roles: [(String, TokenID?)] = [
@@ -32,16 +32,25 @@ public final class Tokenizer: Sendable {
             throw .tokenOutOfRange(role: role, id: id, count: count)
         }
         self.vocabulary = vocabulary
-        preTokenizer = try PreTokenizer(name: vocabulary.preTokenizer)
 
         var tokenIDs: [String: TokenID] = [:]
         tokenIDs.reserveCapacity(count)
         for (index, text) in vocabulary.tokens.enumerated() {
             tokenIDs[text] = TokenID(index)
         }
-        encoder = BytePairEncoder(
-            tokens: vocabulary.tokens, tokenIDs: tokenIDs, merges: vocabulary.merges,
-            wholeWords: preTokenizer.wholeWordsSkipMerges)
+        if vocabulary.model == "llama" {
+            algorithm = .sentencePiece(
+                SentencePieceEncoder(
+                    tokens: vocabulary.tokens, tokenIDs: tokenIDs, scores: vocabulary.scores, unknownID: vocabulary.unknownID),
+                addSpacePrefix: vocabulary.addSpacePrefix)
+        } else {
+            let preTokenizer = try PreTokenizer(name: vocabulary.preTokenizer)
+            algorithm = .bytePairs(
+                preTokenizer,
+                BytePairEncoder(
+                    tokens: vocabulary.tokens, tokenIDs: tokenIDs, merges: vocabulary.merges,
+                    wholeWords: preTokenizer.wholeWordsSkipMerges))
+        }
 
         var types = (0..<count).map { vocabulary.type(of: TokenID($0)) }
         let endOfGeneration = EndOfGeneration.tokens(in: vocabulary, tokenIDs: tokenIDs)
@@ -53,12 +62,24 @@ public final class Tokenizer: Sendable {
         var pieceBytes: [UInt8] = []
         var pieceStarts: [Int] = [0]
         pieceStarts.reserveCapacity(count + 1)
+        let sentencePiece = vocabulary.model == "llama"
         for (index, text) in vocabulary.tokens.enumerated() {
-            pieceBytes.append(contentsOf: Self.piece(of: text, type: types[index]))
+            pieceBytes.append(contentsOf: Self.piece(of: text, type: types[index], sentencePiece: sentencePiece))
             pieceStarts.append(pieceBytes.count)
         }
         self.pieceBytes = pieceBytes
         self.pieceStarts = pieceStarts
+    }
+
+    /// `tokenizer.ggml.model` values this tokenizer implements.
+    public static let supportedModels: [String] = ["gpt2", "llama"]
+
+    /// How text fragments between special tokens become ids.
+    private enum Algorithm: Sendable {
+        case bytePairs(PreTokenizer, BytePairEncoder)
+        /// `addSpacePrefix`: a space goes before the text at the start and after each special
+        /// token (`tokenizer.ggml.add_space_prefix`).
+        case sentencePiece(SentencePieceEncoder, addSpacePrefix: Bool)
     }
 
     /// Number of tokens in the vocabulary.
@@ -79,31 +100,49 @@ public final class Tokenizer: Sendable {
         output.reserveCapacity(output.count + bytes.count / 3)
 
         let hasMarkers = parseSpecial && Self.containsLiteralMarker(bytes)
-        var classified = ClassifiedText()
-        var ends: [Int] = []
-        var scratch: [Int] = []
-        var workspace = BytePairEncoder.Workspace()
-        for fragment in specialTokens.split(bytes, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .token(let id):
-                output.append(id)
-            case .text(let range) where hasMarkers:
-                let text = Self.removingLiteralMarkers(Array(bytes[range]))
-                classified.load(text, 0..<text.count)
-                preTokenizer.split(classified, into: &ends, scratch: &scratch)
-                var start = 0
-                for end in ends {
-                    encoder.encode(text[classified.byteOffsets[start]..<classified.byteOffsets[end]], into: &output, workspace: &workspace)
-                    start = end
+        switch algorithm {
+        case .bytePairs(let preTokenizer, let encoder):
+            var classified = ClassifiedText()
+            var ends: [Int] = []
+            var scratch: [Int] = []
+            var workspace = BytePairEncoder.Workspace()
+            for fragment in specialTokens.split(bytes, parseSpecial: parseSpecial) {
+                switch fragment {
+                case .token(let id):
+                    output.append(id)
+                case .text(let range) where hasMarkers:
+                    let text = Self.removingLiteralMarkers(Array(bytes[range]))
+                    classified.load(text, 0..<text.count)
+                    preTokenizer.split(classified, into: &ends, scratch: &scratch)
+                    var start = 0
+                    for end in ends {
+                        encoder.encode(text[classified.byteOffsets[start]..<classified.byteOffsets[end]], into: &output, workspace: &workspace)
+                        start = end
+                    }
+                case .text(let range):
+                    classified.load(bytes, range)
+                    preTokenizer.split(classified, into: &ends, scratch: &scratch)
+                    var start = 0
+                    for end in ends {
+                        let word = bytes[classified.byteOffsets[start]..<classified.byteOffsets[end]]
+                        encoder.encode(word, into: &output, workspace: &workspace)
+                        start = end
+                    }
                 }
-            case .text(let range):
-                classified.load(bytes, range)
-                preTokenizer.split(classified, into: &ends, scratch: &scratch)
-                var start = 0
-                for end in ends {
-                    let word = bytes[classified.byteOffsets[start]..<classified.byteOffsets[end]]
-                    encoder.encode(word, into: &output, workspace: &workspace)
-                    start = end
+            }
+        case .sentencePiece(let encoder, let addSpacePrefix):
+            // llama.cpp: the first fragment, and each one after a special token, gets the prefix
+            var afterSpecial = true
+            for fragment in specialTokens.split(bytes, parseSpecial: parseSpecial) {
+                switch fragment {
+                case .token(let id):
+                    output.append(id)
+                    afterSpecial = true
+                case .text(let range):
+                    var text: [UInt8] = addSpacePrefix && afterSpecial ? [UInt8(ascii: " ")] : []
+                    text.append(contentsOf: hasMarkers ? Self.removingLiteralMarkers(Array(bytes[range])) : Array(bytes[range]))
+                    encoder.encode(text[...], into: &output)
+                    afterSpecial = false
                 }
             }
         }
@@ -194,8 +233,22 @@ public final class Tokenizer: Sendable {
     }
 
     /// What a token's text decodes to, following llama.cpp's `token_to_piece`.
-    private static func piece(of text: String, type: TokenType) -> [UInt8] {
+    private static func piece(of text: String, type: TokenType, sentencePiece: Bool) -> [UInt8] {
         switch type {
+        case .normal where sentencePiece:
+            // `▁` stands for a space
+            var bytes: [UInt8] = []
+            var rest = Array(text.utf8)[...]
+            while let first = rest.first {
+                if rest.starts(with: SentencePieceEncoder.spaceMarker) {
+                    bytes.append(UInt8(ascii: " "))
+                    rest = rest.dropFirst(SentencePieceEncoder.spaceMarker.count)
+                } else {
+                    bytes.append(first)
+                    rest = rest.dropFirst()
+                }
+            }
+            return bytes
         case .normal:
             return ByteAlphabet.decode(text)
         case .control, .unknown, .userDefined:

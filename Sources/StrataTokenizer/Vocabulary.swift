@@ -28,7 +28,14 @@ public struct Vocabulary: Sendable {
     public var tokenTypes: [TokenType]
     /// BPE merges in rank order, each written as `"left right"` (`tokenizer.ggml.merges`).
     public var merges: [String]
-    /// Tokenizer family (`tokenizer.ggml.model`); `"gpt2"` means byte-level BPE.
+    /// Token scores indexed by id (`tokenizer.ggml.scores`): SentencePiece merges the pair
+    /// that makes the highest-scoring token first. Missing entries count as 0.
+    public var scores: [Float]
+    /// Whether SentencePiece encoding puts a space before the text and after each special
+    /// token (`tokenizer.ggml.add_space_prefix`; Llama 2 does, Gemma does not).
+    public var addSpacePrefix: Bool
+    /// Tokenizer family (`tokenizer.ggml.model`): `"gpt2"` is byte-level BPE, `"llama"` is
+    /// SentencePiece-style (scores, byte fallback, `▁` for spaces).
     public var model: String
     /// Pre-tokenizer name (`tokenizer.ggml.pre`), e.g. `"gpt-2"`, `"smollm"`, `"qwen2"`, `"llama-bpe"`.
     public var preTokenizer: String
@@ -52,6 +59,8 @@ public struct Vocabulary: Sendable {
         tokens: [String],
         tokenTypes: [TokenType] = [],
         merges: [String] = [],
+        scores: [Float] = [],
+        addSpacePrefix: Bool = false,
         model: String = "gpt2",
         preTokenizer: String = "default",
         bosID: TokenID? = nil,
@@ -65,6 +74,8 @@ public struct Vocabulary: Sendable {
         self.tokens = tokens
         self.tokenTypes = tokenTypes
         self.merges = merges
+        self.scores = scores
+        self.addSpacePrefix = addSpacePrefix
         self.model = model
         self.preTokenizer = preTokenizer
         self.bosID = bosID
@@ -97,7 +108,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedModel(let name):
-            return "unsupported tokenizer model '\(name)' (tokenizer.ggml.model); supported: 'gpt2' (byte-level BPE)"
+            return "unsupported tokenizer model '\(name)' (tokenizer.ggml.model); supported: 'gpt2' (byte-level BPE), 'llama' (SentencePiece-style)"
         case .unsupportedPreTokenizer(let name):
             return "unsupported pre-tokenizer '\(name)' (tokenizer.ggml.pre); supported: "
                 + PreTokenizer.supportedNames.joined(separator: ", ")

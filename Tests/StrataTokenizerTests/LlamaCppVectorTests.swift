@@ -59,4 +59,32 @@ import Testing
             #expect(tokenizer.decode(ids) == vector.text, "\(name): \(vector.text.debugDescription)")
         }
     }
+
+    /// SentencePiece-style vocabularies (`tokenizer.ggml.model = llama`): Llama 2's and
+    /// Phi-3's. Byte fallback loses nothing either; decoding gives the text back behind the
+    /// space these vocabularies put before it.
+    @Test(arguments: ["llama-spm", "phi-3"])
+    func matchesLlamaCppSentencePiece(vocabulary name: String) throws {
+        let tokenizer = try TokenizerFixtures.llamaCppTokenizer(name)
+        #expect(tokenizer.vocabulary.model == "llama" && tokenizer.vocabulary.addSpacePrefix)
+        let vectors = try Self.vectors(name)
+        #expect(vectors.count == 46)
+        for vector in vectors {
+            let ids = tokenizer.encode(vector.text, addSpecial: false, parseSpecial: false)
+            #expect(ids == vector.ids, "\(name): \(vector.text.debugDescription)")
+            let expected = vector.text.isEmpty ? "" : " " + vector.text
+            #expect(tokenizer.decode(ids) == expected, "\(name): \(vector.text.debugDescription)")
+        }
+    }
+
+    /// BOS comes first when asked for, and special tokens are found in the text; after one,
+    /// the next text gets the space prefix again (llama.cpp's `is_prev_special`).
+    @Test func sentencePieceSpecialTokens() throws {
+        let tokenizer = try TokenizerFixtures.llamaCppTokenizer("phi-3")
+        let user = try #require(tokenizer.vocabulary.tokens.firstIndex(of: "<|user|>"))
+        let plain = tokenizer.encode("Hi", addSpecial: false, parseSpecial: false)
+        let marked = tokenizer.encode("<|user|>Hi", addSpecial: true, parseSpecial: true)
+        #expect(marked == [1, TokenID(user)] + plain)
+        #expect(tokenizer.decode(marked, skipSpecial: true) == " Hi")
+    }
 }

@@ -3,9 +3,10 @@ import Testing
 
 @Suite struct TokenizerBehaviorTests {
     @Test func rejectsUnsupportedModelAndPreTokenizer() {
-        #expect(throws: TokenizerError.unsupportedModel("llama")) {
-            try Tokenizer(vocabulary: Vocabulary(tokens: ["a"], model: "llama"))
+        #expect(throws: TokenizerError.unsupportedModel("bert")) {
+            try Tokenizer(vocabulary: Vocabulary(tokens: ["a"], model: "bert"))
         }
+        #expect(TokenizerError.unsupportedModel("bert").description.contains("'gpt2' (byte-level BPE), 'llama'"))
         #expect(throws: TokenizerError.unsupportedPreTokenizer("klingon")) {
             try Tokenizer(vocabulary: Vocabulary(tokens: ["a"], preTokenizer: "klingon"))
         }

@@ -42,6 +42,9 @@ extension Vocabulary {
             tokens: tokens,
             tokenTypes: tokenTypes,
             merges: try metadata.optionalStrings("tokenizer.ggml.merges") ?? [],
+            scores: try Self.scores(in: gguf, tokenCount: tokens.count),
+            // llama.cpp's default for SentencePiece vocabularies; Gemma's files say false
+            addSpacePrefix: try metadata.optionalBool("tokenizer.ggml.add_space_prefix") ?? (model == "llama"),
             model: model,
             // llama.cpp treats a byte-level vocabulary without a pre-tokenizer name as "default".
             preTokenizer: preTokenizer.isEmpty ? "default" : preTokenizer,
@@ -52,6 +55,15 @@ extension Vocabulary {
             unknownID: try tokenID("tokenizer.ggml.unknown_token_id"),
             addBOS: try metadata.optionalBool("tokenizer.ggml.add_bos_token") ?? usesBOSByDefault,
             addEOS: try metadata.optionalBool("tokenizer.ggml.add_eos_token") ?? false)
+    }
+
+    /// `tokenizer.ggml.scores`, one per token when present.
+    private static func scores(in gguf: GGUFFile, tokenCount: Int) throws -> [Float] {
+        guard let scores = try gguf.metadata.optionalFloats("tokenizer.ggml.scores") else { return [] }
+        guard scores.count == tokenCount else {
+            throw FormatError(path: gguf.path, "tokenizer.ggml.scores has \(scores.count) entries for \(tokenCount) tokens")
+        }
+        return scores
     }
 
     /// Pre-tokenizer names for which llama.cpp adds BOS unless the file says otherwise.
