@@ -15,7 +15,8 @@
 # 2 on a usage or build error. Replay a crasher with: .../fuzz-TARGET CRASHFILE
 #
 # Limits per input: 10 s (a hang), 2048 MB of RSS and 1024 MB in one allocation.
-# The tokenizer target reads SmolLM2's vocabulary (fetched here when missing).
+# The tokenizer target reads SmolLM2's vocabulary (fetched here when missing) and llama.cpp's
+# Llama 2 SentencePiece test vocabulary from the test fixtures.
 set -euo pipefail
 
 targets="gguf tokenizer chat-template plan request"
@@ -34,8 +35,10 @@ work="${STRATA_FUZZ_WORK:-$HOME/.cache/strata/fuzz}/$target"
 build="${STRATA_FUZZ_BUILD:-$HOME/.cache/strata/fuzz-build}"
 mkdir -p "$work/corpus" "$work/crashes"
 
-if [ "$target" = tokenizer ] && [ -z "${STRATA_FUZZ_VOCABULARY:-}" ]; then
+if [ "$target" = tokenizer ] && [ -z "${STRATA_FUZZ_VOCABULARIES:-}" ]; then
   "$root/scripts/fetch-models.sh" smollm2-135m >&2
+  # byte-level BPE (SmolLM2) and SentencePiece (llama.cpp's Llama 2 test vocabulary)
+  export STRATA_FUZZ_VOCABULARIES="${STRATA_MODELS:-$HOME/.cache/strata/models}/smollm2-135m.gguf:$root/Tests/StrataTokenizerTests/Fixtures/llama-cpp-vocab/ggml-vocab-llama-spm.gguf"
 fi
 
 echo "fuzz.sh: building fuzz-$target (release, libFuzzer + address sanitizer) in $build" >&2

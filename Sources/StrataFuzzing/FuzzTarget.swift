@@ -22,19 +22,21 @@ public enum FuzzTarget: String, CaseIterable, Sendable, CustomStringConvertible 
 
     public var description: String { rawValue }
 
-    /// Whether the target needs a model file for its vocabulary.
+    /// Whether the target needs model files for their vocabularies.
     public var needsVocabulary: Bool { self == .tokenizer }
 }
 
 /// What the libFuzzer executables call for each input.
 public enum FuzzDriver {
-    /// The model whose vocabulary the tokenizer target uses: `STRATA_FUZZ_VOCABULARY`, else
-    /// SmolLM2 where `scripts/fetch-models.sh` puts it.
-    public static var vocabularyModel: String {
+    /// The GGUF files whose vocabularies the tokenizer target uses: `STRATA_FUZZ_VOCABULARIES`
+    /// (paths separated by colons), else SmolLM2 where `scripts/fetch-models.sh` puts it.
+    public static var vocabularyModels: [String] {
         let environment = ProcessInfo.processInfo.environment
-        if let path = environment["STRATA_FUZZ_VOCABULARY"], !path.isEmpty { return path }
+        if let paths = environment["STRATA_FUZZ_VOCABULARIES"], !paths.isEmpty {
+            return paths.split(separator: ":").map(String.init)
+        }
         let models = environment["STRATA_MODELS"] ?? (NSHomeDirectory() + "/.cache/strata/models")
-        return models + "/smollm2-135m.gguf"
+        return [models + "/smollm2-135m.gguf"]
     }
 
     // libFuzzer calls in from one thread; the harness is made on the first input
@@ -45,7 +47,7 @@ public enum FuzzDriver {
     public static func run(_ target: FuzzTarget, _ bytes: [UInt8]) {
         if harness == nil {
             do {
-                harness = try FuzzHarness(target: target, vocabularyModel: vocabularyModel)
+                harness = try FuzzHarness(target: target, vocabularyModels: vocabularyModels)
             } catch {
                 FileHandle.standardError.write(Data("fuzz-\(target): cannot start: \(error)\n".utf8))
                 exit(2)
@@ -70,22 +72,22 @@ public struct FuzzSetupError: Error, CustomStringConvertible, Sendable {
 /// is not JSON, ...), which the executables turn into crashes.
 public struct FuzzHarness: Sendable {
     public let target: FuzzTarget
-    private let tokenizer: Tokenizer?
-    private var bytesWithoutTokens: Set<UInt8> = []
+    private let tokenizers: [TokenizerEntry]
 
-    /// - Parameter vocabularyModel: the GGUF model whose tokenizer the `tokenizer` target uses.
-    public init(target: FuzzTarget, vocabularyModel: String? = nil) throws {
+    /// - Parameter vocabularyModels: the GGUF files whose tokenizers the `tokenizer` target
+    ///   uses (bits 1 and up of an input's first byte pick one).
+    public init(target: FuzzTarget, vocabularyModels: [String] = []) throws {
         self.target = target
         guard target.needsVocabulary else {
-            tokenizer = nil
+            tokenizers = []
             return
         }
-        guard let vocabularyModel else {
+        guard !vocabularyModels.isEmpty else {
             throw FuzzSetupError(description: "the \(target) target needs a model file for its vocabulary")
         }
-        let tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: GGUFFile.open(path: vocabularyModel)))
-        self.tokenizer = tokenizer
-        bytesWithoutTokens = TokenizerEntry.bytesWithoutTokens(tokenizer)
+        tokenizers = try vocabularyModels.map { path in
+            TokenizerEntry(tokenizer: try Tokenizer(vocabulary: Vocabulary(gguf: GGUFFile.open(path: path))))
+        }
     }
 
     /// Runs one input; returns the promises it broke (empty when all held).
@@ -93,7 +95,8 @@ public struct FuzzHarness: Sendable {
         switch target {
         case .gguf: return ModelFileEntry.run(bytes)
         case .tokenizer:
-            return tokenizer.map { TokenizerEntry(tokenizer: $0, bytesWithoutTokens: bytesWithoutTokens).run(bytes) } ?? []
+            guard let mode = bytes.first, !tokenizers.isEmpty else { return [] }
+            return tokenizers[Int(mode >> 1) % tokenizers.count].run(bytes)
         case .chatTemplate: return ChatTemplateEntry.run(bytes)
         case .plan: return PlanEntry.run(bytes)
         case .request: return RequestEntry.run(bytes)
@@ -138,10 +141,29 @@ enum ModelFileEntry {
     }
 }
 
-/// Text and id lists through a real tokenizer. The first byte picks what the rest is.
-struct TokenizerEntry {
+/// Text and id lists through a real tokenizer. Bit 0 of the first byte says what the rest is.
+struct TokenizerEntry: Sendable {
     let tokenizer: Tokenizer
     let bytesWithoutTokens: Set<UInt8>
+    /// What decoding an encoded non-empty text puts before it: SentencePiece's space prefix.
+    let decodedPrefix: String
+
+    init(tokenizer: Tokenizer) {
+        self.tokenizer = tokenizer
+        let sentencePiece = tokenizer.vocabulary.model == "llama"
+        bytesWithoutTokens = sentencePiece ? Self.bytesWithoutFallback(tokenizer) : Self.bytesWithoutTokens(tokenizer)
+        decodedPrefix = sentencePiece && tokenizer.vocabulary.addSpacePrefix ? " " : ""
+    }
+
+    /// Bytes SentencePiece cannot fall back to: neither `<0xXX>` nor the byte itself is a token.
+    static func bytesWithoutFallback(_ tokenizer: Tokenizer) -> Set<UInt8> {
+        let tokens = Set(tokenizer.vocabulary.tokens)
+        let hexDigits = Array("0123456789ABCDEF")
+        return Set((0...255).filter { byte in
+            !tokens.contains("<0x\(hexDigits[byte >> 4])\(hexDigits[byte & 15])>")
+                && !(byte < 0x80 && tokens.contains(String(UnicodeScalar(UInt8(byte)))))
+        }.map { UInt8($0) })
+    }
 
     /// Bytes whose byte-level token the vocabulary lacks. Encoding drops them, as llama.cpp
     /// does (SmolLM2 has no token for the control bytes 4, 6, 19, 20, 22 and 29, among others).
@@ -168,8 +190,9 @@ struct TokenizerEntry {
         return mode & 1 == 0 ? text(payload) : ids(payload)
     }
 
-    /// Byte-level BPE is lossless: decoding what was encoded gives the text back, and a
-    /// literal (chat content) encodes as plain text whatever control-token spellings it holds.
+    /// Both algorithms are lossless: decoding what was encoded gives the text back (behind
+    /// SentencePiece's prefix space), and a literal (chat content) encodes as plain text
+    /// whatever control-token spellings it holds.
     func text(_ payload: [UInt8]) -> [String] {
         let text = String(decoding: payload, as: UTF8.self)
         var problems: [String] = []
@@ -180,7 +203,7 @@ struct TokenizerEntry {
         // U+FDD0 is the literal marker, which encode drops by design
         let hasMarker = text.unicodeScalars.contains { $0.value == 0xFDD0 }
         let representable = !text.utf8.contains { bytesWithoutTokens.contains($0) }
-        if !hasMarker && representable && tokenizer.decode(plain) != text {
+        if !hasMarker && representable && !text.isEmpty && tokenizer.decode(plain) != decodedPrefix + text {
             problems.append("decode(encode(text)) is not the text")
         }
         let literal = tokenizer.encode(tokenizer.literal(text), addSpecial: false, parseSpecial: true)

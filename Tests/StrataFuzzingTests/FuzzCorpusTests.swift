@@ -21,8 +21,13 @@ import Testing
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
+    /// The vocabularies `scripts/fuzz.sh` gives the tokenizer target: SmolLM2's byte-level BPE
+    /// and llama.cpp's Llama 2 SentencePiece test vocabulary.
     static func harness(_ target: FuzzTarget) throws -> FuzzHarness {
-        try FuzzHarness(target: target, vocabularyModel: target.needsVocabulary ? TestModels.require("smollm2-135m") : nil)
+        guard target.needsVocabulary else { return try FuzzHarness(target: target) }
+        let sentencePiece = fuzzRoot.deletingLastPathComponent()
+            .appendingPathComponent("Tests/StrataTokenizerTests/Fixtures/llama-cpp-vocab/ggml-vocab-llama-spm.gguf")
+        return try FuzzHarness(target: target, vocabularyModels: [TestModels.require("smollm2-135m"), sentencePiece.path])
     }
 
     @Test("every committed input replays with every promise kept", arguments: FuzzTarget.allCases)
