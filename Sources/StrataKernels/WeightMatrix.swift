@@ -45,6 +45,18 @@ public struct WeightMatrix: Sendable {
         interleavedPrecision = precision
     }
 
+    /// Rows `range` of this matrix, viewing the same bytes: one part of a fused matrix (Phi-3's
+    /// q/k/v rows in one tensor). Only for a matrix not yet repacked.
+    public func rows(_ range: Range<Int>) -> WeightMatrix {
+        precondition(interleaved == nil && range.lowerBound >= 0 && range.upperBound <= rows && !range.isEmpty,
+                     "rows \(range) of a \(rows)-row matrix")
+        let slice = bytes.slice(start: range.lowerBound * rowByteCount, length: range.count * rowByteCount)
+        guard let part = WeightMatrix(format: format, rows: range.count, columns: columns, bytes: slice) else {
+            preconditionFailure("a row range of a valid matrix is a valid matrix")
+        }
+        return part
+    }
+
     /// Rows repacked between releases of their file pages (a multiple of 8); also the unit of
     /// work the pool's threads share.
     private static let repackSliceRows = 1_024

@@ -22,6 +22,9 @@ public struct ModelConfig: Sendable, Codable, Equatable {
     public var rmsNormEpsilon: Float
     /// Whether the LM head reuses the token embedding matrix.
     public var tiedOutput: Bool
+    /// Divisors of RoPE's rotation speeds, one per rotated pair (`rope_freqs.weight`: Llama
+    /// 3.1's frequency scaling), or nil.
+    public var rotaryFrequencyFactors: [Float]?
 
     enum CodingKeys: String, CodingKey {
         case architecture, name
@@ -37,6 +40,7 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         case ropeBase = "rope_base"
         case rmsNormEpsilon = "rms_norm_epsilon"
         case tiedOutput = "tied_output"
+        case rotaryFrequencyFactors = "rotary_frequency_factors"
     }
 
     /// Reads the hyper-parameters of `architecture`'s family from `file`'s metadata.
@@ -62,6 +66,12 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         vocabularySize = try metadata.optionalInteger("\(prefix).vocab_size") ?? tokens?.count ?? 0
         tiedOutput = file.tensor(named: architecture.tensorNames.output) == nil
         try validate(file: file.path, prefix: prefix)
+        let factorsName = architecture.tensorNames.rotaryFrequencyFactors
+        rotaryFrequencyFactors = file.tensor(named: factorsName) == nil
+            ? nil : try TensorBinder(file: file).vector(factorsName, count: rotaryDimensions / 2)
+        if let factors = rotaryFrequencyFactors, let bad = factors.first(where: { !($0 > 0 && $0.isFinite) }) {
+            throw ModelLoadError.invalidHyperParameter(file: file.path, key: factorsName, reason: "factors must be positive, found \(bad)")
+        }
     }
 
     func validate(file: String, prefix: String) throws {

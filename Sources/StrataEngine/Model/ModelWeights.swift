@@ -102,11 +102,28 @@ package struct ModelWeights: Sendable {
             let biases = architecture.hasAttentionBiases
             let headNorms = architecture.hasQueryKeyNorms
             let outputNorms = architecture.hasSublayerOutputNorms
+            let feedForward = config.feedForwardSize
+            let query, key, value, gate, up: WeightMatrix
+            if architecture.fusesProjections {
+                let fused = try matrix(names.fusedQueryKeyValue, rows: queryWidth + 2 * kvWidth, columns: hidden)
+                query = fused.rows(0..<queryWidth)
+                key = fused.rows(queryWidth..<(queryWidth + kvWidth))
+                value = fused.rows((queryWidth + kvWidth)..<(queryWidth + 2 * kvWidth))
+                let gateUp = try matrix(names.up, rows: 2 * feedForward, columns: hidden)
+                gate = gateUp.rows(0..<feedForward)
+                up = gateUp.rows(feedForward..<(2 * feedForward))
+            } else {
+                query = try matrix(names.query, rows: queryWidth, columns: hidden)
+                key = try matrix(names.key, rows: kvWidth, columns: hidden)
+                value = try matrix(names.value, rows: kvWidth, columns: hidden)
+                gate = try matrix(names.gate, rows: feedForward, columns: hidden)
+                up = try matrix(names.up, rows: feedForward, columns: hidden)
+            }
             return LayerWeights(
                 attentionNorm: try vector(names.attentionNorm, count: hidden),
-                query: try matrix(names.query, rows: queryWidth, columns: hidden),
-                key: try matrix(names.key, rows: kvWidth, columns: hidden),
-                value: try matrix(names.value, rows: kvWidth, columns: hidden),
+                query: query,
+                key: key,
+                value: value,
                 attentionOutput: try matrix(names.attentionOutput, rows: hidden, columns: queryWidth),
                 queryBias: try vector(names.queryBias, count: queryWidth, if: biases),
                 keyBias: try vector(names.keyBias, count: kvWidth, if: biases),
@@ -115,8 +132,8 @@ package struct ModelWeights: Sendable {
                 keyNorm: try vector(names.keyNorm, count: config.headDimensions, if: headNorms),
                 postAttentionNorm: try vector(names.postAttentionNorm, count: hidden, if: outputNorms),
                 feedForwardNorm: try vector(names.feedForwardNorm, count: hidden),
-                gate: try matrix(names.gate, rows: config.feedForwardSize, columns: hidden),
-                up: try matrix(names.up, rows: config.feedForwardSize, columns: hidden),
+                gate: gate,
+                up: up,
                 down: try matrix(names.down, rows: hidden, columns: config.feedForwardSize),
                 postFeedForwardNorm: try vector(names.postFeedForwardNorm, count: hidden, if: outputNorms))
         }

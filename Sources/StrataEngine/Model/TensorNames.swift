@@ -27,6 +27,10 @@ public struct TensorNames: Sendable, Equatable {
     public var down = "ffn_down.weight"
     /// RMSNorm of the feed-forward output before the residual add (Gemma 2 and 3).
     public var postFeedForwardNorm = "post_ffw_norm.weight"
+    /// Query, key and value rows in one matrix (Phi-3).
+    public var fusedQueryKeyValue = "attn_qkv.weight"
+    /// Per-frequency divisors of RoPE's rotation speeds (Llama 3.1's frequency scaling).
+    public var rotaryFrequencyFactors = "rope_freqs.weight"
 
     /// llama.cpp's names.
     public init() {}

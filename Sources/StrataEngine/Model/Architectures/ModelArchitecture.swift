@@ -32,6 +32,9 @@ public protocol ModelArchitecture: Sendable {
     /// Whether each sublayer's output is RMSNorm'd before the residual add
     /// (`TensorNames.postAttentionNorm`, `postFeedForwardNorm`).
     var hasSublayerOutputNorms: Bool { get }
+    /// Whether the file stores q, k and v as one matrix (`TensorNames.fusedQueryKeyValue`) and
+    /// the gate and up projections as one (`TensorNames.up`, gate rows first), as Phi-3 does.
+    var fusesProjections: Bool { get }
     /// The gate's nonlinearity in the feed-forward sublayer.
     var activation: GatedActivation { get }
     /// What the token embedding rows are multiplied by before the first layer, or nil for
@@ -49,11 +52,16 @@ extension ModelArchitecture {
     public var hasAttentionBiases: Bool { false }
     public var hasQueryKeyNorms: Bool { false }
     public var hasSublayerOutputNorms: Bool { false }
+    public var fusesProjections: Bool { false }
     public var activation: GatedActivation { .silu }
     public func embeddingScale(config: ModelConfig) -> Float? { nil }
     public func attentionScale(config: ModelConfig) -> Float { 1 / Float(config.headDimensions).squareRoot() }
+    /// The plain RoPE frequencies, each divided by its factor when the file has
+    /// `rope_freqs.weight` (Llama 3.1's "llama3" scaling, written so by llama.cpp's converter).
     public func rotaryInverseFrequencies(config: ModelConfig) -> [Float] {
-        RotaryEmbedding.inverseFrequencies(dimensions: config.rotaryDimensions, base: config.ropeBase)
+        let plain = RotaryEmbedding.inverseFrequencies(dimensions: config.rotaryDimensions, base: config.ropeBase)
+        guard let factors = config.rotaryFrequencyFactors else { return plain }
+        return zip(plain, factors).map { $0 / $1 }
     }
 }
 
@@ -74,7 +82,9 @@ public struct ArchitectureRegistry: Sendable {
     }
 
     /// The families built into the engine.
-    public static let standard = ArchitectureRegistry([LlamaArchitecture(), Qwen2Architecture()])
+    public static let standard = ArchitectureRegistry([
+        LlamaArchitecture(), Qwen2Architecture(), Qwen3Architecture(), Phi3Architecture(),
+    ])
 
     /// This registry with `architecture` added, replacing a family of the same name.
     public func adding(_ architecture: any ModelArchitecture) -> ArchitectureRegistry {
