@@ -111,7 +111,8 @@ def convert(llama_cpp, model_dir, out_file, vocabulary):
 
     converter.get_model_class = with_borrowed_vocabulary
     argv = sys.argv
-    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outtype", "f32", "--outfile", str(out_file)]
+    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outtype", "f32", "--outfile", str(out_file),
+                "--model-name", out_file.stem]
     try:
         converter.main()
     finally:
