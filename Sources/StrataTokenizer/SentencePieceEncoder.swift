@@ -6,8 +6,12 @@
 /// `tokenizer.ggml.scores`; on ties the leftmost) merges. A symbol left that is not a token is
 /// written as byte tokens `<0xXX>` (byte fallback). Unlike byte-level BPE there are no merge
 /// ranks and no pre-tokenizer: the scores decide everything.
+///
+/// Tokens are looked up by their UTF-8 bytes, as llama.cpp's `std::string` map does: a Swift
+/// `String` key would also match a canonically equivalent spelling (text "ή" U+03AE found
+/// the token "ή" U+1F75, and decoding gave back other bytes than were encoded).
 struct SentencePieceEncoder: Sendable {
-    private let tokenIDs: [String: TokenID]
+    private let tokenIDs: [[UInt8]: TokenID]
     private let scores: [Float]
     /// The id of each byte's `<0xXX>` token (or of the byte as a one-character token); nil
     /// when the vocabulary has neither, and the byte is then left out.
@@ -16,14 +20,18 @@ struct SentencePieceEncoder: Sendable {
     /// `▁`, the space marker.
     static let spaceMarker: [UInt8] = [0xE2, 0x96, 0x81]
 
-    init(tokens: [String], tokenIDs: [String: TokenID], scores: [Float], unknownID: TokenID?) {
+    init(tokens: [String], scores: [Float], unknownID: TokenID?) {
+        var tokenIDs: [[UInt8]: TokenID] = [:]
+        tokenIDs.reserveCapacity(tokens.count)
+        // the last of duplicate texts wins, as in llama.cpp's token_to_id
+        for (index, text) in tokens.enumerated() { tokenIDs[Array(text.utf8)] = TokenID(index) }
         self.tokenIDs = tokenIDs
         self.scores = tokens.indices.map { $0 < scores.count ? scores[$0] : 0 }
         let hexDigits = Array("0123456789ABCDEF")
         byteTokens = (0..<256).map { byte in
             let name = "<0x\(hexDigits[byte >> 4])\(hexDigits[byte & 15])>"
-            if let id = tokenIDs[name] { return id }
-            if byte < 0x80, let id = tokenIDs[String(UnicodeScalar(UInt8(byte)))] { return id }
+            if let id = tokenIDs[Array(name.utf8)] { return id }
+            if byte < 0x80, let id = tokenIDs[[UInt8(byte)]] { return id }
             return unknownID
         }
     }
@@ -72,7 +80,7 @@ struct SentencePieceEncoder: Sendable {
             guard left >= 0, right >= 0 else { return }
             let start = symbols[left].start
             let length = symbols[left].length + symbols[right].length
-            guard let id = tokenIDs[String(decoding: escaped[start..<(start + length)], as: UTF8.self)] else { return }
+            guard let id = tokenIDs[Array(escaped[start..<(start + length)])] else { return }
             queue.push(Candidate(left: left, right: right, score: scores[Int(id)], length: length))
         }
         for index in 1..<max(symbols.count, 1) { consider(index - 1, index) }
@@ -94,7 +102,7 @@ struct SentencePieceEncoder: Sendable {
         while index != -1 {
             let symbol = symbols[index]
             let bytes = escaped[symbol.start..<(symbol.start + symbol.length)]
-            if let id = tokenIDs[String(decoding: bytes, as: UTF8.self)] {
+            if let id = tokenIDs[Array(bytes)] {
                 output.append(id)
             } else {
                 for byte in bytes { if let id = byteTokens[Int(byte)] { output.append(id) } }

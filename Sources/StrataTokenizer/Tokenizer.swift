@@ -40,8 +40,7 @@ public final class Tokenizer: Sendable {
         }
         if vocabulary.model == "llama" {
             algorithm = .sentencePiece(
-                SentencePieceEncoder(
-                    tokens: vocabulary.tokens, tokenIDs: tokenIDs, scores: vocabulary.scores, unknownID: vocabulary.unknownID),
+                SentencePieceEncoder(tokens: vocabulary.tokens, scores: vocabulary.scores, unknownID: vocabulary.unknownID),
                 addSpacePrefix: vocabulary.addSpacePrefix)
         } else {
             let preTokenizer = try PreTokenizer(name: vocabulary.preTokenizer)

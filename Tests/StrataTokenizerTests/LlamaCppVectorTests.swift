@@ -77,6 +77,22 @@ import Testing
         }
     }
 
+    /// Tokens are matched by their bytes, as llama.cpp matches them. Llama 2's vocabulary holds
+    /// "ή" twice, as U+03AE and as U+1F75 (canonically equivalent, other bytes); a `String`-keyed
+    /// lookup took them for one token, so text spelled U+03AE became the U+1F75 token and
+    /// decoded to other bytes. (Found by the tokenizer fuzzer.)
+    @Test func sentencePieceMatchesBytesNotEquivalentText() throws {
+        let tokenizer = try TokenizerFixtures.llamaCppTokenizer("llama-spm")
+        let tokens = tokenizer.vocabulary.tokens
+        let tonos = try #require(tokens.firstIndex { Array($0.utf8) == [0xCE, 0xAE] })
+        let oxia = try #require(tokens.firstIndex { Array($0.utf8) == [0xE1, 0xBD, 0xB5] })
+        for (index, text) in [(tonos, "\u{3AE}"), (oxia, "\u{1F75}")] {
+            let ids = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+            #expect(ids.last == TokenID(index), "\(text.unicodeScalars.map(\.value))")
+            #expect(Array(tokenizer.decode(ids).utf8) == Array((" " + text).utf8))
+        }
+    }
+
     /// BOS comes first when asked for, and special tokens are found in the text; after one,
     /// the next text gets the space prefix again (llama.cpp's `is_prev_special`).
     @Test func sentencePieceSpecialTokens() throws {
