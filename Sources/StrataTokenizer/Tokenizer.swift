@@ -38,7 +38,8 @@ public final class Tokenizer: Sendable {
         for (index, text) in vocabulary.tokens.enumerated() {
             tokenIDs[text] = TokenID(index)
         }
-        if vocabulary.model == "llama" {
+        let sentencePiece = vocabulary.model == "llama"
+        if sentencePiece {
             algorithm = .sentencePiece(
                 SentencePieceEncoder(tokens: vocabulary.tokens, scores: vocabulary.scores, unknownID: vocabulary.unknownID),
                 addSpacePrefix: vocabulary.addSpacePrefix)
@@ -61,7 +62,6 @@ public final class Tokenizer: Sendable {
         var pieceBytes: [UInt8] = []
         var pieceStarts: [Int] = [0]
         pieceStarts.reserveCapacity(count + 1)
-        let sentencePiece = vocabulary.model == "llama"
         for (index, text) in vocabulary.tokens.enumerated() {
             pieceBytes.append(contentsOf: Self.piece(of: text, type: types[index], sentencePiece: sentencePiece))
             pieceStarts.append(pieceBytes.count)
