@@ -84,6 +84,11 @@ public struct GGUFMetadata: Sendable {
         try optional(key, "an array of integers") { Self.elements(of: $0, \.integerValue) }
     }
 
+    /// The array of bools under `key`, or nil when absent.
+    public func optionalBools(_ key: String) throws -> [Bool]? {
+        try optional(key, "an array of bools") { Self.elements(of: $0, \.boolValue) }
+    }
+
     /// The array of floats under `key`, or nil when absent.
     public func optionalFloats(_ key: String) throws -> [Float]? {
         try optional(key, "an array of floats") { Self.elements(of: $0, \.floatValue) }

@@ -21,7 +21,9 @@ public enum Attention {
     }
 
     /// For each of `tokens` queries at positions `startPosition + t`, attends causally over cache
-    /// positions `0...startPosition + t` and writes the weighted values to `output`.
+    /// positions `0...startPosition + t` (with a `window`, only the last `window` of them:
+    /// `startPosition + t - window < p`, sliding-window attention) and writes the weighted
+    /// values to `output`.
     ///
     /// - `queries`, `output`: `[rows × heads × headDimensions]`; the call reads and writes rows
     ///   `firstRow..<firstRow + tokens` (a batch of sequences has one run of rows per sequence)
@@ -29,20 +31,22 @@ public enum Attention {
     ///
     /// Uses a one-pass (online) softmax over blocks of 8 positions, so no score buffer is
     /// needed; each (token, head) is computed whole by one thread, with blocks counted from
-    /// position 0, so the result does not depend on how many tokens share the call or on the
-    /// thread count.
+    /// position 0 (with a window, from the window's first position), so the result does not
+    /// depend on how many tokens share the call or on the thread count.
     public static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool
+        shape: Shape, scale: Float, window: Int? = nil, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool
     ) {
         causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: startPosition,
-               shape: shape, scale: scale, into: &output, firstRow: firstRow, pool: pool, level: .detected)
+               shape: shape, scale: scale, window: window, into: &output, firstRow: firstRow, pool: pool, level: .detected)
     }
 
     static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool, level: KernelLevel
+        shape: Shape, scale: Float, window: Int? = nil, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool,
+        level: KernelLevel
     ) {
+        precondition(window.map { $0 > 0 } ?? true, "an attention window holds at least one position")
         let headDimensions = shape.headDimensions
         let rowWidth = shape.kvHeads * headDimensions
         precondition(headDimensions > 0 && headDimensions % 8 == 0, "attention needs head dimensions in multiples of 8")
@@ -64,10 +68,14 @@ public enum Attention {
                             withUnsafeTemporaryAllocation(of: Float.self, capacity: headDimensions) { accumulator in
                                 for task in range {
                                     let token = task / shape.heads
-                                    let kvOffset = (task % shape.heads / group) * headDimensions
+                                    let end = startPosition + token + 1
+                                    // the kernel sees the window as its positions 0..., so its
+                                    // blocks start where the window does
+                                    let first = window.map { max(0, end - $0) } ?? 0
+                                    let kvOffset = first * rowWidth + (task % shape.heads / group) * headDimensions
                                     strata_attention(
                                         level.rawValue, query + (firstTask + task) * headDimensions, key + kvOffset,
-                                        value + kvOffset, rowWidth, startPosition + token + 1, headDimensions, scale,
+                                        value + kvOffset, rowWidth, end - first, headDimensions, scale,
                                         accumulator.baseAddress!, result + (firstTask + task) * headDimensions)
                                 }
                             }

@@ -116,6 +116,29 @@ public enum FloatKernels {
         }
     }
 
+    // MARK: GeGLU
+
+    /// `gate[i] = gelu(gate[i]) * up[i]` for `i < count`, with GELU's tanh approximation
+    /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (Gemma's `gelu_pytorch_tanh`), computed
+    /// without tanh as `x / (1 + exp(-2u))`; every kernel level gives the same bits.
+    public static func geluTanhGLU(gate: inout [Float], up: [Float], count: Int) {
+        geluTanhGLU(gate: &gate, up: up, count: count, level: .detected)
+    }
+
+    static func geluTanhGLU(gate: inout [Float], up: [Float], count: Int, level: KernelLevel) {
+        precondition(gate.count >= count && up.count >= count)
+        up.withUnsafeBufferPointer { upBuffer in
+            gate.withUnsafeMutableBufferPointer { gateBuffer in
+                strata_gelu_tanh_glu(level.rawValue, gateBuffer.baseAddress!, upBuffer.baseAddress!, count)
+            }
+        }
+    }
+
+    /// The same in double precision, one value: the test oracle.
+    public static func geluTanhReference(_ x: Double) -> Double {
+        0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+    }
+
     // MARK: softmax
 
     /// In-place softmax of `values[0..<count]` (max-subtracted for stability).

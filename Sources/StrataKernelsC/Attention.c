@@ -11,37 +11,15 @@
 
 enum { POSITION_BLOCK = 8 };
 
-// e^x for x <= 0 (Cephes' single-precision method: x = n ln 2 + r, |r| <= ln 2 / 2, a degree-7
-// polynomial for e^r, then 2^n by the exponent bits); below EXP_CUTOFF the result is 0, as
-// e^-87 is under float's normal range and nothing it weights can show beside the weight 1 of
-// the maximum.
+#include "Exponential.h"
+
+// e^x for x <= 0; below EXP_CUTOFF the result is 0, as e^-87 is under float's normal range and
+// nothing it weights can show beside the weight 1 of the maximum.
 #define EXP_CUTOFF (-87.0f)
-#define LOG2_E 1.44269504088896341f
-#define LN2_HIGH 0.693359375f
-#define LN2_LOW (-2.12194440e-4f)
-#define EXP_P0 1.9875691500e-4f
-#define EXP_P1 1.3981999507e-3f
-#define EXP_P2 8.3334519073e-3f
-#define EXP_P3 4.1665795894e-2f
-#define EXP_P4 1.6666665459e-1f
-#define EXP_P5 5.0000001201e-1f
 
 static float exp_nonpositive(float x) {
     if (!(x >= EXP_CUTOFF)) return 0.0f;
-    float n = nearbyintf(x * LOG2_E);
-    float r = fmaf(n, -LN2_HIGH, x);
-    r = fmaf(n, -LN2_LOW, r);
-    float p = EXP_P0;
-    p = fmaf(p, r, EXP_P1);
-    p = fmaf(p, r, EXP_P2);
-    p = fmaf(p, r, EXP_P3);
-    p = fmaf(p, r, EXP_P4);
-    p = fmaf(p, r, EXP_P5);
-    float y = fmaf(p, r * r, r) + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-    float power;
-    memcpy(&power, &bits, sizeof power);
-    return y * power;
+    return exp_polynomial(x);
 }
 
 /// The sum of eight lanes in the order the AVX2 transpose-reduce of eight dot products adds them.
@@ -95,20 +73,9 @@ static void attention_portable(const float *query, const float *keys, const floa
 
 STRATA_AVX2_INLINE __m256 exp_nonpositive8(__m256 x) {
     __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_CUTOFF), _CMP_GE_OQ);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2_E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HIGH), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LOW), r);
-    __m256 p = _mm256_set1_ps(EXP_P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    // lanes under the cutoff (or NaN, as -inf - -inf never occurs) are zeroed below, so their
+    // lanes under the cutoff (or NaN, as -inf - -inf never occurs) are zeroed here, so their
     // out-of-range exponent bits do no harm
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), keep);
+    return _mm256_and_ps(exp_polynomial8(x), keep);
 }
 
 STRATA_AVX2

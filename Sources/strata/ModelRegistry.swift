@@ -9,6 +9,7 @@ enum ModelRegistry {
         ("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 (93 MB), llama architecture, 30 layers — the default"),
         ("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct, Q4_K/Q5_0/Q6_K/Q8_0 (478 MB), qwen2, 24 layers"),
         ("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct, Q4_K/Q6_K (1.09 GB), qwen2, 28 layers"),
+        ("gemma3-270m", "Gemma 3 270M, Q4_K_M (253 MB), gemma3, 18 layers; Gemma Terms of Use"),
     ]
 
     static let defaultModel = "smollm2-135m"

@@ -3,7 +3,8 @@ import StrataEngine
 import StrataKernels
 import Testing
 
-/// Qwen3, Llama 3 (scaled RoPE) and Phi-3 (fused projections), each a tiny random-weight
+/// Qwen3, Llama 3 (scaled RoPE), Phi-3 (fused projections) and Gemma 3 (sliding windows of 8
+/// positions, two RoPE bases, GeGLU, sublayer output norms), each a tiny random-weight
 /// checkpoint that transformers made and llama.cpp's converter turned into GGUF: over 256
 /// positions, Strata's exact path must give transformers' logits at the recorded ones, to 1e-4
 /// (`Fixtures/architectures/make_architecture_fixtures.py`).
@@ -17,7 +18,9 @@ struct ArchitectureFixtureTests {
         let logits: [[Double]]
     }
 
-    @Test(arguments: ["qwen3", "llama3", "phi3"])
+    static let families = ["qwen3", "llama3", "phi3", "gemma3"]
+
+    @Test(arguments: families)
     func logitsMatchTransformers(family: String) throws {
         let reference = try JSONDecoder().decode(Reference.self, from: Fixture.data("architectures/\(family)-tiny.json"))
         let model = try LanguageModel(path: Fixture.url("architectures/\(family)-tiny.gguf").path)
@@ -60,5 +63,31 @@ struct ArchitectureFixtureTests {
         unscaledConfig.rotaryFrequencyFactors = nil
         #expect(LlamaArchitecture().rotaryInverseFrequencies(config: unscaledConfig)
                 != LlamaArchitecture().rotaryInverseFrequencies(config: model.config))
+    }
+
+    /// The Gemma 3 fixture's file has the window but no pattern: the family's default makes
+    /// layers 0-4 slide (base 10,000) and layer 5 global (the file's base), as transformers'
+    /// `layer_types` in the fixture's config say.
+    @Test func gemma3SlidingWindowLayers() throws {
+        let model = try LanguageModel(path: Fixture.url("architectures/gemma3-tiny.gguf").path)
+        let config = model.config
+        #expect(config.slidingWindow == 8)
+        #expect(config.slidingWindowLayers == [true, true, true, true, true, false])
+        #expect(config.slidingWindowRopeBase == 10_000 && config.ropeBase == 1_000_000)
+        #expect((0..<6).map { config.attentionWindow(layer: $0) } == [8, 8, 8, 8, 8, nil])
+        // the window matters to these logits: without it the test above could not fail for it
+        var withoutWindow = Gemma3Architecture()
+        withoutWindow.slidingWindowPeriod = nil
+        let unwindowed = try LanguageModel(path: model.file.path, architectures: ArchitectureRegistry.standard.adding(withoutWindow))
+        #expect(unwindowed.config.slidingWindow == nil)
+        var windowed = Transformer(model: model, pool: WorkerPool(threadCount: 2), numerics: .exact)
+        var plain = Transformer(model: unwindowed, pool: WorkerPool(threadCount: 2), numerics: .exact)
+        let tokens: [Int32] = (0..<24).map { Int32(3 + $0 * 7 % 500) }
+        var first = windowed.makeCache(capacity: 24)
+        var second = plain.makeCache(capacity: 24)
+        let plan = LayerPlan.full(layerCount: 6)
+        let a = try windowed.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &first)
+        let b = try plain.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &second)
+        #expect(zip(a.values, b.values).contains { abs($0 - $1) > 1e-3 })
     }
 }

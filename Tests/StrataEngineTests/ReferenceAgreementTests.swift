@@ -57,7 +57,7 @@ struct ReferenceAgreementTests {
             }
             #expect(Array(generated.prefix(length)) == Array(prompt.greedy.prefix(length)),
                     "\(modelName) \(prompt.prompt.debugDescription): greedy \(generated) vs \(prompt.greedy)")
-            if prompt.stoppedAtEndOfGeneration && prompt.greedy.count < 32 {
+            if prompt.stoppedAtEndOfGeneration == true && prompt.greedy.count < 32 {
                 #expect(stop == .endOfGeneration && generated.count == prompt.greedy.count)
             }
         }

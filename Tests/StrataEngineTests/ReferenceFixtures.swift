@@ -11,7 +11,8 @@ struct TransformersReference: Decodable {
         let top10Logits: [Float]
         let greedy: [Int32]
         let greedyText: String
-        let stoppedAtEndOfGeneration: Bool
+        /// Absent in the Gemma 3 reference.
+        let stoppedAtEndOfGeneration: Bool?
         enum CodingKeys: String, CodingKey {
             case prompt
             case promptTokens = "prompt_tokens"

@@ -105,6 +105,30 @@ struct FloatKernelTests {
         let expected = zip([-2.0, 0, 1, 3], [1.0, 2, 3, 4]).map { x, u in x / (1 + exp(-x)) * u }
         for (value, target) in zip(gate, expected) { #expect(abs(Double(value) - target) < 1e-6) }
     }
+
+    /// Every level against the double-precision formula with tanh, over the range activations
+    /// take, the tails where e^(-2u) is clamped, a count that leaves a scalar tail, and a NaN.
+    @Test(arguments: KernelLevel.available)
+    func geluTanhGLUMatchesReference(level: KernelLevel) {
+        let count = 1003
+        var gate = randomFloats(count, seed: 11).map { $0 * 12 }
+        gate[0] = 0; gate[1] = -100; gate[2] = 100; gate[3] = 1e-20; gate[4] = -1e-20; gate[5] = 30; gate[6] = -30
+        let up = randomFloats(count, seed: 12).map { $0 * 3 }
+        var result = gate
+        FloatKernels.geluTanhGLU(gate: &result, up: up, count: count, level: level)
+        for index in 0..<count {
+            let expected = FloatKernels.geluTanhReference(Double(gate[index])) * Double(up[index])
+            // a few float roundings of values up to ~36 in magnitude
+            #expect(abs(Double(result[index]) - expected) <= 4e-7 * max(1, abs(expected)),
+                    "level \(level), x = \(gate[index]): \(result[index]) against \(expected)")
+        }
+        var portable = gate
+        FloatKernels.geluTanhGLU(gate: &portable, up: up, count: count, level: .portable)
+        #expect(result.map(\.bitPattern) == portable.map(\.bitPattern), "level \(level) differs from the portable bits")
+        var withNaN: [Float] = [.nan, 1]
+        FloatKernels.geluTanhGLU(gate: &withNaN, up: [1, 1], count: 2, level: level)
+        #expect(withNaN[0].isNaN)
+    }
 }
 
 @Suite("Rotary embedding")

@@ -26,6 +26,11 @@ struct Scratch {
     var cosines: [Float] = []
     /// [tokens × rotaryDimensions/2]
     var sines: [Float] = []
+    /// [tokens × rotaryDimensions/2] of sliding-window layers (their own RoPE base); empty
+    /// for models without them
+    var slidingCosines: [Float] = []
+    /// [tokens × rotaryDimensions/2]
+    var slidingSines: [Float] = []
     /// The current sublayer input quantized to 16- or 8-bit blocks (fast paths), shared by the
     /// matrices that read it (q/k/v, gate/up).
     var quantized = QuantizedActivations(capacity: 0)
@@ -46,6 +51,10 @@ struct Scratch {
         up = buffer(config.feedForwardSize)
         cosines = buffer(config.rotaryDimensions / 2)
         sines = buffer(config.rotaryDimensions / 2)
+        if config.slidingWindowRopeBase != nil {
+            slidingCosines = buffer(config.rotaryDimensions / 2)
+            slidingSines = buffer(config.rotaryDimensions / 2)
+        }
         let widest = max(config.hiddenSize, config.feedForwardSize, config.headCount * config.headDimensions)
         quantized = QuantizedActivations(capacity: tokens * widest, precision: precision)
         tokenCapacity = tokens

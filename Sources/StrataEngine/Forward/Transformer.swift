@@ -79,6 +79,10 @@ public struct Transformer: Sendable {
     /// Reused by single-sequence passes to hold their cache while the batched core runs.
     private var cacheHolder: [KVCache] = []
     private let inverseFrequencies: [Float]
+    /// RoPE's frequencies in sliding-window layers, when the model has them.
+    private let slidingInverseFrequencies: [Float]?
+    /// Each layer's attention window (nil: the whole context).
+    private let layerWindows: [Int?]
     // What the architecture says, asked once here rather than per pass.
     private let rotaryStyle: RotaryStyle
     private let attentionScale: Float
@@ -96,6 +100,10 @@ public struct Transformer: Sendable {
         weights = numerics.activationPrecision.map { model.weights.prepared(for: $0, pool: pool) } ?? model.weights
         let architecture = model.architecture
         inverseFrequencies = architecture.rotaryInverseFrequencies(config: model.config)
+        slidingInverseFrequencies = model.config.slidingWindowRopeBase.map {
+            RotaryEmbedding.inverseFrequencies(dimensions: model.config.rotaryDimensions, base: $0)
+        }
+        layerWindows = (0..<model.config.layerCount).map { model.config.attentionWindow(layer: $0) }
         rotaryStyle = architecture.rotaryStyle
         attentionScale = architecture.attentionScale(config: model.config)
         embeddingScale = architecture.embeddingScale(config: model.config)
@@ -280,6 +288,12 @@ public struct Transformer: Sendable {
                 positions: segment.startPosition..<(segment.startPosition + segment.count),
                 inverseFrequencies: inverseFrequencies, cosines: &scratch.cosines, sines: &scratch.sines,
                 firstRow: segment.firstRow)
+            if let slidingInverseFrequencies {
+                RotaryEmbedding.table(
+                    positions: segment.startPosition..<(segment.startPosition + segment.count),
+                    inverseFrequencies: slidingInverseFrequencies, cosines: &scratch.slidingCosines,
+                    sines: &scratch.slidingSines, firstRow: segment.firstRow)
+            }
         }
 
         if plan != slotPlan {
@@ -293,7 +307,8 @@ public struct Transformer: Sendable {
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             if step.runsAttention {
-                attention(layer: layer, slot: slots[stepIndex], tokens: count, segments: segments, caches: &caches)
+                attention(layer: layer, window: layerWindows[step.layer], slot: slots[stepIndex], tokens: count,
+                          segments: segments, caches: &caches)
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
@@ -310,7 +325,7 @@ public struct Transformer: Sendable {
     }
 
     private mutating func attention(
-        layer: LayerWeights, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache]
+        layer: LayerWeights, window: Int?, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache]
     ) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
@@ -333,12 +348,15 @@ public struct Transformer: Sendable {
                                  epsilon: config.rmsNormEpsilon, into: &scratch.attention)
             FloatKernels.copy(scratch.attention, count: tokens * config.kvHeadCount * config.headDimensions, into: &scratch.key, at: 0)
         }
+        let sliding = window != nil && slidingInverseFrequencies != nil
         RotaryEmbedding.apply(&scratch.query, tokens: tokens, heads: config.headCount, headDimensions: config.headDimensions,
                               rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
-                              cosines: scratch.cosines, sines: scratch.sines)
+                              cosines: sliding ? scratch.slidingCosines : scratch.cosines,
+                              sines: sliding ? scratch.slidingSines : scratch.sines)
         RotaryEmbedding.apply(&scratch.key, tokens: tokens, heads: config.kvHeadCount, headDimensions: config.headDimensions,
                               rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
-                              cosines: scratch.cosines, sines: scratch.sines)
+                              cosines: sliding ? scratch.slidingCosines : scratch.cosines,
+                              sines: sliding ? scratch.slidingSines : scratch.sines)
         let shape = Attention.Shape(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions)
         for (cacheIndex, segment) in segments.enumerated() {
             let rowWidth = caches[cacheIndex].rowWidth
@@ -349,7 +367,7 @@ public struct Transformer: Sendable {
             Attention.causal(
                 queries: scratch.query, keys: caches[cacheIndex].keys[index], values: caches[cacheIndex].values[index],
                 tokens: segment.count, startPosition: segment.startPosition, shape: shape, scale: attentionScale,
-                into: &scratch.attention, firstRow: segment.firstRow, pool: pool)
+                window: window, into: &scratch.attention, firstRow: segment.firstRow, pool: pool)
         }
         let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)
@@ -365,6 +383,7 @@ public struct Transformer: Sendable {
         Self.multiply(layer.up, scratch.normalized, input, scratch.quantized, into: &scratch.up, pool: pool)
         switch activation {
         case .silu: FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
+        case .geluTanh: FloatKernels.geluTanhGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
         }
         let gated = prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
         Self.multiply(layer.down, scratch.gate, gated, scratch.quantized, into: &scratch.projection, pool: pool)

@@ -25,6 +25,23 @@ public struct ModelConfig: Sendable, Codable, Equatable {
     /// Divisors of RoPE's rotation speeds, one per rotated pair (`rope_freqs.weight`: Llama
     /// 3.1's frequency scaling), or nil.
     public var rotaryFrequencyFactors: [Float]?
+    /// How many positions a sliding-window layer attends to, itself included
+    /// (`attention.sliding_window`), or nil when every layer attends to the whole context.
+    public var slidingWindow: Int?
+    /// Which layers attend through the window (from `attention.sliding_window_pattern`, a bool
+    /// per layer or a period, else the family's period); nil without a window.
+    public var slidingWindowLayers: [Bool]?
+    /// RoPE's base in sliding-window layers (`rope.freq_base_swa`, else the family's), nil
+    /// without a window.
+    public var slidingWindowRopeBase: Float?
+
+    /// The window of layer `layer`'s attention, or nil for attention over the whole context.
+    public func attentionWindow(layer: Int) -> Int? {
+        guard let slidingWindow, let layers = slidingWindowLayers, layers.indices.contains(layer), layers[layer] else {
+            return nil
+        }
+        return slidingWindow
+    }
 
     enum CodingKeys: String, CodingKey {
         case architecture, name
@@ -41,6 +58,9 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         case rmsNormEpsilon = "rms_norm_epsilon"
         case tiedOutput = "tied_output"
         case rotaryFrequencyFactors = "rotary_frequency_factors"
+        case slidingWindow = "sliding_window"
+        case slidingWindowLayers = "sliding_window_layers"
+        case slidingWindowRopeBase = "sliding_window_rope_base"
     }
 
     /// Reads the hyper-parameters of `architecture`'s family from `file`'s metadata.
@@ -69,9 +89,42 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         let factorsName = architecture.tensorNames.rotaryFrequencyFactors
         rotaryFrequencyFactors = file.tensor(named: factorsName) == nil
             ? nil : try TensorBinder(file: file).vector(factorsName, count: rotaryDimensions / 2)
+        try readSlidingWindow(metadata, prefix: prefix, architecture: architecture, file: file.path)
         if let factors = rotaryFrequencyFactors, let bad = factors.first(where: { !($0 > 0 && $0.isFinite) }) {
             throw ModelLoadError.invalidHyperParameter(file: file.path, key: factorsName, reason: "factors must be positive, found \(bad)")
         }
+    }
+
+    /// llama.cpp's rules: a window of 0 means none; the pattern key holds a bool per layer
+    /// (true: sliding) or a period n (layer i slides unless i % n == n - 1; 0: every layer).
+    private mutating func readSlidingWindow(
+        _ metadata: GGUFMetadata, prefix: String, architecture: any ModelArchitecture, file: String
+    ) throws {
+        guard let period = architecture.slidingWindowPeriod,
+              let window = try metadata.optionalInteger("\(prefix).attention.sliding_window"), window > 0 else { return }
+        let patternKey = "\(prefix).attention.sliding_window_pattern"
+        let layers: [Bool]
+        if let flags = try? metadata.optionalBools(patternKey) {
+            guard flags.count == layerCount else {
+                throw ModelLoadError.invalidHyperParameter(
+                    file: file, key: patternKey, reason: "expected a flag for each of \(layerCount) layers, found \(flags.count)")
+            }
+            layers = flags
+        } else {
+            let period = try metadata.optionalInteger(patternKey) ?? period
+            guard period >= 0 else {
+                throw ModelLoadError.invalidHyperParameter(file: file, key: patternKey, reason: "expected a period >= 0, found \(period)")
+            }
+            layers = (0..<layerCount).map { period == 0 || $0 % period < period - 1 }
+        }
+        let baseKey = "\(prefix).rope.freq_base_swa"
+        let base = try metadata.optionalFloat(baseKey) ?? architecture.slidingWindowRopeBase
+        guard base > 0 && base.isFinite else {
+            throw ModelLoadError.invalidHyperParameter(file: file, key: baseKey, reason: "must be positive, found \(base)")
+        }
+        slidingWindow = window
+        slidingWindowLayers = layers
+        slidingWindowRopeBase = base
     }
 
     func validate(file: String, prefix: String) throws {

@@ -110,6 +110,10 @@ void strata_octets16_multiply(int level, uint32_t format, const void *packed, si
                               size_t octet_end, size_t columns, const strata_activation_block16 *activations,
                               size_t tokens, float *output);
 
+/// `gate[i] = gelu(gate[i]) × up[i]` for `i < count`, GELU with its tanh approximation
+/// (computed as x / (1 + e^(-2u)), u = √(2/π)(x + 0.044715 x³)); the levels agree bit for bit.
+void strata_gelu_tanh_glu(int level, float *gate, const float *up, size_t count);
+
 /// Causal attention of one query head: `output[d] = Σ_p softmax_p(scale × query·key_p) × value_p[d]`
 /// over cache positions `p < positions`, where key p starts at `keys + p × row_stride` (values
 /// likewise) and each holds `dimensions` floats (a multiple of 8). `accumulator` is scratch of

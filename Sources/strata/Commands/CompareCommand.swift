@@ -102,7 +102,7 @@ struct CompareCommand: ParsableCommand {
             if perplexityWindows > 0 {
                 entry.perplexity = try evaluatePerplexity(
                     transformer: &transformer, tokens: textTokens, context: min(perplexityContext, config.contextLength),
-                    windows: perplexityWindows, plan: plan
+                    windows: perplexityWindows, plan: plan, firstToken: windowStartToken(for: model.tokenizer)
                 ) { window, total, running in
                     printError(String(format: "\r%@: perplexity window %d/%d, %.3f", name, window, total, running),
                                terminator: window == total ? "\n" : "")

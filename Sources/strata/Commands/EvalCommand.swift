@@ -16,7 +16,9 @@ struct PerplexityCommand: ParsableCommand {
         abstract: "Perplexity of a model on a text file.",
         discussion: """
             The whole file is tokenized (no BOS) and cut into non-overlapping windows of --context \
-            tokens from the start; each window is evaluated on its own. By default every prediction \
+            tokens from the start; each window is evaluated on its own. For a model whose tokenizer \
+            adds BOS (Gemma), each window's first token is replaced by BOS, as llama-perplexity does. \
+            By default every prediction \
             after a window's first token is scored (as transformers-based scripts do). --llama-cpp \
             scores only the second half of each window, reproducing llama.cpp's llama-perplexity.
             """)
@@ -58,7 +60,8 @@ struct PerplexityCommand: ParsableCommand {
         var transformer = modelOptions.makeTransformer(model)
         let report = try evaluatePerplexity(
             transformer: &transformer, tokens: tokens, context: context, windows: windows,
-            scoring: llamaCpp ? .secondHalf : .allPredictions, plan: try planOptions.plan(for: model.config)
+            scoring: llamaCpp ? .secondHalf : .allPredictions, plan: try planOptions.plan(for: model.config),
+            firstToken: windowStartToken(for: model.tokenizer)
         ) { window, total, running in
             printError(String(format: "\rwindow %d/%d  perplexity so far %.4f", window, total, running),
                        terminator: window == total ? "\n" : "")

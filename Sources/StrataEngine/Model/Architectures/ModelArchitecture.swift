@@ -11,10 +11,9 @@ import StrataKernels
 /// states only its differences. A new family is one type conforming to this protocol, added to
 /// an `ArchitectureRegistry` (`ArchitectureRegistry.standard` for the built-in ones).
 ///
-/// Room left for families not yet built in: Gemma 3's sliding-window layers would add a
-/// per-layer window requirement here and a window to `Attention.causal`; its GELU-tanh gate a
-/// case of `GatedActivation` with its kernel; family-specific metadata (Gemma's
-/// `query_pre_attn_scalar`) a requirement reading it next to `attentionScale(config:)`.
+/// Sliding-window attention (Gemma 3) is read into `ModelConfig` (`slidingWindow`, which layers
+/// use it, their RoPE base) when the family names a `slidingWindowPeriod`; the forward pass
+/// then asks the config, not the family, per layer.
 public protocol ModelArchitecture: Sendable {
     /// The `general.architecture` value of the family's GGUF files.
     var name: String { get }
@@ -44,6 +43,13 @@ public protocol ModelArchitecture: Sendable {
     func attentionScale(config: ModelConfig) -> Float
     /// RoPE's inverse frequencies (the place for frequency scaling schemes).
     func rotaryInverseFrequencies(config: ModelConfig) -> [Float]
+    /// Whether the family has sliding-window layers, and if so which by default: layer i
+    /// slides unless `i % period == period - 1` (0: every layer slides); the file's
+    /// `attention.sliding_window_pattern` overrides it. nil: the family ignores
+    /// `attention.sliding_window`.
+    var slidingWindowPeriod: Int? { get }
+    /// RoPE's base in sliding-window layers when the file has no `rope.freq_base_swa`.
+    var slidingWindowRopeBase: Float { get }
 }
 
 extension ModelArchitecture {
@@ -54,6 +60,8 @@ extension ModelArchitecture {
     public var hasSublayerOutputNorms: Bool { false }
     public var fusesProjections: Bool { false }
     public var activation: GatedActivation { .silu }
+    public var slidingWindowPeriod: Int? { nil }
+    public var slidingWindowRopeBase: Float { 10_000 }
     public func embeddingScale(config: ModelConfig) -> Float? { nil }
     public func attentionScale(config: ModelConfig) -> Float { 1 / Float(config.headDimensions).squareRoot() }
     /// The plain RoPE frequencies, each divided by its factor when the file has
@@ -69,6 +77,8 @@ extension ModelArchitecture {
 public enum GatedActivation: String, Sendable {
     /// SiLU, `x / (1 + exp(-x))`: SwiGLU (Llama, Qwen).
     case silu
+    /// GELU with the tanh approximation: GeGLU (Gemma).
+    case geluTanh
 }
 
 /// The model families a loader accepts, looked up by `general.architecture`.
@@ -83,7 +93,7 @@ public struct ArchitectureRegistry: Sendable {
 
     /// The families built into the engine.
     public static let standard = ArchitectureRegistry([
-        LlamaArchitecture(), Qwen2Architecture(), Qwen3Architecture(), Phi3Architecture(),
+        LlamaArchitecture(), Qwen2Architecture(), Qwen3Architecture(), Phi3Architecture(), Gemma3Architecture(),
     ])
 
     /// This registry with `architecture` added, replacing a family of the same name.

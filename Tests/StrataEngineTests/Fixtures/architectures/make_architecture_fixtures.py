@@ -1,4 +1,4 @@
-"""Makes the tiny Qwen3, Llama 3 and Phi-3 checkpoints the architecture tests compare against.
+"""Makes the tiny Qwen3, Llama 3, Phi-3 and Gemma 3 checkpoints the architecture tests compare against.
 
 For each family: a random-weight model built by Hugging Face transformers from a small config
 (seeded), saved as safetensors, converted to GGUF (float32) with llama.cpp's own converter
@@ -9,11 +9,14 @@ to the GGUF file.
 The converter needs a tokenizer; none of these families' tokenizers ships with a package we
 can reach, so each borrows the first 512 tokens of a llama.cpp test vocabulary of the same
 kind (vendor/llama.cpp/models/ggml-vocab-*.gguf in the same sdist): Qwen2's byte-level BPE for
-Qwen3, Llama 3's for Llama 3, Phi-3's SentencePiece for Phi-3. Only the ids matter to the
-logits; the vocabulary only has to load.
+Qwen3, Llama 3's for Llama 3, Phi-3's SentencePiece for Phi-3, Llama's SentencePiece for Gemma 3.
+Only the ids matter to the logits; the vocabulary only has to load.
+
+Gemma 3 gets six layers, so that the file's default pattern (five sliding-window layers, then a
+global one) is all there, and a window of 8 positions, so the 256 positions cross it.
 
 Usage (any Python with torch, transformers, safetensors, numpy and sentencepiece):
-    python make_architecture_fixtures.py LLAMA_CPP_DIR OUTPUT_DIR
+    python make_architecture_fixtures.py LLAMA_CPP_DIR OUTPUT_DIR [FAMILY ...]
 where LLAMA_CPP_DIR is llama_cpp_python-0.3.36/vendor/llama.cpp from the unpacked sdist
 (`pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`).
 """
@@ -33,7 +36,7 @@ ROWS = [0, 1, 2] + list(range(31, 256, 32))
 
 
 def configs():
-    from transformers import LlamaConfig, Phi3Config, Qwen3Config
+    from transformers import Gemma3TextConfig, LlamaConfig, Phi3Config, Qwen3Config
 
     common = dict(vocab_size=VOCABULARY, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, bos_token_id=1, eos_token_id=2, pad_token_id=None)
@@ -50,6 +53,11 @@ def configs():
         "phi3": ("phi-3", Phi3Config(**common, num_key_value_heads=2, max_position_embeddings=4096,
                                      original_max_position_embeddings=4096, rope_theta=10_000.0, rms_norm_eps=1e-5,
                                      tie_word_embeddings=False, sliding_window=None, rope_scaling=None)),
+        # query_pre_attn_scalar = head_dim: the scale GGUF readers assume, as the file cannot say
+        "gemma3": ("llama-spm", Gemma3TextConfig(**{**common, "num_hidden_layers": 6}, num_key_value_heads=2, head_dim=32,
+                                                 query_pre_attn_scalar=32, sliding_window=8, max_position_embeddings=512,
+                                                 rms_norm_eps=1e-6, tie_word_embeddings=True,
+                                                 final_logit_softcapping=None, attn_logit_softcapping=None)),
     }
 
 
@@ -127,7 +135,10 @@ def main():
     import transformers
     from transformers import AutoModelForCausalLM
 
+    wanted = sys.argv[3:]
     for family, (vocab_name, config) in configs().items():
+        if wanted and family not in wanted:
+            continue
         torch.manual_seed(20261207)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
         # norms start at exactly 1: spread them so a misplaced norm shows in the logits
@@ -139,6 +150,9 @@ def main():
         gguf_path = output / f"{family}-tiny.gguf"
         with tempfile.TemporaryDirectory() as folder:
             model.save_pretrained(folder, safe_serialization=True)
+            # Gemma's converter trims the embedding to the tokenizer's size, read from here
+            (Path(folder) / "tokenizer.json").write_text(json.dumps(
+                {"model": {"vocab": {t: i for i, t in enumerate(vocabulary["tokens"])}}, "added_tokens": []}))
             convert(llama_cpp, Path(folder), gguf_path, vocabulary)
         with torch.no_grad():
             logits = model(torch.tensor([TOKENS])).logits[0].to(torch.float64).numpy()[ROWS]
