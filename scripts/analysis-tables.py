@@ -19,8 +19,11 @@ def main() -> None:
     entries = {entry["name"]: entry for entry in compare["entries"]}
     # Speed from the separate speed run when there is one (see analysis-report.sh).
     speed_file = folder / "speed.json"
+    generated_tokens = compare["generated_tokens"]
     if speed_file.exists():
-        for entry in json.loads(speed_file.read_text())["entries"]:
+        speed = json.loads(speed_file.read_text())
+        generated_tokens = speed["generated_tokens"]
+        for entry in speed["entries"]:
             if entry["name"] in entries:
                 entries[entry["name"]]["generation"] = entry.get("generation")
                 entries[entry["name"]]["speed_ratio"] = entry.get("speed_ratio")
@@ -45,7 +48,7 @@ def main() -> None:
 
     limit = compare.get("limit")
     print(f"Perplexity on {compare['perplexity_text']}; LAMBADA and ARC-Easy on the first {limit} documents; "
-          f"generation speed over {compare['generated_tokens']} tokens, plans interleaved.\n")
+          f"generation speed over {generated_tokens} tokens, plans interleaved.\n")
     print("| plan | layer compute kept | perplexity | LAMBADA acc | ARC-Easy acc / acc_per_char | tokens/s vs full |")
     print("|---|---|---|---|---|---|")
     speed = (full.get("generation") or {}).get("median")

@@ -35,28 +35,50 @@ struct SpeculativeDecodingTests {
         let sources: [DraftSource] = [.ngram, .auto(fallback: nil), .auto(fallback: skipPlan), .earlyExit(layers: layers * 2 / 3), .plan(skipPlan),
                                       .layers(seed: nil), .layers(seed: skipPlan)]
         var searchedRuns = 0
-        for text in speculationPrompts {
-            let prompt = model.tokenizer.encode(text, addSpecial: true)
-            let plain = try generate(transformer, prompt: prompt, maxTokens: 40, speculation: nil).tokens
-            for source in sources {
-                let (tokens, stats) = try generate(transformer, prompt: prompt, maxTokens: 40,
-                                               speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
-                #expect(tokens == plain, "\(modelName) \(source) on \(text.prefix(20).debugDescription)")
-                #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
-                // The timings the cost model uses cover every verify pass and draft step.
-                #expect(stats.timings.verifyPasses.values.reduce(0, +) == stats.verifyPasses)
-                #expect(stats.timings.verifyPasses[1, default: 0] == stats.plainRounds)
-                #expect((stats.timings.draftSteps > 0) == (stats.draftLayerForwards > 0))
-                #expect(stats.timings.verifySeconds.values.allSatisfy { $0 > 0 })
-                if case .layers = source, tokens.count == 40 {
-                    // 40 tokens leave room for the search to score candidates and draft with the best
-                    // (a reply that ends sooner, at the end-of-turn token, may not)
-                    #expect(stats.searchEvaluations > 0 && stats.timings.searchSeconds > 0 && stats.planRounds > 0)
-                    searchedRuns += 1
-                }
+        try expectLossless(transformer, tokenizer: model.tokenizer, sources: sources, maxTokens: 40, name: modelName) { source, tokens, stats in
+            // The timings the cost model uses cover every verify pass and draft step.
+            #expect(stats.timings.verifyPasses.values.reduce(0, +) == stats.verifyPasses)
+            #expect(stats.timings.verifyPasses[1, default: 0] == stats.plainRounds)
+            #expect((stats.timings.draftSteps > 0) == (stats.draftLayerForwards > 0))
+            #expect(stats.timings.verifySeconds.values.allSatisfy { $0 > 0 })
+            if case .layers = source, tokens.count == 40 {
+                // 40 tokens leave room for the search to score candidates and draft with the best
+                // (a reply that ends sooner, at the end-of-turn token, may not)
+                #expect(stats.searchEvaluations > 0 && stats.timings.searchSeconds > 0 && stats.planRounds > 0)
+                searchedRuns += 1
             }
         }
         #expect(searchedRuns > 0, "\(modelName): no prompt ran long enough to exercise the layer-skip search")
+    }
+
+    /// Gemma 3 270M in the default tier (its sliding-window layers roll back like the others):
+    /// the bundled speculation prompts, greedy, with n-gram, early-exit, plan and searched
+    /// layer-skip drafts.
+    @Test("greedy speculative output equals plain output on Gemma 3 270M")
+    func greedyIsLosslessOnGemma3() throws {
+        let model = try LoadedModels.model("gemma3-270m")
+        let transformer = try PreparedModels.transformer("gemma3-270m")
+        let layers = model.config.layerCount
+        let skipPlan = try LayerPlan.full(layerCount: layers).skipping(layers: [9, 12, 15])
+        let sources: [DraftSource] = [.ngram, .earlyExit(layers: 12), .plan(skipPlan), .layers(seed: nil)]
+        try expectLossless(transformer, tokenizer: model.tokenizer, sources: sources, maxTokens: 32, name: "gemma3-270m")
+    }
+
+    /// Runs every bundled speculation prompt plainly and with each draft source, expecting the
+    /// same tokens; `inspect` sees each speculative run's tokens and statistics.
+    func expectLossless(_ transformer: Transformer, tokenizer: Tokenizer, sources: [DraftSource], maxTokens: Int, name: String,
+                        inspect: (DraftSource, [TokenID], SpeculationStats) -> Void = { _, _, _ in }) throws {
+        for text in speculationPrompts {
+            let prompt = tokenizer.encode(text, addSpecial: true)
+            let plain = try generate(transformer, prompt: prompt, maxTokens: maxTokens, speculation: nil).tokens
+            for source in sources {
+                let (tokens, stats) = try generate(transformer, prompt: prompt, maxTokens: maxTokens,
+                                                   speculation: SpeculationParameters(draft: source, maxDraft: 6, confidence: 0.3))
+                #expect(tokens == plain, "\(name) \(source) on \(text.prefix(20).debugDescription)")
+                #expect(stats.verifyPasses > 0 && stats.accepted <= stats.drafted)
+                inspect(source, tokens, stats)
+            }
+        }
     }
 
     @Test("n-gram drafts are accepted on repetitive text, and each verify pass yields at least one token")

@@ -8,8 +8,10 @@ public struct CalibrationSet: Sendable {
     public let windows: [[TokenID]]
     public let context: Int
 
-    /// The first `windows` whole windows of `tokens` (all whole windows when nil).
-    public init(tokens: [TokenID], context: Int, windows requested: Int? = nil) throws {
+    /// The first `windows` whole windows of `tokens` (all whole windows when nil), each with
+    /// its first token replaced by `firstToken` when given (`windowStartToken(for:)`: BOS for
+    /// models trained with it first, as `evaluatePerplexity` does).
+    public init(tokens: [TokenID], context: Int, windows requested: Int? = nil, firstToken: TokenID? = nil) throws {
         guard context >= 2 else { throw EvaluationError.invalidArgument("context must be at least 2, found \(context)") }
         if let requested, requested < 1 {
             throw EvaluationError.invalidArgument("windows must be at least 1, found \(requested)")
@@ -18,7 +20,11 @@ public struct CalibrationSet: Sendable {
         let count = min(requested ?? available, available)
         guard count > 0 else { throw EvaluationError.textTooShort(tokens: tokens.count, context: context) }
         self.context = context
-        windows = (0..<count).map { Array(tokens[($0 * context)..<(($0 + 1) * context)]) }
+        windows = (0..<count).map { index in
+            var window = Array(tokens[(index * context)..<((index + 1) * context)])
+            if let firstToken { window[0] = firstToken }
+            return window
+        }
     }
 
     /// Predictions scored per window (every position after the first predicts the next token).

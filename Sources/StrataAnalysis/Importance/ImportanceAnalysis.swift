@@ -163,6 +163,8 @@ public func analyzeImportance(
         perplexityWithoutLayer: perplexities(.layer),
         perplexityWithoutAttention: perplexities(.attention),
         perplexityWithoutFFN: perplexities(.feedForward),
-        seconds: (clock.now - start).seconds)
+        seconds: (clock.now - start).seconds,
+        slidingWindow: transformer.config.slidingWindow,
+        slidingWindowLayers: transformer.config.slidingWindowLayers)
 }
 

@@ -11,10 +11,12 @@ extension ImportanceReport {
         columns.removeAll { $0.values.count != layerCount }
         var lines = [String(format: "%@ — %d window%@ × %d tokens of %@", model, windows, windows == 1 ? "" : "s", context, text)]
         if let perplexityFull { lines.append(String(format: "full-model perplexity %.4f", perplexityFull)) }
+        if let attentionSpans { lines.append("attention: " + attentionSpans + " (layers marked * are global)") }
         let widths = columns.map { max($0.header.count, 10) }
         lines.append("layer" + zip(columns, widths).map { " " + $0.header.leftPadded(to: $1) }.joined())
         for layer in 0..<layerCount {
-            lines.append(String(layer).leftPadded(to: 5) + zip(columns, widths).map { column, width in
+            let global = slidingWindowLayers.map { !$0[layer] } ?? false
+            lines.append((String(layer) + (global ? "*" : "")).leftPadded(to: 5) + zip(columns, widths).map { column, width in
                 " " + SVGChart.format(column.values[layer]).leftPadded(to: width)
             }.joined())
         }
@@ -29,6 +31,24 @@ extension ImportanceReport {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Which layers attend through a sliding window and which globally, or nil for a model
+    /// whose layers all attend globally.
+    var attentionSpans: String? {
+        guard let flags = slidingWindowLayers, let slidingWindow else { return nil }
+        func runs(_ wanted: Bool) -> String {
+            var spans: [String] = []
+            var layer = 0
+            while layer < flags.count {
+                guard flags[layer] == wanted else { layer += 1; continue }
+                let first = layer
+                while layer < flags.count && flags[layer] == wanted { layer += 1 }
+                spans.append(first == layer - 1 ? "\(first)" : "\(first)-\(layer - 1)")
+            }
+            return spans.isEmpty ? "none" : spans.joined(separator: ", ")
+        }
+        return "sliding window of \(slidingWindow) positions in layers \(runs(true)); global in layers \(runs(false))"
     }
 
     /// One self-contained HTML page: per-layer bar charts of every metric, the angular
@@ -66,7 +86,8 @@ extension ImportanceReport {
         let heatmap = SVGChart.heatmap(title: "Angular distance d(l, n) at the last token", rowLabel: "first layer l",
                                        columnLabel: "block length n", values: angularDistance)
         let summary = [
-            "<b>Calibration</b>: \(windows) windows × \(context) tokens of \(SVGChart.escape(text)), no BOS",
+            "<b>Calibration</b>: \(windows) windows × \(context) tokens of \(SVGChart.escape(text))",
+            attentionSpans.map { "<b>Attention</b>: \($0)" },
             perplexityFull.map { String(format: "<b>Full-model perplexity</b>: %.4f", $0) },
             logitLensPositions > 0 ? "<b>Logit lens</b>: \(logitLensPositions) evenly spaced positions per window" : nil,
             String(format: "<b>Time</b>: %.1f s", seconds),

@@ -45,6 +45,10 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
     public var perplexityWithoutFFN: [Double]
     /// Wall-clock seconds the analysis took.
     public var seconds: Double
+    /// Positions a sliding-window layer attends to, nil when the model has no such layers.
+    public var slidingWindow: Int?
+    /// Per layer, whether its attention slides (Gemma 3), nil when no layer does.
+    public var slidingWindowLayers: [Bool]?
 
     enum CodingKeys: String, CodingKey {
         case model, windows, context, text, lim, zd, seconds
@@ -60,6 +64,8 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         case perplexityWithoutLayer = "perplexity_without_layer"
         case perplexityWithoutAttention = "perplexity_without_attention"
         case perplexityWithoutFFN = "perplexity_without_ffn"
+        case slidingWindow = "sliding_window"
+        case slidingWindowLayers = "sliding_window_layers"
     }
 
     /// Reads a report written by `write(to:)` (or `strata analyze --json`).
@@ -99,6 +105,9 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         ]
         if let (name, count) = perLayer.first(where: { $0.1 != 0 && $0.1 != layerCount }) {
             return "\(name) has \(count) entries, expected \(layerCount) (one per layer) or none"
+        }
+        if let flags = slidingWindowLayers, flags.count != layerCount {
+            return "sliding_window_layers has \(flags.count) entries, expected \(layerCount) (one per layer)"
         }
         return nil
     }

@@ -8,7 +8,7 @@ struct AnalyzeCommand: ParsableCommand {
         commandName: "analyze",
         abstract: "Measure how much each layer matters.",
         discussion: """
-            On non-overlapping calibration windows (no BOS): Block Influence, angular distances \
+            On non-overlapping calibration windows (BOS first only for models that add it, like Gemma): Block Influence, angular distances \
             d(l, n), LIM, ZD, each sublayer's residual contribution ratio, the logit lens (top-1 \
             agreement and KL to the full model per layer), and perplexity with each layer, each \
             attention and each FFN sublayer removed. The removal perplexities are most of the cost \

@@ -15,7 +15,7 @@ struct PerplexityCommand: ParsableCommand {
         commandName: "perplexity",
         abstract: "Perplexity of a model on a text file.",
         discussion: """
-            The whole file is tokenized (no BOS) and cut into non-overlapping windows of --context \
+            The whole file is tokenized (without BOS) and cut into non-overlapping windows of --context \
             tokens from the start; each window is evaluated on its own. For a model whose tokenizer \
             adds BOS (Gemma), each window's first token is replaced by BOS, as llama-perplexity does. \
             By default every prediction \

@@ -39,7 +39,8 @@ struct CalibrationOptions: ParsableArguments {
         guard tokens.count >= context * windows else {
             throw CommandFailure("\(file ?? "the bundled text") has \(tokens.count) tokens, fewer than --windows \(windows) × --context \(context)")
         }
-        return (try CalibrationSet(tokens: tokens, context: context, windows: windows), name)
+        return (try CalibrationSet(tokens: tokens, context: context, windows: windows,
+                                   firstToken: windowStartToken(for: model.tokenizer)), name)
     }
 }
 
