@@ -27,7 +27,9 @@ public enum Attention {
     ///
     /// - `queries`, `output`: `[rows × heads × headDimensions]`; the call reads and writes rows
     ///   `firstRow..<firstRow + tokens` (a batch of sequences has one run of rows per sequence)
-    /// - `keys`, `values`: `[positions × kvHeads × headDimensions]` (the layer's cache)
+    /// - `keys`, `values`: `[positions × kvHeads × headDimensions]` (the layer's cache); row 0
+    ///   holds position `firstStoredPosition` (a sliding-window cache drops older positions),
+    ///   which no query's window may reach below
     ///
     /// Uses a one-pass (online) softmax over blocks of 8 positions, so no score buffer is
     /// needed; each (token, head) is computed whole by one thread, with blocks counted from
@@ -35,16 +37,18 @@ public enum Attention {
     /// depend on how many tokens share the call or on the thread count.
     public static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, window: Int? = nil, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool
+        shape: Shape, scale: Float, window: Int? = nil, firstStoredPosition: Int = 0, into output: inout [Float],
+        firstRow: Int = 0, pool: WorkerPool
     ) {
         causal(queries: queries, keys: keys, values: values, tokens: tokens, startPosition: startPosition,
-               shape: shape, scale: scale, window: window, into: &output, firstRow: firstRow, pool: pool, level: .detected)
+               shape: shape, scale: scale, window: window, firstStoredPosition: firstStoredPosition, into: &output,
+               firstRow: firstRow, pool: pool, level: .detected)
     }
 
     static func causal(
         queries: [Float], keys: [Float], values: [Float], tokens: Int, startPosition: Int,
-        shape: Shape, scale: Float, window: Int? = nil, into output: inout [Float], firstRow: Int = 0, pool: WorkerPool,
-        level: KernelLevel
+        shape: Shape, scale: Float, window: Int? = nil, firstStoredPosition: Int = 0, into output: inout [Float],
+        firstRow: Int = 0, pool: WorkerPool, level: KernelLevel
     ) {
         precondition(window.map { $0 > 0 } ?? true, "an attention window holds at least one position")
         let headDimensions = shape.headDimensions
@@ -54,7 +58,11 @@ public enum Attention {
         precondition(firstRow >= 0 && queries.count >= (firstRow + tokens) * shape.heads * headDimensions)
         precondition(output.count >= (firstRow + tokens) * shape.heads * headDimensions)
         let firstTask = firstRow * shape.heads
-        precondition(keys.count >= (startPosition + tokens) * rowWidth && values.count >= (startPosition + tokens) * rowWidth)
+        let storedEnd = startPosition + tokens - firstStoredPosition
+        precondition(keys.count >= storedEnd * rowWidth && values.count >= storedEnd * rowWidth)
+        precondition(firstStoredPosition == 0
+                     || window.map { startPosition - $0 + 1 >= firstStoredPosition } ?? false,
+                     "attention reaches position \(startPosition - (window ?? startPosition) + 1), below the stored \(firstStoredPosition)")
         let group = shape.heads / shape.kvHeads
         queries.withUnsafeBufferPointer { queryBuffer in
             keys.withUnsafeBufferPointer { keyBuffer in
@@ -72,7 +80,8 @@ public enum Attention {
                                     // the kernel sees the window as its positions 0..., so its
                                     // blocks start where the window does
                                     let first = window.map { max(0, end - $0) } ?? 0
-                                    let kvOffset = first * rowWidth + (task % shape.heads / group) * headDimensions
+                                    let kvOffset = (first - firstStoredPosition) * rowWidth
+                                        + (task % shape.heads / group) * headDimensions
                                     strata_attention(
                                         level.rawValue, query + (firstTask + task) * headDimensions, key + kvOffset,
                                         value + kvOffset, rowWidth, end - first, headDimensions, scale,

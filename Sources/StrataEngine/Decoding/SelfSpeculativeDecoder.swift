@@ -60,8 +60,10 @@ struct Speculator: Sendable {
         transformer: inout Transformer, cache: inout KVCache, tokens: [TokenID], plan: LayerPlan,
         sampler: Sampler, limit: Int
     ) throws -> Draft {
+        // a draft longer than the cache's rollback margin could not be undone in sliding-window layers
+        let maximum = min(limit, parameters.maxDraft, KVCache.rollbackMargin)
         let request = DraftRequest(
-            tokens: tokens, length: min(draftLength, limit, parameters.maxDraft), maximum: min(limit, parameters.maxDraft),
+            tokens: tokens, length: min(draftLength, maximum), maximum: maximum,
             verifierPlan: plan, sampler: sampler, confidence: parameters.confidence)
         return try drafter.draft(request, transformer: &transformer, cache: &cache, stats: &stats)
     }

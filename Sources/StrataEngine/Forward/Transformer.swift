@@ -8,6 +8,7 @@ public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidPlan(String)
     case invalidStart(startPosition: Int, cached: Int)
     case invalidHidden(String)
+    case positionsDropped(startPosition: Int, earliest: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +22,9 @@ public enum ForwardError: Error, CustomStringConvertible, Sendable, Equatable {
             "cannot start at position \(start): the cache holds \(cached) positions"
         case .invalidHidden(let reason):
             "invalid hidden-state input: \(reason)"
+        case .positionsDropped(let start, let earliest):
+            "cannot start at position \(start): the sliding-window layers no longer hold the positions its window "
+                + "reaches (start at \(earliest) or later, or at 0 on an emptied cache)"
         }
     }
 }
@@ -247,6 +251,9 @@ public struct Transformer: Sendable {
         guard startPosition >= 0, startPosition <= cache.count else {
             throw .invalidStart(startPosition: startPosition, cached: cache.count)
         }
+        if cache.windowStart > 0 && (startPosition == 0 ? cache.count > count : startPosition < cache.earliestRestart) {
+            throw .positionsDropped(startPosition: startPosition, earliest: cache.earliestRestart)
+        }
         guard startPosition + count <= cache.capacity else {
             throw .contextFull(needed: startPosition + count, capacity: cache.capacity)
         }
@@ -302,6 +309,9 @@ public struct Transformer: Sendable {
         }
         let slotCount = (slots.max() ?? 0) + 1
         for index in caches.indices { caches[index].reserveSlots(slotCount) }
+        for (index, segment) in segments.enumerated() {
+            caches[index].prepareWindows(start: segment.startPosition, tokens: segment.count)
+        }
         for (stepIndex, step) in plan.steps.enumerated().dropFirst(firstStep) {
             let layer = weights.layers[step.layer]
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
@@ -360,14 +370,17 @@ public struct Transformer: Sendable {
         let shape = Attention.Shape(heads: config.headCount, kvHeads: config.kvHeadCount, headDimensions: config.headDimensions)
         for (cacheIndex, segment) in segments.enumerated() {
             let rowWidth = caches[cacheIndex].rowWidth
+            let firstStored = caches[cacheIndex].firstStoredPosition(slot: index)
+            let row = segment.startPosition - firstStored
             FloatKernels.copy(scratch.key, from: segment.firstRow * rowWidth, count: segment.count * rowWidth,
-                              into: &caches[cacheIndex].keys[index], at: segment.startPosition * rowWidth)
+                              into: &caches[cacheIndex].keys[index], at: row * rowWidth)
             FloatKernels.copy(scratch.value, from: segment.firstRow * rowWidth, count: segment.count * rowWidth,
-                              into: &caches[cacheIndex].values[index], at: segment.startPosition * rowWidth)
+                              into: &caches[cacheIndex].values[index], at: row * rowWidth)
             Attention.causal(
                 queries: scratch.query, keys: caches[cacheIndex].keys[index], values: caches[cacheIndex].values[index],
                 tokens: segment.count, startPosition: segment.startPosition, shape: shape, scale: attentionScale,
-                window: window, into: &scratch.attention, firstRow: segment.firstRow, pool: pool)
+                window: window, firstStoredPosition: firstStored, into: &scratch.attention, firstRow: segment.firstRow,
+                pool: pool)
         }
         let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)

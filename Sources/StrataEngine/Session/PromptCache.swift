@@ -22,18 +22,19 @@ struct PromptCache: Sendable {
 
     /// Removes and returns the entry sharing the longest prefix with `prompt` under `plan`,
     /// with how many positions of it are reusable: at most all but the prompt's last token,
-    /// whose logits decide the first generated token. Nil when nothing is shared.
+    /// whose logits decide the first generated token, and no further back than the cache can
+    /// be cut (sliding-window layers keep recent positions only). Nil when nothing is shared.
     mutating func take(longestPrefixOf prompt: [TokenID], plan: LayerPlan) -> (cache: KVCache, reusable: Int)? {
-        var best: (index: Int, length: Int)?
+        var best: (index: Int, reusable: Int)?
         for (index, entry) in entries.enumerated() where entry.plan == plan {
-            let length = Self.commonPrefix(entry.tokens, prompt)
-            if length > (best?.length ?? 0) { best = (index, length) }
+            let reusable = min(Self.commonPrefix(entry.tokens, prompt), prompt.count - 1)
+            // a cache whose sliding-window layers dropped the positions a cut there needs is of no use
+            guard entry.cache.canTruncate(to: reusable) else { continue }
+            if reusable > (best?.reusable ?? 0) { best = (index, reusable) }
         }
         guard let best else { return nil }
-        let reusable = min(best.length, prompt.count - 1)
-        guard reusable > 0 else { return nil }
         let entry = entries.remove(at: best.index)
-        return (entry.cache, reusable)
+        return (entry.cache, best.reusable)
     }
 
     /// Keeps `cache`, which holds `tokens`, evicting the least recently used entry when full.
