@@ -138,6 +138,41 @@ static inline __attribute__((always_inline)) void q6_k_block(const uint8_t *bloc
     }
 }
 
+/// Two-bit code `index` (0..<256) of a Q2_K/Q3_K code plane: in each half of 128 elements,
+/// byte `l` holds elements l, l + 32, l + 64, l + 96 in bits 0-1, 2-3, 4-5, 6-7.
+static inline __attribute__((always_inline)) int32_t two_bit_code(const uint8_t *codes, int index) {
+    const int within = index % 128;
+    return (codes[32 * (index / 128) + within % 32] >> (2 * (within / 32))) & 3;
+}
+
+/// A Q2_K super-block: `(d × sc) × q - dmin × m` per sub-block of 16 (scale and minimum in
+/// the nibbles of byte `s`).
+static inline __attribute__((always_inline)) void q2_k_block(const uint8_t *block, float super_scale,
+                                                            float super_minimum, float *output) {
+    for (int sub = 0; sub < 16; sub++) {
+        const float scale = super_scale * (float)(block[sub] & 0x0F);
+        const float minimum = super_minimum * (float)(block[sub] >> 4);
+        for (int index = 16 * sub; index < 16 * sub + 16; index++) {
+            output[index] = scale * (float)two_bit_code(block + 16, index) - minimum;
+        }
+    }
+}
+
+/// A Q3_K super-block: `(d × (sc - 32)) × code` per sub-block of 16, code = two low bits minus
+/// 4 when the element's `hmask` bit is clear.
+static inline __attribute__((always_inline)) void q3_k_block(const uint8_t *block, float super_scale, float *output) {
+    const uint8_t *scales = block + 96;
+    for (int sub = 0; sub < 16; sub++) {
+        const int low = sub < 8 ? scales[sub] & 0x0F : scales[sub - 8] >> 4;
+        const int high = (scales[8 + sub % 4] >> (2 * (sub / 4))) & 3;
+        const float scale = super_scale * (float)((low | high << 4) - 32);
+        for (int index = 16 * sub; index < 16 * sub + 16; index++) {
+            const int32_t code = two_bit_code(block + 32, index) - (((block[index % 32] >> (index / 32)) & 1) ? 0 : 4);
+            output[index] = scale * (float)code;
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) float bfloat16_to_float(const uint8_t *source) {
     uint32_t bits = (uint32_t)load_u16(source) << 16;
     float value;
@@ -178,6 +213,8 @@ static inline __attribute__((always_inline)) void dequantize_row(uint32_t format
         }
         case FORMAT_Q4_K: k_block(block, half(block), half(block + 2), 0, block_output); break;
         case FORMAT_Q5_K: k_block(block, half(block), half(block + 2), 1, block_output); break;
+        case FORMAT_Q2_K: q2_k_block(block, half(block + 80), half(block + 82), block_output); break;
+        case FORMAT_Q3_K: q3_k_block(block, half(block + 108), block_output); break;
         default: q6_k_block(block, half(block + 208), block_output); break; // Q6_K
         }
     }

@@ -15,6 +15,8 @@
 enum {
     FORMAT_Q4_0 = 2, FORMAT_Q4_1 = 3, FORMAT_Q5_0 = 6, FORMAT_Q5_1 = 7, FORMAT_Q8_0 = 8,
     FORMAT_Q4_K = 12, FORMAT_Q5_K = 13, FORMAT_Q6_K = 14,
+    // dequantized only (the float path); no integer kernels
+    FORMAT_Q2_K = 10, FORMAT_Q3_K = 11,
 };
 
 /// Expands `MACRO(argument, format)` for every weight format the kernels take: the one list
@@ -67,12 +69,17 @@ static inline size_t group_bytes(uint32_t format) {
     case FORMAT_Q8_0: return 34;
     case FORMAT_Q4_K: return 144;
     case FORMAT_Q5_K: return 176;
+    case FORMAT_Q2_K: return 84;
+    case FORMAT_Q3_K: return 110;
     default: return 210; // Q6_K
     }
 }
 
 static inline int group_subblocks(uint32_t format) {
-    return format == FORMAT_Q4_K || format == FORMAT_Q5_K || format == FORMAT_Q6_K ? 8 : 1;
+    return format == FORMAT_Q4_K || format == FORMAT_Q5_K || format == FORMAT_Q6_K || format == FORMAT_Q2_K ||
+                   format == FORMAT_Q3_K
+               ? 8
+               : 1;
 }
 
 /// Formats with an offset term `offset × activation sum` per sub-block.

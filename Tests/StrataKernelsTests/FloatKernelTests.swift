@@ -185,7 +185,11 @@ struct WeightMatrixTests {
         #expect(WeightMatrix(format: .q8_0, rows: 1, columns: 32, bytes: bytes) != nil)
         #expect(WeightMatrix(format: .q8_0, rows: 1, columns: 31, bytes: bytes) == nil)
         #expect(WeightMatrix(format: .q8_0, rows: 2, columns: 32, bytes: bytes) == nil)
+        func zeros(_ count: Int) -> ByteView { ByteView(.copying([UInt8](repeating: 0, count: count))) }
         #expect(WeightMatrix(format: .q2_K, rows: 1, columns: 256, bytes: bytes) == nil)
+        #expect(WeightMatrix(format: .q2_K, rows: 1, columns: 256, bytes: zeros(84)) != nil)
+        // the right size, but a format the kernels cannot dequantize
+        #expect(WeightMatrix(format: .iq2_xs, rows: 1, columns: 256, bytes: zeros(74)) == nil)
     }
 }
 

@@ -11,6 +11,8 @@ func halfScaleOffsets(_ format: QuantFormat) -> [Int] {
     case .q4_0, .q5_0, .q8_0: [0]
     case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
     case .q6_K: [208]
+    case .q2_K: [80, 82]
+    case .q3_K: [108]
     default: []
     }
 }

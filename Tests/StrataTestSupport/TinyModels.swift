@@ -199,6 +199,12 @@ enum TinyWeights {
             for _ in 0..<blocks { half(jitter(scale / (32 * 8))); half(jitter(scale / 32)); randomBytes(12 + 128) }
         case .q5_K:
             for _ in 0..<blocks { half(jitter(scale / (32 * 16))); half(jitter(scale / 32)); randomBytes(12 + 32 + 128) }
+        case .q2_K:
+            // value = d * sc * q - dmin * m with 4-bit sc and m, q in 0...3; d and dmin come last
+            for _ in 0..<blocks { randomBytes(16 + 64); half(jitter(scale / 12)); half(jitter(scale / 8)) }
+        case .q3_K:
+            // value = d * (sc - 32) * q with 6-bit sc, q in -4...3; d comes last
+            for _ in 0..<blocks { randomBytes(32 + 64 + 12); half(jitter(scale / 48)) }
         case .q6_K:
             // value = d * sc * (q - 32) with signed 8-bit sc; d comes last
             for _ in 0..<blocks { randomBytes(128 + 64 + 16); half(jitter(scale / (64 * 32))) }

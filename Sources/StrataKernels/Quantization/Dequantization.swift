@@ -2,8 +2,8 @@ import StrataKernelsC
 
 /// Block dequantization: turns `count` encoded elements into float32.
 ///
-/// Every computable format decodes to `scale × integer`, plus a minimum for Q4_1, Q5_1, Q4_K
-/// and Q5_K. Both paths evaluate GGML's float32 expression (`d * Float(q - 8)`,
+/// Every computable format decodes to `scale × integer`, plus a minimum for Q4_1, Q5_1, Q2_K,
+/// Q4_K and Q5_K. Both paths evaluate GGML's float32 expression (`d * Float(q - 8)`,
 /// `d * Float(q) + m`, `(d * sc) * Float(q) - dmin * m`, `(d * sc) * Float(q - 32)`) as separate
 /// multiplies and adds. The order hardly matters: an fp16 scale has 11 significant bits, so
 /// `d × sc` and `d × q` (at most 22 bits) are exact in float32 and each element is rounded
@@ -45,6 +45,8 @@ public enum Dequantization {
         case .q5_0: forEachBlock(format, source, destination, count) { Q5_0Blocks.reference($0, into: $1) }
         case .q5_1: forEachBlock(format, source, destination, count) { Q5_1Blocks.reference($0, into: $1) }
         case .q8_0: forEachBlock(format, source, destination, count) { Q8_0Blocks.reference($0, into: $1) }
+        case .q2_K: forEachBlock(format, source, destination, count) { Q2_KBlocks.reference($0, into: $1) }
+        case .q3_K: forEachBlock(format, source, destination, count) { Q3_KBlocks.reference($0, into: $1) }
         case .q4_K: forEachBlock(format, source, destination, count) { Q4_KBlocks.reference($0, into: $1) }
         case .q5_K: forEachBlock(format, source, destination, count) { Q5_KBlocks.reference($0, into: $1) }
         case .q6_K: forEachBlock(format, source, destination, count) { Q6_KBlocks.reference($0, into: $1) }

@@ -32,7 +32,10 @@ FROM_MODELS = {
 }
 
 # formats absent from the models: block count to synthesize
-SYNTHESIZED = {T.F16: 96, T.BF16: 96, T.Q4_0: 5, T.Q5_1: 5, T.Q5_K: 3}
+SYNTHESIZED = {T.F16: 96, T.BF16: 96, T.Q4_0: 5, T.Q5_1: 5, T.Q5_K: 3, T.Q2_K: 3, T.Q3_K: 3}
+
+# byte offsets of the fp16 scales of the formats synthesized from random bytes
+HALF_SCALES = {T.Q5_K: [0, 2], T.Q2_K: [80, 82], T.Q3_K: [108]}
 
 
 def model_blocks(models, qtype, model, tensor_name, first, count):
@@ -77,10 +80,11 @@ def synthesized_blocks(rng, qtype, count):
     except NotImplementedError:
         pass
     # The package cannot quantize this type: random bytes with finite, modest fp16 scales.
-    assert qtype == T.Q5_K, qtype
+    offsets = HALF_SCALES[qtype]
     blocks = rng.integers(0, 256, size=(count, type_size), dtype=np.uint8)
-    scales = rng.uniform(0.0005, 0.02, size=(count, 2)).astype(np.float16)
-    blocks[:, 0:4] = scales.view(np.uint8).reshape(count, 4)  # d, dmin
+    scales = rng.uniform(0.0005, 0.02, size=(count, len(offsets))).astype(np.float16).view(np.uint8)
+    for index, offset in enumerate(offsets):  # d (and dmin)
+        blocks[:, offset:offset + 2] = scales[:, 2 * index:2 * index + 2]
     return blocks.reshape(-1)
 
 
