@@ -1,4 +1,5 @@
 import Foundation
+import StrataFormats
 import StrataTestSupport
 import Testing
 
@@ -110,5 +111,44 @@ struct PlanCommandTests {
         let angular = try StrataRun(["plan", "--model", model, "--method", "angular", "--remove", "2",
                                      "--from-analysis", analysis, "--out", path("angular.json")])
         #expect(angular.status != 0 && angular.error.contains("angular_distance"), "\(angular.error)")
+    }
+}
+
+@Suite("strata quantize", .serialized)
+struct QuantizeCommandTests {
+    @Test("a layer-wise mix from an analyze report loads, and bad requests fail before any work")
+    func quantizeCommand() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("strata-quantize-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = try TinyModels.path(TinyModelSpec(format: .f32, seed: 7))
+        let report = folder.appendingPathComponent("analysis.json").path
+        let analyze = try StrataRun(["analyze", "--model", model, "--windows", "1", "--context", "32", "--json", report])
+        try #require(analyze.status == 0, "\(analyze.error)")
+        let out = folder.appendingPathComponent("mixed.gguf").path
+        let run = try StrataRun(["quantize", "--model", model, "--target-bpw", "4.0", "--importance", report, "--by", "block-influence",
+                                 "--out", out, "--json"])
+        try #require(run.status == 0, "\(run.error)")
+        let summary = try run.json()
+        #expect((summary["layer_bits_per_weight"] as? Double ?? 99) <= 4.0)
+        #expect((summary["layer_formats"] as? [String])?.count == 4)
+        let generate = try StrataRun(["generate", "--model", out, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0"])
+        #expect(generate.status == 0, "\(generate.error)")
+        let failures: [([String], String)] = [
+            (["--type", "Q9_K"], "unknown type 'Q9_K'"),
+            (["--type", "Q4_K_M"], "exists; choose another --out or add --force"),
+            (["--type", "Q4_K_M", "--target-bpw", "4"], "exclude each other"),
+            (["--target-bpw", "4"], "needs --importance"),
+            // --force: the budget is checked before the existing output would be replaced
+            (["--target-bpw", "1", "--importance", report, "--force"], "below what the smallest type reaches"),
+            (["--target-bpw", "40", "--importance", report, "--force"], "above the source's precision"),
+        ]
+        for (arguments, message) in failures {
+            let failed = try StrataRun(["quantize", "--model", model, "--out", out] + arguments)
+            #expect(failed.status != 0 && failed.error.contains(message), "\(arguments): \(failed.error)")
+        }
+        #expect(try GGUFFile.open(path: out).tensors.count > 0, "the refused runs left the earlier output alone")
+        let itself = try StrataRun(["quantize", "--model", model, "--out", model, "--type", "Q8_0", "--force"])
+        #expect(itself.status != 0 && itself.error.contains("is the model itself"))
     }
 }

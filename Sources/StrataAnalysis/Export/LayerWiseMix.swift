@@ -1,0 +1,97 @@
+import StrataKernels
+
+/// Which importance score orders the layers of a layer-wise mix.
+public enum ImportanceScore: String, CaseIterable, Sendable {
+    /// Perplexity with the layer removed (measured; the most direct score).
+    case removal
+    /// Block Influence: how much the layer turns the residual stream [ShortGPT].
+    case blockInfluence = "block-influence"
+    /// Layer input modification, `-cos(h_l, h_{l+1})` [Layer-Wise Quantization].
+    case lim
+    /// Fraction of weights with |z| > 1; more outliers count as LESS important [Layer-Wise Quantization].
+    case zd
+
+    /// One importance per layer, higher = more important, from `report`.
+    public func values(in report: ImportanceReport) -> [Double] {
+        switch self {
+        case .removal: report.perplexityWithoutLayer
+        case .blockInfluence: report.blockInfluence
+        case .lim: report.lim
+        case .zd: report.zd.map { -$0 }
+        }
+    }
+}
+
+/// One quantization type per layer that meets a bits-per-weight budget, giving the higher of
+/// two adjacent types to the layers an importance score ranks highest (the scheme of
+/// Layer-Wise Quantization: every layer gets the largest type the budget allows for all, and
+/// the most important layers one step more until the budget is spent). `reverse` hands the
+/// extra bits to the least important layers instead, the control experiment.
+public struct LayerWiseMix: Sendable {
+    /// The types a layer can take, fewest bits first.
+    public static let ladder: [QuantFormat] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
+
+    /// The type of each layer (before a tensor's row width forces a block-32 fallback).
+    public var layerFormats: [QuantFormat]
+    /// Every weight tensor's type.
+    public var formats: [String: QuantFormat]
+    /// Bits per layer weight reached.
+    public var bitsPerWeight: Double
+
+    /// Chooses the types for `quantizer`'s model: `importance[l]` ranks layer `l` (higher is
+    /// more important), `budget` is bits per layer weight. Tensors outside the layers take
+    /// `outside`'s types (by default Q4_K_M's: Q6_K or Q8_0 for the output matrix).
+    public init(quantizer: ModelQuantizer, importance: [Double], budget: Double, reverse: Bool = false,
+                outside: QuantizationPreset = .q4_K_M) throws {
+        let layerCount = quantizer.shape.layerCount
+        guard importance.count == layerCount else {
+            throw QuantizationRequestError.importanceMismatch(report: importance.count, model: layerCount)
+        }
+        let tensors = quantizer.quantizedTensors
+        let outsideFormats = quantizer.formats(preset: outside)
+        // bits of each layer at each ladder step, with the row-width fallbacks
+        var layerBits = [[Int]](repeating: [Int](repeating: 0, count: Self.ladder.count), count: layerCount)
+        var layerElements = 0
+        for tensor in tensors {
+            guard let layer = TensorRole.layer(of: tensor.name), layer < layerCount else { continue }
+            layerElements += tensor.elementCount
+            for (step, format) in Self.ladder.enumerated() {
+                let fitted = QuantizationPreset.fitting(format, columns: tensor.shape[0])
+                layerBits[layer][step] += (fitted.byteCount(elements: tensor.elementCount) ?? 0) * 8
+            }
+        }
+        let allowed = budget * Double(max(1, layerElements))
+        func total(_ steps: [Int]) -> Int { steps.enumerated().reduce(0) { $0 + layerBits[$1.offset][$1.element] } }
+        let source = quantizer.layerBitsPerWeight([:]).source
+        let smallest = Double(total([Int](repeating: 0, count: layerCount))) / Double(max(1, layerElements))
+        guard Double(total([Int](repeating: 0, count: layerCount))) <= allowed else {
+            throw QuantizationRequestError.budgetBelowSmallest(requested: budget, smallest: smallest)
+        }
+        guard budget <= source + 1e-9 else {
+            throw QuantizationRequestError.budgetAboveSource(requested: budget, source: source)
+        }
+        var base = 0
+        while base + 1 < Self.ladder.count && Double(total([Int](repeating: base + 1, count: layerCount))) <= allowed {
+            base += 1
+        }
+        var steps = [Int](repeating: base, count: layerCount)
+        if base + 1 < Self.ladder.count {
+            // ties keep layer order, so the choice is the same on every run
+            let order = importance.indices.sorted {
+                importance[$0] != importance[$1] ? importance[$0] > importance[$1] : $0 < $1
+            }
+            for layer in reverse ? Array(order.reversed()) : order {
+                steps[layer] = base + 1
+                if Double(total(steps)) > allowed { steps[layer] = base }
+            }
+        }
+        layerFormats = steps.map { Self.ladder[$0] }
+        var formats = outsideFormats
+        for tensor in tensors {
+            guard let layer = TensorRole.layer(of: tensor.name), layer < layerCount else { continue }
+            formats[tensor.name] = QuantizationPreset.fitting(Self.ladder[steps[layer]], columns: tensor.shape[0])
+        }
+        self.formats = formats
+        bitsPerWeight = Double(total(steps)) / Double(max(1, layerElements))
+    }
+}

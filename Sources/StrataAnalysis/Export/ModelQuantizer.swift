@@ -1,0 +1,175 @@
+import Foundation
+import StrataEngine
+import StrataFormats
+import StrataKernels
+
+/// Why a model cannot be quantized as asked. Every case is found before any tensor is written.
+public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable, Sendable {
+    case unsupportedSource(tensor: String, format: QuantFormat)
+    case unsupportedTarget(tensor: String, format: QuantFormat)
+    case budgetBelowSmallest(requested: Double, smallest: Double)
+    case budgetAboveSource(requested: Double, source: Double)
+    case importanceMismatch(report: Int, model: Int)
+    case missingMetadata(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedSource(let tensor, let format):
+            "tensor '\(tensor)' is \(format), which Strata cannot dequantize (it reads F32, F16, BF16, Q4_0, Q4_1, "
+                + "Q5_0, Q5_1, Q8_0 and Q2_K-Q6_K)"
+        case .unsupportedTarget(let tensor, let format):
+            "tensor '\(tensor)' would need \(format), which Strata cannot write"
+        case .budgetBelowSmallest(let requested, let smallest):
+            String(format: "a budget of %.2f bits per weight is below what the smallest type reaches on this model "
+                   + "(%.2f bits per layer weight)", requested, smallest)
+        case .budgetAboveSource(let requested, let source):
+            String(format: "a budget of %.2f bits per weight is above the source's precision (%.2f bits per layer "
+                   + "weight): quantizing cannot add what the source does not have", requested, source)
+        case .importanceMismatch(let report, let model):
+            "the importance report has \(report) layers, the model \(model): it was made for another model"
+        case .missingMetadata(let key):
+            "the model has no metadata '\(key)'"
+        }
+    }
+}
+
+/// Rewrites a GGUF model with other tensor types: a llama.cpp-style preset, or one type per
+/// layer chosen from measured importance. Weights are dequantized to float32 and quantized
+/// again, so from an already quantized source the result cannot be better than the source;
+/// a tensor that keeps its source type is copied byte for byte.
+public struct ModelQuantizer: Sendable {
+    /// The model being rewritten.
+    public let source: GGUFFile
+    /// What the type rules need to know of the model.
+    public let shape: QuantizationPreset.ModelShape
+
+    /// Checks that every weight tensor of `source` can be dequantized.
+    public init(source: GGUFFile) throws {
+        self.source = source
+        let architecture = try source.metadata.string("general.architecture")
+        let prefix = architecture + "."
+        guard let layers = try source.metadata.optionalInteger(prefix + "block_count") else {
+            throw QuantizationRequestError.missingMetadata(prefix + "block_count")
+        }
+        let heads = try source.metadata.optionalInteger(prefix + "attention.head_count") ?? 1
+        let kvHeads = try source.metadata.optionalInteger(prefix + "attention.head_count_kv") ?? heads
+        shape = QuantizationPreset.ModelShape(
+            layerCount: layers, queryGroupSize: max(1, heads / max(1, kvHeads)),
+            tiedOutput: source.tensor(named: "output.weight") == nil)
+        for tensor in source.tensors where QuantizationPreset.isQuantized(name: tensor.name, shape: tensor.shape) {
+            guard tensor.format.isComputable else {
+                throw QuantizationRequestError.unsupportedSource(tensor: tensor.name, format: tensor.format)
+            }
+        }
+    }
+
+    /// The weight tensors that get a new type.
+    public var quantizedTensors: [TensorInfo] {
+        source.tensors.filter { QuantizationPreset.isQuantized(name: $0.name, shape: $0.shape) }
+    }
+
+    /// The type of every weight tensor under `preset`, counting layers in `order`.
+    public func formats(preset: QuantizationPreset, hasImportance: Bool = false, order: TensorOrder = .layerNumber)
+        -> [String: QuantFormat] {
+        var model = shape
+        model.hasImportance = hasImportance
+        func key(_ name: String) -> (Int, [UInt8]) {
+            (order == .layerNumber ? TensorRole.layer(of: name) ?? -1 : 0, Array(name.utf8))
+        }
+        var ranks: [String: Int] = [:]
+        var seen: [TensorRole: Int] = [:]
+        for tensor in quantizedTensors.sorted(by: { a, b in
+            let (first, second) = (key(a.name), key(b.name))
+            return first.0 != second.0 ? first.0 < second.0 : first.1.lexicographicallyPrecedes(second.1)
+        }) {
+            let role = TensorRole(name: tensor.name)
+            ranks[tensor.name] = seen[role, default: 0]
+            seen[role, default: 0] += 1
+        }
+        return Dictionary(uniqueKeysWithValues: quantizedTensors.map {
+            ($0.name, preset.format(forTensor: $0.name, columns: $0.shape[0], rank: ranks[$0.name] ?? 0, model: model))
+        })
+    }
+
+    /// Bits per weight over the layer (`blk.N.`) weight tensors under `formats`, and over the source.
+    public func layerBitsPerWeight(_ formats: [String: QuantFormat]) -> (target: Double, source: Double) {
+        var elements = 0, targetBits = 0, sourceBits = 0
+        for tensor in quantizedTensors where TensorRole.layer(of: tensor.name) != nil {
+            elements += tensor.elementCount
+            sourceBits += tensor.byteCount * 8
+            targetBits += (formats[tensor.name] ?? tensor.format).byteCount(elements: tensor.elementCount).map { $0 * 8 } ?? 0
+        }
+        guard elements > 0 else { return (0, 0) }
+        return (Double(targetBits) / Double(elements), Double(sourceBits) / Double(elements))
+    }
+
+    /// Writes the model with `formats` (tensors not named keep their type) to `path`, adding
+    /// `notes` to the metadata. `progress` is called before each tensor with its index, the
+    /// tensor count and its name.
+    public func write(
+        formats: [String: QuantFormat], fileType: Int?, notes: [(String, GGUFValue)], to path: String, overwrite: Bool,
+        pool: WorkerPool? = nil, progress: (Int, Int, String) -> Void = { _, _, _ in }
+    ) throws -> QuantizationSummary {
+        for (name, format) in formats where !(Quantizer.supports(format) || format == .f32) {
+            throw QuantizationRequestError.unsupportedTarget(tensor: name, format: format)
+        }
+        var writer = GGUFWriter(alignment: source.alignment)
+        for key in source.metadata.keys where key != "general.alignment" {
+            guard let value = source.metadata[key] else { continue }
+            writer.set(key, value)
+        }
+        if let fileType { writer.set("general.file_type", .uint32(UInt32(fileType))) }
+        writer.set("general.quantization_version", .uint32(2))
+        for (key, value) in notes { writer.set(key, value) }
+        var counts: [String: Int] = [:]
+        for (index, tensor) in source.tensors.enumerated() {
+            progress(index, source.tensors.count, tensor.name)
+            let view = source.data(for: tensor)
+            guard let target = formats[tensor.name], target != tensor.format else {
+                try writer.addTensor(name: tensor.name, shape: tensor.shape, format: tensor.format, data: view)
+                counts[tensor.format.description, default: 0] += 1
+                continue
+            }
+            let values = view.dequantized(tensor.format, count: tensor.elementCount)
+            let columns = tensor.shape[0]
+            let bytes: [UInt8]
+            if target == .f32 {
+                bytes = values.withUnsafeBytes { Array($0) }
+            } else {
+                bytes = try Quantizer.quantize(matrix: values, rows: tensor.elementCount / columns, columns: columns,
+                                               to: target, pool: pool)
+            }
+            try writer.addTensor(name: tensor.name, shape: tensor.shape, format: target, data: bytes)
+            counts[target.description, default: 0] += 1
+        }
+        try writer.write(to: path, overwrite: overwrite)
+        let bits = layerBitsPerWeight(formats)
+        let written = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        return QuantizationSummary(path: path, fileBytes: written ?? 0, sourceBytes: source.fileSize,
+                                   layerBitsPerWeight: bits.target, sourceLayerBitsPerWeight: bits.source,
+                                   tensorsByFormat: counts)
+    }
+}
+
+/// What `ModelQuantizer.write` produced.
+public struct QuantizationSummary: Codable, Sendable {
+    public var path: String
+    public var fileBytes: Int
+    public var sourceBytes: Int
+    /// Bits per weight over the layers' weight matrices (embeddings and output excluded).
+    public var layerBitsPerWeight: Double
+    public var sourceLayerBitsPerWeight: Double
+    public var tensorsByFormat: [String: Int]
+    /// One type per layer, for layer-wise mixes.
+    public var layerFormats: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case path
+        case fileBytes = "file_bytes"
+        case sourceBytes = "source_bytes"
+        case layerBitsPerWeight = "layer_bits_per_weight"
+        case sourceLayerBitsPerWeight = "source_layer_bits_per_weight"
+        case tensorsByFormat = "tensors_by_format"
+        case layerFormats = "layer_formats"
+    }
+}

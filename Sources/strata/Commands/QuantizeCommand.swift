@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import StrataAnalysis
+import StrataFormats
+import StrataKernels
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Write a model with other tensor types: a llama.cpp mix, or one type per layer from measured importance.",
+        discussion: """
+            --type T writes a named mix of llama-quantize (\(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))): \
+            the mix's type for most matrices, more bits for the value projection and the FFN down \
+            projection of the first and last eighth of the layers and every third layer between (the _M \
+            mixes), Q6_K or Q8_0 for the output matrix, and a block-32 type (Q4_0, Q5_0, Q5_1, Q8_0) where a \
+            row is not a whole number of 256-element blocks, exactly as llama.cpp chooses them. --pure gives \
+            every matrix the mix's type (with the same row-width fallback).
+
+            --target-bpw B --importance FILE writes a layer-wise mix: every layer gets the largest of Q2_K, \
+            Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that the budget allows for all layers, and the layers the \
+            importance score (--by) ranks highest get the next type up until the budget of B bits per layer \
+            weight is spent; embeddings and the output matrix take Q4_K_M's types and do not count toward B. \
+            FILE is a report of `strata analyze --json` for the same model. --reverse gives the extra bits \
+            to the least important layers instead (a control).
+
+            Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
+            equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
+            quantized source (every registered model is one), the result cannot be more precise than the \
+            source: a budget above the source's bits is refused, and quality is bounded by the source's.
+            """)
+
+    @Option(name: .shortAndLong, help: "A registered model name (see `strata pull --list`) or a path to a .gguf file.")
+    var model: String = ModelRegistry.defaultModel
+
+    @Option(name: .customLong("type"), help: "A quantization mix, e.g. Q4_K_M, Q8_0, Q3_K_M.")
+    var typeName: String?
+
+    @Flag(help: "With --type: every matrix gets the mix's type (no per-tensor rules).")
+    var pure = false
+
+    @Option(name: .customLong("target-bpw"), help: "Bits per layer weight for a layer-wise mix (needs --importance).")
+    var targetBitsPerWeight: Double?
+
+    @Option(help: "An importance report (`strata analyze --json`) that orders the layers of a layer-wise mix.")
+    var importance: String?
+
+    @Option(help: "The score that ranks layers: removal (perplexity without the layer), block-influence, lim or zd.")
+    var by: String = ImportanceScore.removal.rawValue
+
+    @Flag(help: "Give the extra bits to the least important layers (the control for a layer-wise mix).")
+    var reverse = false
+
+    @Option(help: "The GGUF file to write.")
+    var out: String
+
+    @Flag(help: "Overwrite --out if it exists.")
+    var force = false
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object with the result.")
+    var json = false
+
+    func validate() throws {
+        switch (typeName, targetBitsPerWeight) {
+        case (nil, nil): throw ValidationError("give --type T (a mix such as Q4_K_M) or --target-bpw B with --importance FILE")
+        case (.some, .some): throw ValidationError("--type and --target-bpw exclude each other; give one")
+        case (.some(let name), nil):
+            guard QuantizationPreset(name: name) != nil else {
+                throw ValidationError("unknown type '\(name)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if importance != nil || reverse { throw ValidationError("--importance and --reverse belong to --target-bpw") }
+        case (nil, .some(let budget)):
+            guard budget > 0, budget.isFinite else { throw ValidationError("--target-bpw must be a positive number, found \(budget)") }
+            guard importance != nil else { throw ValidationError("--target-bpw needs --importance FILE (an analyze --json report)") }
+            if pure { throw ValidationError("--pure belongs to --type") }
+        }
+        guard ImportanceScore(rawValue: by) != nil else {
+            throw ValidationError("unknown --by '\(by)'; known: \(ImportanceScore.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
+    }
+
+    func run() throws {
+        let path = try ModelRegistry.resolve(model)
+        let outPath = URL(fileURLWithPath: out).standardizedFileURL.path
+        guard outPath != URL(fileURLWithPath: path).standardizedFileURL.path else {
+            throw ValidationError("--out \(out) is the model itself; write to another file")
+        }
+        try checkOutputPath(out, option: "--out", force: force)
+        let source: GGUFFile
+        do { source = try GGUFFile.open(path: path) } catch { throw CommandFailure("cannot read \(path): \(error)") }
+        let quantizer = try ModelQuantizer(source: source)
+        var formats: [String: QuantFormat]
+        var fileType: Int?
+        var method: String
+        var layerFormats: [String]?
+        if let typeName, let preset = QuantizationPreset(name: typeName) {
+            if pure {
+                formats = Dictionary(uniqueKeysWithValues: quantizer.quantizedTensors.map {
+                    ($0.name, QuantizationPreset.fitting(preset.defaultFormat, columns: $0.shape[0]))
+                })
+                method = "uniform \(preset.defaultFormat)"
+            } else {
+                formats = quantizer.formats(preset: preset)
+                method = "preset \(preset.rawValue)"
+            }
+            fileType = preset.fileType
+        } else {
+            let report = try ImportanceReport.load(path: importance ?? "")
+            let score = ImportanceScore(rawValue: by) ?? .removal
+            let values = score.values(in: report)
+            guard !values.isEmpty else {
+                throw ValidationError("\(importance ?? ""): the report has no \(score.rawValue) scores; run analyze with them")
+            }
+            let mix = try LayerWiseMix(quantizer: quantizer, importance: values, budget: targetBitsPerWeight ?? 0, reverse: reverse)
+            formats = mix.formats
+            layerFormats = mix.layerFormats.map(\.description)
+            method = String(format: "layer-wise %.2f bits per layer weight, %@ by %@", mix.bitsPerWeight,
+                            reverse ? "least important first" : "most important first", score.rawValue)
+        }
+        var notes: [(String, GGUFValue)] = [
+            ("strata.quantize.source", .string(URL(fileURLWithPath: path).lastPathComponent)),
+            ("strata.quantize.method", .string(method)),
+        ]
+        if let layerFormats { notes.append(("strata.quantize.layer_types", .array(layerFormats.map { .string($0) }))) }
+        let pool = WorkerPool(threadCount: threads)
+        let showProgress = isatty(STDERR_FILENO) != 0
+        var summary = try quantizer.write(
+            formats: formats, fileType: fileType, notes: notes, to: out, overwrite: force, pool: pool
+        ) { index, count, name in
+            if showProgress { printError("\rquantize: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
+        }
+        if showProgress { printError("\r\u{1B}[K", terminator: "") }
+        summary.layerFormats = layerFormats
+        if json {
+            try printJSON(summary)
+            return
+        }
+        print("\(out): \(method)")
+        print(String(format: "  %.1f MiB (source %.1f MiB), %.2f bits per layer weight (source %.2f)",
+                     Double(summary.fileBytes) / 1_048_576, Double(summary.sourceBytes) / 1_048_576,
+                     summary.layerBitsPerWeight, summary.sourceLayerBitsPerWeight))
+        print("  tensors by type: " + summary.tensorsByFormat.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        if let layerFormats {
+            print("  layer types: " + layerFormats.enumerated().map { "\($0.offset):\($0.element)" }.joined(separator: " "))
+        }
+    }
+}
