@@ -65,7 +65,8 @@ let package = Package(
             name: "StrataEvaluationTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "StrataAnalysisTests", dependencies: ["StrataAnalysis", "StrataEngine", "StrataTestSupport"],
+            name: "StrataAnalysisTests",
+            dependencies: ["StrataAnalysis", "StrataEngine", "StrataFormats", "StrataKernels", "StrataTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "StrataServerTests",

@@ -77,7 +77,7 @@ extension GGUFValue {
     }
 
     /// A short description for error messages: the type and, for scalars, the value.
-    var summary: String {
+    public var summary: String {
         switch self {
         case .string(let value):
             let shown = value.count > 40 ? String(value.prefix(40)) + "..." : value

@@ -4,8 +4,9 @@ import StrataKernels
 /// Builds a GGUF version 3 file: metadata in insertion order, then tensors in insertion order,
 /// each tensor's data starting at a multiple of `alignment`.
 ///
-/// Tensor data may be byte arrays or views into another mapped file (for exporting a model
-/// without copying it into memory first); `write(to:overwrite:)` streams it to disk.
+/// Tensor data may be byte arrays, views into another mapped file (for exporting a model
+/// without copying it into memory first) or zeros; `write(to:overwrite:progress:)` streams it
+/// to disk.
 public struct GGUFWriter: Sendable {
     /// The alignment of the tensor data section and of every tensor's data.
     public let alignment: Int
@@ -25,6 +26,8 @@ public struct GGUFWriter: Sendable {
     private enum TensorData: Sendable {
         case array([UInt8])
         case view(ByteView)
+        /// `byteCount` zero bytes, produced while writing rather than held in memory.
+        case zeros
     }
 
     /// Label for errors from in-memory building, which has no file path.
@@ -56,6 +59,28 @@ public struct GGUFWriter: Sendable {
         try add(name: name, shape: shape, format: format, count: data.count, data: .view(data))
     }
 
+    /// Adds a tensor whose bytes are all zero. In every GGML format zero bytes decode to
+    /// zeros (each block's scales and codes are zero), so this is the all-zero matrix of `shape`.
+    public mutating func addZeroTensor(name: String, shape: [Int], format: QuantFormat) throws {
+        let byteCount: Int
+        switch TensorInfo.layout(shape: shape, format: format) {
+        case .success(let layout): byteCount = layout.bytes
+        case .failure(let problem): throw FormatError(path: Self.label, "tensor '\(name)' \(problem)")
+        }
+        try add(name: name, shape: shape, format: format, count: byteCount, data: .zeros)
+    }
+
+    /// Bytes of the file `write(to:overwrite:progress:)` produces: header, metadata, directory
+    /// and padded tensor data.
+    public func fileSize() throws -> Int {
+        try header(path: Self.label).count + dataSize
+    }
+
+    /// Bytes of the tensor data section, each tensor padded to the alignment.
+    private var dataSize: Int {
+        tensors.reduce(0) { $0 + $1.byteCount + padding(after: $1.byteCount).count }
+    }
+
     private mutating func add(name: String, shape: [Int], format: QuantFormat, count: Int, data: TensorData) throws {
         guard !tensorNames.contains(name) else {
             throw FormatError(path: Self.label, "duplicate tensor name '\(name)'")
@@ -80,6 +105,7 @@ public struct GGUFWriter: Sendable {
             switch tensor.data {
             case .array(let data): output += data
             case .view(let view): output += view.bytes(at: 0, count: view.count)
+            case .zeros: output += [UInt8](repeating: 0, count: tensor.byteCount)
             }
             output += padding(after: tensor.byteCount)
         }
@@ -88,8 +114,11 @@ public struct GGUFWriter: Sendable {
 
     /// Writes the file to `path` through a temporary sibling that is renamed into place, so a
     /// failed write never leaves a truncated model behind. Refuses to replace an existing file
-    /// unless `overwrite` is true.
-    public func write(to path: String, overwrite: Bool = false) throws {
+    /// unless `overwrite` is true. `progress`, if given, is called after each chunk with the
+    /// bytes written so far and the file's size.
+    public func write(
+        to path: String, overwrite: Bool = false, progress: ((_ written: Int, _ total: Int) -> Void)? = nil
+    ) throws {
         let files = FileManager.default
         if files.fileExists(atPath: path) && !overwrite {
             throw FormatError(path: path, "refusing to overwrite an existing file (pass overwrite: true)")
@@ -99,21 +128,27 @@ public struct GGUFWriter: Sendable {
         guard files.createFile(atPath: temporary, contents: nil) else {
             throw FormatError(path: path, "cannot create \(temporary)")
         }
+        let total = header.count + dataSize
+        var written = 0
         do {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
             defer { try? handle.close() }
-            try handle.write(contentsOf: Data(header))
+            func emit(_ bytes: [UInt8]) throws {
+                try handle.write(contentsOf: Data(bytes))
+                written += bytes.count
+            }
+            try emit(header)
             for tensor in tensors {
-                switch tensor.data {
-                case .array(let data):
-                    try handle.write(contentsOf: Data(data))
-                case .view(let view):
-                    for start in stride(from: 0, to: view.count, by: Self.chunkSize) {
-                        let length = min(Self.chunkSize, view.count - start)
-                        try handle.write(contentsOf: Data(view.bytes(at: start, count: length)))
+                for start in stride(from: 0, to: tensor.byteCount, by: Self.chunkSize) {
+                    let length = min(Self.chunkSize, tensor.byteCount - start)
+                    switch tensor.data {
+                    case .array(let data): try emit(Array(data[start..<(start + length)]))
+                    case .view(let view): try emit(view.bytes(at: start, count: length))
+                    case .zeros: try emit([UInt8](repeating: 0, count: length))
                     }
+                    progress?(written, total)
                 }
-                try handle.write(contentsOf: Data(padding(after: tensor.byteCount)))
+                try emit(padding(after: tensor.byteCount))
             }
             try handle.synchronize()
             if files.fileExists(atPath: path) { try files.removeItem(atPath: path) }

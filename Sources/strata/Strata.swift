@@ -11,7 +11,7 @@ struct Strata: AsyncParsableCommand {
             """,
         subcommands: [
             PullCommand.self, GenerateCommand.self, InspectCommand.self, EvalCommand.self, BenchCommand.self,
-            AnalyzeCommand.self, PlanCommand.self, QuantizeCommand.self, ServeCommand.self,
+            AnalyzeCommand.self, PlanCommand.self, ExportCommand.self, QuantizeCommand.self, ServeCommand.self,
         ])
 
     /// Runs the command, then flushes what `print` buffered: a write that failed there (a full

@@ -38,7 +38,12 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model, returning it with the seconds loading took.
     func load() throws -> (model: LanguageModel, seconds: Double) {
-        let path = try ModelRegistry.resolve(model)
+        try Self.load(path: ModelRegistry.resolve(model))
+    }
+
+    /// Loads the model file at `path`, returning it with the seconds loading took; a file that
+    /// is not a model Strata runs is a `CommandFailure` naming it.
+    static func load(path: String) throws -> (model: LanguageModel, seconds: Double) {
         let start = Date()
         do {
             let model = try LanguageModel(path: path)
