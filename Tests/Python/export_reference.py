@@ -10,7 +10,11 @@
         Loads EXPORTED with transformers' GGUF loader (weights dequantized to float32) and
         greedily decodes N tokens after the given prompt token ids.
 
-Both print one JSON object on stdout; `read` exits 1 when a check fails. Run with the
+    python export_reference.py types FILE
+        Reads FILE (any GGUF Strata wrote, e.g. by `strata quantize`) with the `gguf` package,
+        dequantizes every tensor with it, and prints each tensor's type.
+
+Each prints one JSON object on stdout; `read` exits 1 when a check fails. Run with the
 environment `scripts/fetch-python.sh` makes at $STRATA_REFERENCE_VENV.
 """
 
@@ -107,6 +111,31 @@ def read(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+def types(args: argparse.Namespace) -> int:
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    started = time.monotonic()
+    reader = GGUFReader(args.file)
+    found = {}
+    problems = []
+    for tensor in reader.tensors:
+        found[tensor.name] = tensor.tensor_type.name
+        values = dequantize(tensor.data, tensor.tensor_type)
+        if values.size != int(np.prod(tensor.shape)) or not np.isfinite(values).all():
+            problems.append(f"{tensor.name}: {values.size} values, finite: {bool(np.isfinite(values).all())}")
+    field = reader.get_field("general.file_type")
+    print(json.dumps({
+        "ok": not problems,
+        "problems": problems[:20],
+        "types": found,
+        "file_type": None if field is None else field.contents(),
+        "seconds": round(time.monotonic() - started, 3),
+    }))
+    return 0 if not problems else 1
+
+
 def greedy(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
@@ -153,8 +182,10 @@ def main() -> int:
     decoding.add_argument("exported")
     decoding.add_argument("--tokens", required=True, help="prompt token ids, comma-separated")
     decoding.add_argument("--count", type=int, default=8)
+    typing = commands.add_parser("types", help="read and dequantize every tensor with the gguf package")
+    typing.add_argument("file")
     args = parser.parse_args()
-    return read(args) if args.command == "read" else greedy(args)
+    return {"read": read, "greedy": greedy, "types": types}[args.command](args)
 
 
 if __name__ == "__main__":
