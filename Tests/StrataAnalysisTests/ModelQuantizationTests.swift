@@ -103,6 +103,17 @@ struct ModelQuantizationTests {
             #expect(Set(steps).count == 2, "budget \(budget): two adjacent types, found \(mix.layerFormats)")
             #expect(steps.max()! - steps.min()! == 1)
         }
+        // spread 2 at exactly the size of a uniform mix: the types one below and one above it,
+        // the higher one on the most important layers
+        let q4K = LayerWiseMix.bitsPerWeight(quantizer: quantizer, uniform: .q4_K)
+        let uniform = try LayerWiseMix(quantizer: quantizer, importance: importance, budget: q4K)
+        #expect(uniform.layerFormats == [QuantFormat](repeating: .q4_K, count: layers) && uniform.bitsPerWeight == q4K)
+        let spread = try LayerWiseMix(quantizer: quantizer, importance: importance, budget: uniform.bitsPerWeight, spread: 2)
+        let middle = LayerWiseMix.ladder.firstIndex(of: uniform.layerFormats[0])!
+        #expect(Set(spread.layerFormats) == [LayerWiseMix.ladder[middle - 1], LayerWiseMix.ladder[middle + 1]])
+        #expect(spread.bitsPerWeight <= uniform.bitsPerWeight && spread.bitsPerWeight > uniform.bitsPerWeight - 0.2)
+        let top = importance.indices.max { importance[$0] < importance[$1] }!
+        #expect(spread.layerFormats[top] == LayerWiseMix.ladder[middle + 1])
         #expect(throws: QuantizationRequestError.self) { try LayerWiseMix(quantizer: quantizer, importance: importance, budget: 2.5) }
         #expect(throws: QuantizationRequestError.self) { try LayerWiseMix(quantizer: quantizer, importance: importance, budget: 6.0) }
         #expect(throws: QuantizationRequestError.importanceMismatch(report: 3, model: layers)) {

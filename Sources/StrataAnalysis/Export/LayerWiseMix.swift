@@ -23,10 +23,12 @@ public enum ImportanceScore: String, CaseIterable, Sendable {
 }
 
 /// One quantization type per layer that meets a bits-per-weight budget, giving the higher of
-/// two adjacent types to the layers an importance score ranks highest (the scheme of
-/// Layer-Wise Quantization: every layer gets the largest type the budget allows for all, and
-/// the most important layers one step more until the budget is spent). `reverse` hands the
-/// extra bits to the least important layers instead, the control experiment.
+/// two types to the layers an importance score ranks highest (the scheme of Layer-Wise
+/// Quantization). With `spread` 1 every layer gets the largest type the budget allows for all,
+/// and the most important layers the next type up until the budget is spent; with `spread` 2
+/// the two types are one below and one above that (Q3_K and Q5_K around a Q4_K budget), so a
+/// mix can match a uniform type's size and still spend its bits by importance. `reverse` hands
+/// the higher type to the least important layers instead, the control experiment.
 public struct LayerWiseMix: Sendable {
     /// The types a layer can take, fewest bits first.
     public static let ladder: [QuantFormat] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_0]
@@ -38,11 +40,23 @@ public struct LayerWiseMix: Sendable {
     /// Bits per layer weight reached.
     public var bitsPerWeight: Double
 
+    /// Bits per layer weight when every layer takes `format` (with the row-width fallbacks):
+    /// the budget at which a mix is the same size as that uniform type.
+    public static func bitsPerWeight(quantizer: ModelQuantizer, uniform format: QuantFormat) -> Double {
+        var elements = 0, bits = 0
+        for tensor in quantizer.quantizedTensors where TensorRole.layer(of: tensor.name) != nil {
+            elements += tensor.elementCount
+            bits += (QuantizationPreset.fitting(format, columns: tensor.shape[0]).byteCount(elements: tensor.elementCount) ?? 0) * 8
+        }
+        return Double(bits) / Double(max(1, elements))
+    }
+
     /// Chooses the types for `quantizer`'s model: `importance[l]` ranks layer `l` (higher is
     /// more important), `budget` is bits per layer weight. Tensors outside the layers take
     /// `outside`'s types (by default Q4_K_M's: Q6_K or Q8_0 for the output matrix).
     public init(quantizer: ModelQuantizer, importance: [Double], budget: Double, reverse: Bool = false,
-                outside: QuantizationPreset = .q4_K_M) throws {
+                spread: Int = 1, outside: QuantizationPreset = .q4_K_M) throws {
+        precondition(spread >= 1, "a spread of at least one ladder step")
         let layerCount = quantizer.shape.layerCount
         guard importance.count == layerCount else {
             throw QuantizationRequestError.importanceMismatch(report: importance.count, model: layerCount)
@@ -74,15 +88,17 @@ public struct LayerWiseMix: Sendable {
         while base + 1 < Self.ladder.count && Double(total([Int](repeating: base + 1, count: layerCount))) <= allowed {
             base += 1
         }
-        var steps = [Int](repeating: base, count: layerCount)
-        if base + 1 < Self.ladder.count {
+        let low = max(0, base - (spread - 1))
+        let high = min(Self.ladder.count - 1, low + spread)
+        var steps = [Int](repeating: low, count: layerCount)
+        if high > low {
             // ties keep layer order, so the choice is the same on every run
             let order = importance.indices.sorted {
                 importance[$0] != importance[$1] ? importance[$0] > importance[$1] : $0 < $1
             }
             for layer in reverse ? Array(order.reversed()) : order {
-                steps[layer] = base + 1
-                if Double(total(steps)) > allowed { steps[layer] = base }
+                steps[layer] = high
+                if Double(total(steps)) > allowed { steps[layer] = low }
             }
         }
         layerFormats = steps.map { Self.ladder[$0] }

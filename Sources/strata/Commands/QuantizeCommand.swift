@@ -19,7 +19,8 @@ struct QuantizeCommand: ParsableCommand {
             --target-bpw B --importance FILE writes a layer-wise mix: every layer gets the largest of Q2_K, \
             Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 that the budget allows for all layers, and the layers the \
             importance score (--by) ranks highest get the next type up until the budget of B bits per layer \
-            weight is spent; embeddings and the output matrix take Q4_K_M's types and do not count toward B. \
+            weight is spent (--spread 2: the types one below and one above, so that a mix at a uniform \
+            type's size still differs from it); embeddings and the output matrix take Q4_K_M's types and do not count toward B. \
             FILE is a report of `strata analyze --json` for the same model. --reverse gives the extra bits \
             to the least important layers instead (a control).
 
@@ -38,8 +39,16 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "With --type: every matrix gets the mix's type (no per-tensor rules).")
     var pure = false
 
-    @Option(name: .customLong("target-bpw"), help: "Bits per layer weight for a layer-wise mix (needs --importance).")
-    var targetBitsPerWeight: Double?
+    @Option(name: .customLong("target-bpw"), help: "Bits per layer weight for a layer-wise mix (needs --importance), or a type (Q4_K) for the size of that type on every layer.")
+    var target: String?
+
+    /// `--target-bpw` as a number, when it is one.
+    var targetBitsPerWeight: Double? { target.flatMap(Double.init) }
+
+    /// `--target-bpw` as a ladder type (the size of every layer at that type).
+    var targetFormat: QuantFormat? {
+        target.flatMap { name in LayerWiseMix.ladder.first { $0.description.lowercased() == name.lowercased() } }
+    }
 
     @Option(help: "An importance report (`strata analyze --json`) that orders the layers of a layer-wise mix.")
     var importance: String?
@@ -49,6 +58,9 @@ struct QuantizeCommand: ParsableCommand {
 
     @Flag(help: "Give the extra bits to the least important layers (the control for a layer-wise mix).")
     var reverse = false
+
+    @Option(help: "Ladder steps between a layer-wise mix's two types: 1 (adjacent, the default) or 2 (one below and one above the budget's uniform type, e.g. Q3_K and Q5_K at Q4_K's size).")
+    var spread: Int = 1
 
     @Option(help: "The GGUF file to write.")
     var out: String
@@ -63,7 +75,10 @@ struct QuantizeCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        switch (typeName, targetBitsPerWeight) {
+        if let target, targetBitsPerWeight == nil && targetFormat == nil {
+            throw ValidationError("--target-bpw takes bits per weight or one of \(LayerWiseMix.ladder.map(\.description).joined(separator: ", ")), found '\(target)'")
+        }
+        switch (typeName, target) {
         case (nil, nil): throw ValidationError("give --type T (a mix such as Q4_K_M) or --target-bpw B with --importance FILE")
         case (.some, .some): throw ValidationError("--type and --target-bpw exclude each other; give one")
         case (.some(let name), nil):
@@ -71,10 +86,13 @@ struct QuantizeCommand: ParsableCommand {
                 throw ValidationError("unknown type '\(name)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if importance != nil || reverse { throw ValidationError("--importance and --reverse belong to --target-bpw") }
-        case (nil, .some(let budget)):
-            guard budget > 0, budget.isFinite else { throw ValidationError("--target-bpw must be a positive number, found \(budget)") }
+        case (nil, .some):
+            if let budget = targetBitsPerWeight, !(budget > 0 && budget.isFinite) {
+                throw ValidationError("--target-bpw must be a positive number, found \(budget)")
+            }
             guard importance != nil else { throw ValidationError("--target-bpw needs --importance FILE (an analyze --json report)") }
             if pure { throw ValidationError("--pure belongs to --type") }
+            guard (1...2).contains(spread) else { throw ValidationError("--spread must be 1 or 2, found \(spread)") }
         }
         guard ImportanceScore(rawValue: by) != nil else {
             throw ValidationError("unknown --by '\(by)'; known: \(ImportanceScore.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -114,7 +132,8 @@ struct QuantizeCommand: ParsableCommand {
             guard !values.isEmpty else {
                 throw ValidationError("\(importance ?? ""): the report has no \(score.rawValue) scores; run analyze with them")
             }
-            let mix = try LayerWiseMix(quantizer: quantizer, importance: values, budget: targetBitsPerWeight ?? 0, reverse: reverse)
+            let budget = targetFormat.map { LayerWiseMix.bitsPerWeight(quantizer: quantizer, uniform: $0) } ?? targetBitsPerWeight ?? 0
+            let mix = try LayerWiseMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse, spread: spread)
             formats = mix.formats
             layerFormats = mix.layerFormats.map(\.description)
             method = String(format: "layer-wise %.2f bits per layer weight, %@ by %@", mix.bitsPerWeight,
