@@ -1,4 +1,5 @@
 import Foundation
+import StrataFormats
 import StrataTestSupport
 import Testing
 
@@ -77,7 +78,7 @@ struct ExportCommandTests {
         let unwritable = getuid() == 0 ? "/sys/strata-export.gguf" : "/strata-export-\(UUID().uuidString).gguf"
         try refused(["--model", model, "--plan", plan, "--out", unwritable], saying: "cannot create files in")
         try refused(["--model", model, "--plan", plan, "--out", folder + "/missing/out.gguf"], saying: "does not exist")
-        try refused(["--model", model, "--plan", plan, "--out", out, "--type", "q4_0"], saying: "not available yet")
+        try refused(["--model", model, "--plan", plan, "--out", out, "--type", "q4_9"], saying: "unknown type 'q4_9'")
         try refused(["--model", model, "--out", out], saying: "give --plan")
         #expect(!FileManager.default.fileExists(atPath: out))
 
@@ -161,5 +162,36 @@ struct ExportCommandTests {
                 "\(name): transformers \(tokens) (top-2 margins \(greedy["margins"] ?? "")), Strata \(expected)")
         print("export reference \(name): gguf read \(String(format: "%.1f", readSeconds)) s, transformers "
             + "\(greedy["seconds"] ?? "?") s (load \(greedy["load_seconds"] ?? "?") s)")
+    }
+}
+
+extension ExportCommandTests {
+    /// `export --type` is export, then quantize: the file equals quantizing the plain export.
+    @Test func exportWithTypeEqualsExportThenQuantize() throws {
+        let model = try TinyModels.path(TinyModelSpec(format: .f32, seed: 7))
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let plan = folder + "/plan.json"
+        try Self.writePlan(plan, layerCount: 4, steps: [(0, true, true), (2, true, false), (1, true, true), (3, true, true)])
+        let direct = folder + "/direct.gguf", plain = folder + "/plain.gguf", twoStep = folder + "/two-step.gguf"
+        let exportTyped = try StrataRun(["export", "--model", model, "--plan", plan, "--type", "Q4_K_M", "--out", direct])
+        try #require(exportTyped.status == 0, "\(exportTyped.error)")
+        let exportPlain = try StrataRun(["export", "--model", model, "--plan", plan, "--out", plain])
+        try #require(exportPlain.status == 0, "\(exportPlain.error)")
+        let quantize = try StrataRun(["quantize", "--model", plain, "--type", "Q4_K_M", "--out", twoStep])
+        try #require(quantize.status == 0, "\(quantize.error)")
+        let first = try GGUFFile.open(path: direct), second = try GGUFFile.open(path: twoStep)
+        #expect(first.tensors.map(\.name) == second.tensors.map(\.name))
+        #expect(first.tensors.contains { $0.format == .q4_K })
+        for (a, b) in zip(first.tensors, second.tensors) {
+            #expect(a.format == b.format && first.data(for: a).bytes(at: 0, count: a.byteCount) == second.data(for: b).bytes(at: 0, count: b.byteCount),
+                    "\(a.name)")
+        }
+        #expect(try first.metadata.string("strata.export.method") == "manual")
+        #expect(!FileManager.default.fileExists(atPath: direct + ".export-tmp"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".tmp") }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+        let unknown = try StrataRun(["export", "--model", model, "--plan", plan, "--type", "Q7_K", "--out", folder + "/x.gguf"])
+        #expect(unknown.status != 0 && unknown.error.contains("unknown type 'Q7_K'"))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StrataAnalysis
+import StrataFormats
 import StrataEngine
 
 struct ExportCommand: ParsableCommand {
@@ -14,7 +15,8 @@ struct ExportCommand: ParsableCommand {
             explicit sliding-window pattern, so each layer keeps its window kind). A skipped attention or \
             FFN sublayer becomes a zero output projection: the file computes what the plan computes, but \
             other engines still run that sublayer, so it saves no compute there. Tensor bytes are copied \
-            in their format, never decoded or requantized. The plan is recorded as strata.export.plan.
+            in their format, never decoded; --type requantizes the result with a mix of `strata quantize`. \
+            The plan is recorded as strata.export.plan.
             """)
 
     @Option(name: .shortAndLong, help: "A registered model name (see `strata pull --list`) or a path to a .gguf file.")
@@ -28,7 +30,7 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Overwrite --out if it exists (never the source model).")
     var force = false
 
-    @Option(help: "Requantize the weights to this format (not available yet).")
+    @Option(help: "Requantize the exported weights with a quantization mix (Q4_K_M, Q8_0, ...; see `strata quantize --help`).")
     var type: String?
 
     @Flag(help: "Print a JSON summary: output, layers kept, tensors, bytes, zeroed sublayers, warnings.")
@@ -38,9 +40,8 @@ struct ExportCommand: ParsableCommand {
     static let progressThreshold = 64 << 20
 
     func validate() throws {
-        if let type {
-            throw ValidationError("--type \(type): requantizing is not available yet; export copies each tensor in its "
-                + "own format (leave out --type)")
+        if let type, QuantizationPreset(name: type) == nil {
+            throw ValidationError("unknown type '\(type)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard planOptions.isSet else {
             throw ValidationError("give --plan FILE (as `strata plan` writes) or --skip-layers/--skip-attention/--skip-ffn")
@@ -56,9 +57,13 @@ struct ExportCommand: ParsableCommand {
         let export = try failure { try PlanExport(model: model, plan: plan) }
         for warning in export.summary.warnings { printError("strata: note: \(warning)") }
 
+        // with --type, the plan's file is written beside the output first, then quantized into it
+        let preset = type.flatMap(QuantizationPreset.init(name:))
+        let exported = preset == nil ? out : out + ".export-\(ProcessInfo.processInfo.processIdentifier).tmp"
+        defer { if preset != nil { try? FileManager.default.removeItem(atPath: exported) } }
         var lastPercent = -1
-        let summary = try failure {
-            try export.write(to: out, overwrite: force) { written, total in
+        var summary = try failure {
+            try export.write(to: exported, overwrite: force || preset != nil) { written, total in
                 guard total >= Self.progressThreshold else { return }
                 let percent = written * 100 / total / 5 * 5
                 guard percent != lastPercent else { return }
@@ -66,6 +71,14 @@ struct ExportCommand: ParsableCommand {
                 printError(String(format: "\r\u{1B}[Kwriting %@: %3d%% of %.0f MiB", out, percent, Double(total) / 1_048_576),
                            terminator: written == total ? "\n" : "")
             }
+        }
+        if let preset {
+            let quantizer = try ModelQuantizer(source: try GGUFFile.open(path: exported))
+            let quantized = try quantizer.write(
+                formats: quantizer.formats(preset: preset), fileType: preset.fileType,
+                notes: [("strata.quantize.method", .string("preset \(preset.rawValue)"))], to: out, overwrite: force)
+            summary.output = out
+            summary.bytes = quantized.fileBytes
         }
         if json {
             try printJSON(summary)
