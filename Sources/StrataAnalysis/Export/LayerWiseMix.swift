@@ -43,12 +43,7 @@ public struct LayerWiseMix: Sendable {
     /// Bits per layer weight when every layer takes `format` (with the row-width fallbacks):
     /// the budget at which a mix is the same size as that uniform type.
     public static func bitsPerWeight(quantizer: ModelQuantizer, uniform format: QuantFormat) -> Double {
-        var elements = 0, bits = 0
-        for tensor in quantizer.quantizedTensors where TensorRole.layer(of: tensor.name) != nil {
-            elements += tensor.elementCount
-            bits += (QuantizationPreset.fitting(format, columns: tensor.shape[0]).byteCount(elements: tensor.elementCount) ?? 0) * 8
-        }
-        return Double(bits) / Double(max(1, elements))
+        quantizer.layerBitsPerWeight(quantizer.uniformFormats(format)).target
     }
 
     /// Chooses the types for `quantizer`'s model: `importance[l]` ranks layer `l` (higher is

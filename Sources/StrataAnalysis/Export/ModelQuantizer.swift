@@ -91,6 +91,13 @@ public struct ModelQuantizer: Sendable {
         })
     }
 
+    /// Every weight tensor at `format`, or the block-32 type its row width needs instead.
+    public func uniformFormats(_ format: QuantFormat) -> [String: QuantFormat] {
+        Dictionary(uniqueKeysWithValues: quantizedTensors.map {
+            ($0.name, QuantizationPreset.fitting(format, columns: $0.shape[0]))
+        })
+    }
+
     /// Bits per weight over the layer (`blk.N.`) weight tensors under `formats`, and over the source.
     public func layerBitsPerWeight(_ formats: [String: QuantFormat]) -> (target: Double, source: Double) {
         var elements = 0, targetBits = 0, sourceBits = 0
@@ -144,8 +151,7 @@ public struct ModelQuantizer: Sendable {
         }
         try writer.write(to: path, overwrite: overwrite)
         let bits = layerBitsPerWeight(formats)
-        let written = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-        return QuantizationSummary(path: path, fileBytes: written ?? 0, sourceBytes: source.fileSize,
+        return QuantizationSummary(path: path, fileBytes: try writer.fileSize(), sourceBytes: source.fileSize,
                                    layerBitsPerWeight: bits.target, sourceLayerBitsPerWeight: bits.source,
                                    tensorsByFormat: counts)
     }

@@ -108,12 +108,10 @@ extension PlanExport {
     public static func checkOutput(path: String, source: String, overwrite: Bool) throws(PlanExportError) {
         let files = FileManager.default
         var isFolder: ObjCBool = false
+        if isSource(output: path, source: source) { throw .outputIsSource(path: path) }
         if files.fileExists(atPath: path, isDirectory: &isFolder) {
             if isFolder.boolValue { throw .outputIsFolder(path: path) }
-            if sameFile(path, source) { throw .outputIsSource(path: path) }
             if !overwrite { throw .outputExists(path: path) }
-        } else if resolved(path) == resolved(source) {
-            throw .outputIsSource(path: path)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard files.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
@@ -129,6 +127,12 @@ extension PlanExport {
         }
         close(descriptor)
         if !existed { unlink(probe) }
+    }
+
+    /// Whether writing `output` would replace the model `source`: the same path, or the same
+    /// file through another name, a link or a hard link.
+    public static func isSource(output: String, source: String) -> Bool {
+        FileManager.default.fileExists(atPath: output) ? sameFile(output, source) : resolved(output) == resolved(source)
     }
 
     private static func resolved(_ path: String) -> String {

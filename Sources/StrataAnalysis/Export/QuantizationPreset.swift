@@ -22,8 +22,7 @@ public enum TensorRole: Sendable, Hashable {
 
     /// The layer index of a `blk.N.` tensor.
     public static func layer(of name: String) -> Int? {
-        guard name.hasPrefix("blk.") else { return nil }
-        return Int(name.dropFirst(4).prefix { $0 != "." })
+        PlanExport.layerIndex(of: name)?.layer
     }
 }
 

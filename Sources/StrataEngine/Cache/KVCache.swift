@@ -69,9 +69,14 @@ public struct KVCache: Sendable {
         windowRows = 0
     }
 
+    /// Whether slot `slot` keeps only recent positions (extra slots never do).
+    private func isWindowed(_ slot: Int) -> Bool {
+        slot < windowedSlots.count && windowedSlots[slot]
+    }
+
     /// The first position slot `slot` holds (row 0 of its storage).
     func firstStoredPosition(slot: Int) -> Int {
-        slot < windowedSlots.count && windowedSlots[slot] ? windowStart : 0
+        isWindowed(slot) ? windowStart : 0
     }
 
     /// The lowest position a pass may start at, or the cache be cut back to, other than 0:
@@ -116,7 +121,7 @@ public struct KVCache: Sendable {
         let kept = max(0, count - newStart)
         let rows = max(windowRows, min(capacity, end - newStart))
         let shift = (newStart - windowStart) * rowWidth
-        for slot in windowedSlots.indices where windowedSlots[slot] {
+        for slot in windowedSlots.indices where isWindowed(slot) {
             keys[slot] = Self.moved(keys[slot], from: shift, count: kept * rowWidth, rows: rows * rowWidth)
             values[slot] = Self.moved(values[slot], from: shift, count: kept * rowWidth, rows: rows * rowWidth)
         }
@@ -150,7 +155,7 @@ public struct KVCache: Sendable {
         let newRows = window.map { max(windowRows, min(newCapacity, $0 + Self.windowSlack)) } ?? windowRows
         let keptWindowed = (count - windowStart) * rowWidth
         func resizedSlot(_ slot: Int, _ storage: [Float]) -> [Float] {
-            if slot < windowedSlots.count && windowedSlots[slot] {
+            if isWindowed(slot) {
                 return Self.moved(storage, from: 0, count: keptWindowed, rows: newRows * rowWidth)
             }
             return Self.moved(storage, from: 0, count: count * rowWidth, rows: size)

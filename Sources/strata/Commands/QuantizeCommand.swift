@@ -102,8 +102,7 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         let path = try ModelRegistry.resolve(model)
-        let outPath = URL(fileURLWithPath: out).standardizedFileURL.path
-        guard outPath != URL(fileURLWithPath: path).standardizedFileURL.path else {
+        guard !PlanExport.isSource(output: out, source: path) else {
             throw ValidationError("--out \(out) is the model itself; write to another file")
         }
         try checkOutputPath(out, option: "--out", force: force)
@@ -116,9 +115,7 @@ struct QuantizeCommand: ParsableCommand {
         var layerFormats: [String]?
         if let typeName, let preset = QuantizationPreset(name: typeName) {
             if pure {
-                formats = Dictionary(uniqueKeysWithValues: quantizer.quantizedTensors.map {
-                    ($0.name, QuantizationPreset.fitting(preset.defaultFormat, columns: $0.shape[0]))
-                })
+                formats = quantizer.uniformFormats(preset.defaultFormat)
                 method = "uniform \(preset.defaultFormat)"
             } else {
                 formats = quantizer.formats(preset: preset)
