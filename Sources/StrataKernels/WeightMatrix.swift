@@ -169,3 +169,16 @@ public struct WeightMatrix: Sendable {
         }
     }
 }
+
+extension WeightMatrix {
+    /// A float32 matrix holding a copy of `values` (`rows × columns`, row-major): fitted maps and
+    /// other matrices computed rather than read from a model file.
+    public static func float32(_ values: [Float], rows: Int, columns: Int) -> WeightMatrix {
+        precondition(values.count == rows * columns, "\(rows) x \(columns) values expected, found \(values.count)")
+        let bytes = values.withUnsafeBytes { Array($0) }
+        guard let matrix = WeightMatrix(format: .f32, rows: rows, columns: columns, bytes: ByteView(ByteStorage.copying(bytes))) else {
+            preconditionFailure("a float32 matrix of positive size is valid")
+        }
+        return matrix
+    }
+}

@@ -257,8 +257,14 @@ public struct Transformer: Sendable {
         guard startPosition + count <= cache.capacity else {
             throw .contextFull(needed: startPosition + count, capacity: cache.capacity)
         }
-        do {
+        do throws(PlanError) {
             try plan.validate(layerCount: config.layerCount)
+            for map in plan.linearMaps {
+                guard let matrix = map.matrix, matrix.rows == config.hiddenSize, matrix.columns == config.hiddenSize else {
+                    throw PlanError.mapSize(name: map.name, rows: map.matrix?.rows ?? 0, columns: map.matrix?.columns ?? 0,
+                                            hiddenSize: config.hiddenSize)
+                }
+            }
         } catch {
             throw .invalidPlan(error.description)
         }
@@ -322,8 +328,13 @@ public struct Transformer: Sendable {
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
+            let map = step.map?.matrix
             if step.runsFFN {
-                feedForward(layer: layer, tokens: count)
+                feedForward(layer: layer, tokens: count, map: step.map?.site == .feedForwardOutput ? map : nil)
+            }
+            if let map, step.map?.site == .stream {
+                Self.multiply(map, scratch.hidden, .float(tokens: count), scratch.quantized, into: &scratch.projection, pool: pool)
+                FloatKernels.copy(scratch.projection, count: count * hiddenSize, into: &scratch.hidden, at: 0)
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerOutput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
@@ -387,7 +398,7 @@ public struct Transformer: Sendable {
         addProjection(tokens: tokens, norm: layer.postAttentionNorm)
     }
 
-    private mutating func feedForward(layer: LayerWeights, tokens: Int) {
+    private mutating func feedForward(layer: LayerWeights, tokens: Int, map: WeightMatrix?) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
@@ -400,13 +411,24 @@ public struct Transformer: Sendable {
         }
         let gated = prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
         Self.multiply(layer.down, scratch.gate, gated, scratch.quantized, into: &scratch.projection, pool: pool)
-        addProjection(tokens: tokens, norm: layer.postFeedForwardNorm)
+        addProjection(tokens: tokens, norm: layer.postFeedForwardNorm, map: map)
     }
 
     /// Adds the sublayer output in `scratch.projection` to the residual stream, RMSNorm'd first
-    /// when the family normalizes sublayer outputs.
-    private mutating func addProjection(tokens: Int, norm: [Float]?) {
+    /// when the family normalizes sublayer outputs, and times `map` when a plan step heals with
+    /// one at the FFN's output (`LinearMap.Site.feedForwardOutput`).
+    private mutating func addProjection(tokens: Int, norm: [Float]?, map: WeightMatrix? = nil) {
         let count = tokens * config.hiddenSize
+        if let map {
+            if let norm {
+                FloatKernels.rmsNorm(scratch.projection, rows: tokens, columns: config.hiddenSize, weight: norm,
+                                     epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+                FloatKernels.copy(scratch.normalized, count: count, into: &scratch.projection, at: 0)
+            }
+            Self.multiply(map, scratch.projection, .float(tokens: tokens), scratch.quantized, into: &scratch.normalized, pool: pool)
+            FloatKernels.add(scratch.normalized, into: &scratch.hidden, count: count)
+            return
+        }
         guard let norm else {
             FloatKernels.add(scratch.projection, into: &scratch.hidden, count: count)
             return

@@ -2,11 +2,20 @@ import Foundation
 
 extension LayerPlan {
     /// Reads a plan.json file. Errors name the file and what is wrong in it.
+    /// Reads a plan.json file, and the matrices of its linear maps from the tensor file it
+    /// names (`map_file`, relative to the plan's folder). Errors name the file and what is wrong in it.
     public static func load(path: String) throws(PlanError) -> LayerPlan {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
         }
-        return try decode(data, path: path)
+        let plan = try decode(data, path: path)
+        guard plan.steps.contains(where: { $0.map != nil }) else { return plan }
+        guard let mapFile = plan.mapFile else {
+            throw .unreadable(path: path, reason: "steps apply linear maps but the plan names no map_file")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        let mapPath = mapFile.hasPrefix("/") ? mapFile : folder.appendingPathComponent(mapFile).path
+        return try plan.resolvingMaps(tensorFile: mapPath)
     }
 
     /// Parses the bytes of a plan.json file; `path` labels the errors.
@@ -25,13 +34,29 @@ extension LayerPlan {
         }
     }
 
-    /// Writes the plan as JSON; refuses to replace an existing file unless `overwrite`.
+    /// Writes the plan as JSON; refuses to replace an existing file unless `overwrite`. A plan
+    /// with linear maps also writes their matrices to a tensor file beside it (`<name>.maps.gguf`,
+    /// under the same rule), named in the plan as `map_file`.
     public func write(to path: String, overwrite: Bool = false) throws {
-        if !overwrite && FileManager.default.fileExists(atPath: path) {
+        let files = FileManager.default
+        if !overwrite && files.fileExists(atPath: path) {
             throw PlanError.unreadable(path: path, reason: "the file exists; choose another name or allow overwriting")
+        }
+        var plan = self
+        if steps.contains(where: { $0.map != nil }) {
+            let url = URL(fileURLWithPath: path)
+            let mapName = url.deletingPathExtension().lastPathComponent + ".maps.gguf"
+            let mapPath = url.deletingLastPathComponent().appendingPathComponent(mapName).path
+            if !overwrite && files.fileExists(atPath: mapPath) {
+                throw PlanError.unreadable(path: mapPath, reason: "the plan's tensor file exists; choose another name or allow overwriting")
+            }
+            try writeMaps(to: mapPath, overwrite: overwrite)
+            plan.mapFile = mapName
+        } else {
+            plan.mapFile = nil
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try encoder.encode(plan).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

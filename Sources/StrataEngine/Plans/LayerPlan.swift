@@ -1,20 +1,25 @@
-/// One step of a layer plan: run layer `layer`, with its attention and/or FFN sublayer.
-/// A sublayer that does not run contributes the identity (its residual branch is not added).
+/// One step of a layer plan: run layer `layer`, with its attention and/or FFN sublayer, then
+/// apply `map` if it has one. A sublayer that does not run contributes the identity (its
+/// residual branch is not added).
 public struct LayerStep: Sendable, Codable, Equatable, Hashable {
     public var layer: Int
     public var runsAttention: Bool
     public var runsFFN: Bool
+    /// A fitted linear map applied in this step (healing the layers a plan removed after it).
+    public var map: LinearMap?
 
-    public init(layer: Int, runsAttention: Bool = true, runsFFN: Bool = true) {
+    public init(layer: Int, runsAttention: Bool = true, runsFFN: Bool = true, map: LinearMap? = nil) {
         self.layer = layer
         self.runsAttention = runsAttention
         self.runsFFN = runsFFN
+        self.map = map
     }
 
     enum CodingKeys: String, CodingKey {
         case layer
         case runsAttention = "attention"
         case runsFFN = "ffn"
+        case map
     }
 
     /// `attention` and `ffn` default to true when a plan file leaves them out.
@@ -23,6 +28,15 @@ public struct LayerStep: Sendable, Codable, Equatable, Hashable {
         layer = try container.decode(Int.self, forKey: .layer)
         runsAttention = try container.decodeIfPresent(Bool.self, forKey: .runsAttention) ?? true
         runsFFN = try container.decodeIfPresent(Bool.self, forKey: .runsFFN) ?? true
+        map = try container.decodeIfPresent(LinearMap.self, forKey: .map)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(layer, forKey: .layer)
+        try container.encode(runsAttention, forKey: .runsAttention)
+        try container.encode(runsFFN, forKey: .runsFFN)
+        try container.encodeIfPresent(map, forKey: .map)
     }
 }
 
@@ -41,6 +55,9 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     public var method: String?
     /// Free text: what was removed and why.
     public var notes: String?
+    /// The GGUF file holding the matrices of the steps' linear maps, relative to plan.json's
+    /// folder (nil when no step has a map).
+    public var mapFile: String?
 
     public init(layerCount: Int, steps: [LayerStep], model: String? = nil, method: String? = nil, notes: String? = nil) {
         self.layerCount = layerCount
@@ -53,6 +70,7 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     enum CodingKeys: String, CodingKey {
         case layerCount = "layer_count"
         case steps, model, method, notes
+        case mapFile = "map_file"
     }
 
     /// Every layer once, in order, with both sublayers.
@@ -97,6 +115,11 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
         if let index = steps.firstIndex(where: { $0.layer < 0 || $0.layer >= modelLayers }) {
             throw .layerOutOfRange(step: index, layer: steps[index].layer, layerCount: modelLayers)
         }
+        for (index, step) in steps.enumerated() {
+            guard let map = step.map else { continue }
+            guard map.matrix != nil else { throw .mapNotLoaded(step: index, name: map.name) }
+            if map.site == .feedForwardOutput && !step.runsFFN { throw .mapWithoutFeedForward(step: index, name: map.name) }
+        }
     }
 
     /// For each step, the KV-cache slot its attention uses: a layer's first occurrence uses slot
@@ -127,6 +150,12 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
     case layerNotInModel(layer: Int, layerCount: Int)
     /// More steps than `LayerPlan.maximumStepsPerLayer` times the model's layers.
     case tooManySteps(steps: Int, limit: Int)
+    /// A step's linear map whose matrix was not read from the plan's tensor file.
+    case mapNotLoaded(step: Int, name: String)
+    /// A map on a step's FFN output where the step does not run its FFN.
+    case mapWithoutFeedForward(step: Int, name: String)
+    /// A map whose size is not the model's hidden size.
+    case mapSize(name: String, rows: Int, columns: Int, hiddenSize: Int)
 
     public var description: String {
         switch self {
@@ -146,6 +175,12 @@ public enum PlanError: Error, CustomStringConvertible, Equatable, Sendable {
             "layer \(layer) does not exist: the model has layers 0...\(layerCount - 1)"
         case .tooManySteps(let steps, let limit):
             "the plan has \(steps) steps; at most \(limit) (\(LayerPlan.maximumStepsPerLayer) per layer of the model) are allowed"
+        case .mapNotLoaded(let step, let name):
+            "step \(step) applies the linear map '\(name)', whose matrix was not read (load the plan with its tensor file, map_file)"
+        case .mapWithoutFeedForward(let step, let name):
+            "step \(step) applies '\(name)' to its FFN output but does not run its FFN"
+        case .mapSize(let name, let rows, let columns, let hiddenSize):
+            "the linear map '\(name)' is \(columns) x \(rows); this model needs \(hiddenSize) x \(hiddenSize)"
         }
     }
 }
