@@ -29,11 +29,18 @@ public struct ImportanceOptions: Sendable {
     public var logitLensPositions: Int
     /// Whether to measure ZD (dequantizes every matrix once).
     public var measuresWeightOutliers: Bool
+    /// Whether to fit and measure the tuned lens (`measureTunedLens`; needs two windows and
+    /// logit-lens positions). Costs one pass per window and a `hidden × hidden` fit per layer.
+    public var measuresTunedLens: Bool
 
-    public init(ablations: [Ablation] = Ablation.allCases, logitLensPositions: Int = 64, measuresWeightOutliers: Bool = true) {
+    public init(
+        ablations: [Ablation] = Ablation.allCases, logitLensPositions: Int = 64, measuresWeightOutliers: Bool = true,
+        measuresTunedLens: Bool = false
+    ) {
         self.ablations = ablations
         self.logitLensPositions = logitLensPositions
         self.measuresWeightOutliers = measuresWeightOutliers
+        self.measuresTunedLens = measuresTunedLens
     }
 }
 
@@ -138,6 +145,13 @@ public func analyzeImportance(
         }
     }
 
+    var tunedLens: TunedLensResult?
+    if options.measuresTunedLens && windowCount >= 2 && options.logitLensPositions > 0 {
+        tunedLens = try measureTunedLens(transformer: &transformer, calibration: calibration, positions: options.logitLensPositions,
+                                         progress: progress.map { report in { report(AnalysisProgress(
+                                             activity: "tuned lens: " + $0.activity, fractionDone: $0.fractionDone,
+                                             secondsLeft: $0.secondsLeft)) } })
+    }
     let tokenCount = Double(windowCount * context)
     let predictions = Double(windowCount * calibration.predictionsPerWindow)
     let blockInfluence = cosineSums.map { 1 - $0 / tokenCount }
@@ -165,6 +179,7 @@ public func analyzeImportance(
         perplexityWithoutFFN: perplexities(.feedForward),
         seconds: (clock.now - start).seconds,
         slidingWindow: transformer.config.slidingWindow,
-        slidingWindowLayers: transformer.config.slidingWindowLayers)
+        slidingWindowLayers: transformer.config.slidingWindowLayers,
+        tunedLens: tunedLens)
 }
 

@@ -81,6 +81,17 @@ extension ImportanceReport {
         charts.append(SVGChart.bars(title: "Logit lens: top-1 agreement with the full model", yLabel: "fraction of positions",
                                     values: logitLensAgreement, color: orange))
         charts.append(SVGChart.bars(title: "Logit lens: KL(full ‖ lens)", yLabel: "nats", values: logitLensKL, color: red))
+        if let lens = tunedLens {
+            charts.append(SVGChart.bars(
+                title: "Tuned lens: top-1 agreement (held-out window)", yLabel: "fraction of positions", values: lens.agreement,
+                color: orange, note: String(format: "plain lens on the same positions: mean %.2f, tuned %.2f",
+                                            lens.plainAgreement.reduce(0, +) / Double(max(layerCount, 1)),
+                                            lens.agreement.reduce(0, +) / Double(max(layerCount, 1)))))
+            charts.append(SVGChart.logLines(
+                title: "Tuned lens vs logit lens: KL(full ‖ lens), held-out window", yLabel: "nats (log scale)",
+                series: [("logit lens", red, lens.plainDivergence), ("tuned lens", blue, lens.divergence)], reference: nil,
+                xLabel: "layer"))
+        }
         charts.append(SVGChart.bars(title: "ZD: weights with |z| > 1", yLabel: "fraction of weights",
                                     values: zd, color: purple, note: "z per matrix, pooled per layer"))
         let heatmap = SVGChart.heatmap(title: "Angular distance d(l, n) at the last token", rowLabel: "first layer l",
@@ -90,6 +101,7 @@ extension ImportanceReport {
             attentionSpans.map { "<b>Attention</b>: \($0)" },
             perplexityFull.map { String(format: "<b>Full-model perplexity</b>: %.4f", $0) },
             logitLensPositions > 0 ? "<b>Logit lens</b>: \(logitLensPositions) evenly spaced positions per window" : nil,
+            tunedLens.map { "<b>Tuned lens</b>: maps fitted on \($0.fitWindows) windows, measured at \($0.positions) positions of the last" },
             String(format: "<b>Time</b>: %.1f s", seconds),
         ].compactMap { $0 }.joined(separator: " · ")
         return """

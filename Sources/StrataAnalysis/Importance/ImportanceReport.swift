@@ -49,6 +49,9 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
     public var slidingWindow: Int?
     /// Per layer, whether its attention slides (Gemma 3), nil when no layer does.
     public var slidingWindowLayers: [Bool]?
+    /// The training-free tuned lens (maps fitted to the last layer's stream), measured on the
+    /// last calibration window with the maps fitted on the others; nil when not measured.
+    public var tunedLens: TunedLensResult? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, windows, context, text, lim, zd, seconds
@@ -66,6 +69,7 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         case perplexityWithoutFFN = "perplexity_without_ffn"
         case slidingWindow = "sliding_window"
         case slidingWindowLayers = "sliding_window_layers"
+        case tunedLens = "tuned_lens"
     }
 
     /// Reads a report written by `write(to:)` (or `strata analyze --json`).
@@ -105,6 +109,9 @@ public struct ImportanceReport: Sendable, Codable, Equatable {
         ]
         if let (name, count) = perLayer.first(where: { $0.1 != 0 && $0.1 != layerCount }) {
             return "\(name) has \(count) entries, expected \(layerCount) (one per layer) or none"
+        }
+        if let lens = tunedLens, [lens.agreement, lens.divergence, lens.plainAgreement, lens.plainDivergence].contains(where: { $0.count != layerCount }) {
+            return "tuned_lens lists must have \(layerCount) entries (one per layer)"
         }
         if let flags = slidingWindowLayers, flags.count != layerCount {
             return "sliding_window_layers has \(flags.count) entries, expected \(layerCount) (one per layer)"

@@ -23,8 +23,11 @@ struct LogitLensAccumulator {
     }
 
     /// Adds one window. `states[l + 1]` is layer l's output (`[tokens × hidden]`);
-    /// `fullLogits` are the full model's `.all` logits for the window.
-    mutating func measure(transformer: inout Transformer, states: [[Float]], fullLogits: Logits, positions count: Int) throws {
+    /// `fullLogits` are the full model's `.all` logits for the window. With `shortcuts` (a tuned
+    /// lens), each layer's rows go through its fitted map to the last layer's stream first.
+    mutating func measure(
+        transformer: inout Transformer, states: [[Float]], fullLogits: Logits, positions count: Int, shortcuts: ShortcutMaps? = nil
+    ) throws {
         let hiddenSize = transformer.config.hiddenSize
         let context = fullLogits.rows
         let positions = Self.positions(count: count, context: context)
@@ -38,6 +41,7 @@ struct LogitLensAccumulator {
             for position in positions {
                 rows.append(contentsOf: states[layer + 1][(position * hiddenSize)..<((position + 1) * hiddenSize)])
             }
+            if let shortcuts, shortcuts.maps[layer + 1] != nil { rows = shortcuts.apply(depth: layer + 1, to: rows) }
             cache.truncate(to: 0)
             let lens = try transformer.forward(hidden: rows, firstStep: full.steps.count, startPosition: 0, plan: full,
                                                cache: &cache, logits: .all)

@@ -34,7 +34,7 @@ enum SVGChart {
 
     /// Lines over layers on a log-scale y axis, with an optional dashed horizontal reference.
     static func logLines(title: String, yLabel: String, series: [(name: String, color: String, values: [Double])],
-                         reference: (name: String, value: Double)?) -> String {
+                         reference: (name: String, value: Double)?, xLabel: String = "layer removed") -> String {
         let all = series.flatMap(\.values).filter { $0 > 0 } + (reference.map { [$0.value] } ?? [])
         guard let count = series.map(\.values.count).max(), count > 0, let minimum = all.min(), let maximum = all.max() else {
             return ""
@@ -56,7 +56,7 @@ enum SVGChart {
                 if multiple == 1 || highExponent - lowExponent <= 2 { ticks.append((y(value), label)) }
             }
         }
-        var body = frame(title: title, xLabel: "layer removed", yLabel: yLabel)
+        var body = frame(title: title, xLabel: xLabel, yLabel: yLabel)
         body += yAxis(ticks: ticks)
         body += layerTicks(count: count, slot: slot)
         if let reference {

@@ -28,6 +28,11 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .customLong("lens-positions"), help: "Positions per window for the logit lens (0 skips it).")
     var lensPositions = 64
 
+    @Flag(name: .customLong("tuned-lens"), help: ArgumentHelp(
+        "Also fit a tuned lens: per layer, a linear map to the last layer's stream (ridge least squares on all windows but the last), and the lens's top-1 agreement and KL with and without it on the last window.",
+        discussion: "Needs --windows 2 or more; each map is hidden x hidden, so the fits hold 16·hidden² bytes per layer in memory."))
+    var tunedLens = false
+
     @Flag(name: .customLong("no-ablations"), help: "Skip the removal perplexities (the slow part).")
     var noAblations = false
 
@@ -64,7 +69,12 @@ struct AnalyzeCommand: ParsableCommand {
         let (model, _) = try modelOptions.load()
         let (calibration, textName) = try calibrationOptions.calibration(for: model)
         var transformer = modelOptions.makeTransformer(model)
-        let options = ImportanceOptions(ablations: noAblations ? [] : Ablation.allCases, logitLensPositions: lensPositions)
+        if tunedLens && calibration.windows.count < 2 {
+            throw CommandFailure("--tuned-lens needs at least 2 calibration windows (one is held out); found \(calibration.windows.count)")
+        }
+        if tunedLens && lensPositions == 0 { throw CommandFailure("--tuned-lens needs --lens-positions above 0") }
+        let options = ImportanceOptions(ablations: noAblations ? [] : Ablation.allCases, logitLensPositions: lensPositions,
+                                        measuresTunedLens: tunedLens)
         let result = try analyzeImportance(
             transformer: &transformer, calibration: calibration, modelName: modelOptions.model, textName: textName,
             options: options, progress: printProgress)

@@ -17,13 +17,33 @@ struct PlanCommand: ParsableCommand {
             each time); attention-only / ffn-only (the sublayers whose single removal costs least). \
             Scores come from --from-analysis (a `strata analyze --json` file) or are measured on the \
             calibration text; finercut always measures. Use the plan with --plan on generate, eval, bench.
+
+            --heal linear fits, for each run of removed layers or sublayers, a linear map from the stream             leaving the layer before the run to the full model's stream after it (ridge least squares in             float64 on the calibration text, ReplaceMe), written beside the plan as <out>.maps.gguf.             --plan FILE heals an existing plan instead of building one. Calibrate on text other than             the text you evaluate on: the default calibration text is the opening of the novel that             `eval compare` scores.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var calibrationOptions: CalibrationOptions
 
     @Option(help: "block-influence, angular, unified, finercut, attention-only or ffn-only.")
-    var method: PlanMethod
+    var method: PlanMethod?
+
+    @Option(name: .customLong("plan"), help: "An existing plan.json to heal (with --heal) instead of building one.")
+    var inputPlan: String?
+
+    @Option(help: "Heal the plan's cuts with fitted maps: 'linear'.")
+    var heal: HealMethod?
+
+    @Option(name: .customLong("heal-site"), help: "Where a healing map applies: 'ffn' (the FFN output of the layer before a cut; folds into its down projection on export) or 'stream' (the whole stream).")
+    var healSite: HealSite = .ffn
+
+    @Option(name: .customLong("heal-ridge"), help: "Ridge λ of the healing fit, as a fraction of the mean diagonal of XᵀX.")
+    var healRidge: Double = 1e-3
+
+    @Option(name: .customLong("heal-windows"), help: "Most calibration windows (of --context tokens) the healing fit reads; the last is held out to measure the fit.")
+    var healWindows: Int = 16
+
+    @Flag(help: "Print the healing fit (cuts, held-out error, seconds) as JSON.")
+    var json = false
 
     @Option(help: "How many to remove: layers for block-influence/angular/unified, sublayers for finercut/attention-only/ffn-only.")
     var remove: Int?
@@ -45,6 +65,17 @@ struct PlanCommand: ParsableCommand {
     var force = false
 
     func validate() throws {
+        if inputPlan != nil {
+            guard heal != nil else { throw ValidationError("--plan FILE is for healing an existing plan: add --heal linear") }
+            guard method == nil, remove == nil, computeFraction == nil else {
+                throw ValidationError("--plan heals an existing plan; --method, --remove and --compute-fraction build a new one: give one or the other")
+            }
+            try checkOutputPath(out, option: "--out", force: force)
+            return
+        }
+        guard method != nil else { throw ValidationError("give --method (or --plan FILE --heal linear to heal an existing plan)") }
+        if !(healRidge >= 0 && healRidge.isFinite) { throw ValidationError("--heal-ridge must be a number >= 0, found \(healRidge)") }
+        if healWindows < 2 { throw ValidationError("--heal-windows must be at least 2 (one is held out), found \(healWindows)") }
         switch (remove, computeFraction) {
         case (nil, nil): throw ValidationError("give --remove N or --compute-fraction F")
         case (.some, .some): throw ValidationError("give either --remove or --compute-fraction, not both")
@@ -86,8 +117,19 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let (model, _) = try modelOptions.load()
         let config = model.config
-        let outputs = try outputs()
         let cost = SublayerCost(config: config)
+        if let inputPlan {
+            let plan = try LayerPlan.load(path: inputPlan)
+            do {
+                try plan.validate(layerCount: config.layerCount)
+            } catch {
+                throw CommandFailure("\(inputPlan): \(error) (the model \(modelOptions.model) has \(config.layerCount) layers)")
+            }
+            try writeHealed([(plan, out)], model: model, cost: cost)
+            return
+        }
+        guard let method else { throw CommandFailure("give --method") }
+        let outputs = try outputs()
         var plans: [LayerPlan]
         do {
             if method == .finerCut {
@@ -109,16 +151,55 @@ struct PlanCommand: ParsableCommand {
         } catch let error as PlanBuildError {
             throw CommandFailure(error.description)
         }
+        var named: [(LayerPlan, String)] = []
         for (var plan, output) in zip(plans, outputs) {
             plan.model = modelOptions.model
             plan.notes = (plan.notes ?? "") + String(format: "; removes %.1f%% of layer compute", cost.removedFraction(plan) * 100)
-            try plan.write(to: output.path, overwrite: force)
-            print("wrote \(output.path): \(plan.notes ?? "")")
+            named.append((plan, output.path))
         }
+        if heal != nil { return try writeHealed(named, model: model, cost: cost) }
+        for (plan, path) in named {
+            try plan.write(to: path, overwrite: force)
+            print("wrote \(path): \(plan.notes ?? "")")
+        }
+    }
+
+    /// Fits the healing maps of each plan and writes the healed plans (with their tensor files).
+    private func writeHealed(_ plans: [(LayerPlan, String)], model: LanguageModel, cost: SublayerCost) throws {
+        let (calibration, textName) = try calibrationOptions.calibration(for: model, upTo: healWindows)
+        var transformer = modelOptions.makeTransformer(model)
+        let options = HealingOptions(site: healSite.site, ridge: healRidge)
+        var reports: [HealingReport] = []
+        for (plan, path) in plans {
+            let result: HealingResult
+            do {
+                result = try healPlan(plan, transformer: &transformer, calibration: calibration, options: options, progress: printProgress)
+                printError("")
+            } catch let error as HealingError {
+                throw CommandFailure("cannot heal \(plan.method ?? "the plan"): \(error)")
+            }
+            var healed = result.plan
+            healed.model = healed.model ?? modelOptions.model
+            try healed.write(to: path, overwrite: force)
+            let report = HealingReport(plan: path, text: textName, windows: calibration.windows.count, context: calibration.context,
+                                       ridge: healRidge, seconds: result.seconds, cuts: result.cuts)
+            reports.append(report)
+            if !json {
+                print("wrote \(path) and its maps: \(healed.notes ?? "")")
+                for cut in result.cuts {
+                    let ratio = cut.heldOutErrorRatio.map { String(format: "held-out error %.3f of unhealed", $0) } ?? ""
+                    print("  step \(cut.step) (layer \(cut.layer)), \(cut.removed): \(cut.site.rawValue) map on \(cut.rows) rows; \(ratio)")
+                }
+                print(String(format: "  fitted in %.1f s on %d windows of %d tokens of %@ (the last held out)",
+                             result.seconds, calibration.windows.count, calibration.context, textName))
+            }
+        }
+        if json { try printJSON(reports) }
     }
 
     /// Builds a score-based plan from measured or loaded scores.
     private func build(count: Int, scores: ImportanceReport, layerCount: Int) throws -> LayerPlan {
+        guard let method else { preconditionFailure("validate() requires --method when building") }
         func require<Value>(_ values: [Value], _ key: String) throws -> [Value] {
             guard values.count == layerCount else { throw PlanBuildError.missingScores(method: method, metric: key) }
             return values
@@ -148,6 +229,7 @@ struct PlanCommand: ParsableCommand {
             return report
         }
         // Measure only what the method needs: similarity scores come from one pass per window.
+        let method = method ?? .blockInfluence
         let ablations: [Ablation] = switch method {
         case .attentionOnly: [.attention]
         case .ffnOnly: [.feedForward]
@@ -162,4 +244,27 @@ struct PlanCommand: ParsableCommand {
         printError("")
         return report
     }
+}
+
+/// `plan --heal`: the healing methods.
+enum HealMethod: String, ExpressibleByArgument, CaseIterable {
+    case linear
+}
+
+/// `plan --heal-site`.
+enum HealSite: String, ExpressibleByArgument, CaseIterable {
+    case ffn, stream
+
+    var site: LinearMap.Site { self == .ffn ? .feedForwardOutput : .stream }
+}
+
+/// What `plan --heal --json` prints per plan.
+struct HealingReport: Encodable {
+    var plan: String
+    var text: String
+    var windows: Int
+    var context: Int
+    var ridge: Double
+    var seconds: Double
+    var cuts: [HealedCut]
 }

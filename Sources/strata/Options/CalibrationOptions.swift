@@ -5,7 +5,8 @@ import StrataEngine
 
 /// The calibration text of `analyze` and `plan`: a file, or the bundled passage.
 struct CalibrationOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Calibration text file (default: the opening of Pride and Prejudice, bundled).")
+    @Option(name: [.short, .long, .customLong("calibration")],
+            help: "Calibration text file (default: the opening of Pride and Prejudice, bundled).")
     var file: String?
 
     @Option(help: "Tokens per calibration window.")
@@ -19,8 +20,11 @@ struct CalibrationOptions: ParsableArguments {
         if windows < 1 { throw ValidationError("--windows must be at least 1, found \(windows)") }
     }
 
-    /// The tokenized windows, and a name for the text to record in reports.
-    func calibration(for model: LanguageModel) throws -> (set: CalibrationSet, name: String) {
+    /// The tokenized windows, and a name for the text to record in reports. `windows` (default
+    /// --windows) asks for that many; `upTo` takes as many whole windows as the text holds, at
+    /// most that many, instead of refusing a text too short for them.
+    func calibration(for model: LanguageModel, upTo limit: Int? = nil) throws -> (set: CalibrationSet, name: String) {
+        let windows = limit ?? self.windows
         let text: String
         let name: String
         if let file {
@@ -36,6 +40,11 @@ struct CalibrationOptions: ParsableArguments {
             throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
         }
         let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        let available = tokens.count / context
+        if limit != nil, available >= 2 {
+            return (try CalibrationSet(tokens: tokens, context: context, windows: min(windows, available),
+                                       firstToken: windowStartToken(for: model.tokenizer)), name)
+        }
         guard tokens.count >= context * windows else {
             throw CommandFailure("\(file ?? "the bundled text") has \(tokens.count) tokens, fewer than --windows \(windows) × --context \(context)")
         }
