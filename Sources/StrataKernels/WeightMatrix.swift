@@ -182,3 +182,19 @@ extension WeightMatrix {
         return matrix
     }
 }
+
+extension WeightMatrix {
+    /// A new matrix of the given rows of this one, in that order, their bytes copied (a
+    /// restricted output head: the rows of a draft's vocabulary). Only for a matrix not yet repacked.
+    public func gathering(rows indices: [Int]) -> WeightMatrix {
+        precondition(!indices.isEmpty && indices.allSatisfy { $0 >= 0 && $0 < rows }, "row indices within 0..<\(rows)")
+        var gathered = [UInt8]()
+        gathered.reserveCapacity(indices.count * rowByteCount)
+        for row in indices { gathered += bytes.bytes(at: row * rowByteCount, count: rowByteCount) }
+        guard let matrix = WeightMatrix(format: format, rows: indices.count, columns: columns,
+                                        bytes: ByteView(ByteStorage.copying(gathered))) else {
+            preconditionFailure("rows of a valid matrix form a valid matrix")
+        }
+        return matrix
+    }
+}

@@ -100,7 +100,7 @@ struct SpeculativeDecodingTests {
     }
 
     /// Pearson's chi-square statistic of observed counts against expected probabilities.
-    func chiSquare(_ counts: [TokenID: Int], _ distribution: TokenDistribution, draws: Int) -> Double {
+    static func chiSquare(_ counts: [TokenID: Int], _ distribution: TokenDistribution, draws: Int) -> Double {
         zip(distribution.tokens, distribution.probabilities).reduce(0) { sum, pair in
             let expected = Double(pair.1) * Double(draws)
             let observed = Double(counts[pair.0, default: 0])
@@ -151,11 +151,11 @@ struct SpeculativeDecodingTests {
             stats.accepted += speculator.stats.accepted
         }
         // df = 3; the 0.1% critical value is 16.27.
-        let statistic = chiSquare(counts, target, draws: draws)
+        let statistic = Self.chiSquare(counts, target, draws: draws)
         #expect(statistic < 16.27, "chi-square \(statistic); target \(target), counts \(counts)")
         #expect(stats.accepted < stats.drafted, "some drafts must be rejected for the test to mean anything")
         // Control: the draft's own distribution is distinguishable from the target with this many draws.
-        #expect(chiSquare(draftCounts, target, draws: draws) > 16.27, "draft \(draft) vs target \(target)")
+        #expect(Self.chiSquare(draftCounts, target, draws: draws) > 16.27, "draft \(draft) vs target \(target)")
     }
 
     @Test("sampled speculation keeps the full model's distribution with n-gram and early-exit drafts too (chi-square)",
@@ -181,26 +181,40 @@ struct SpeculativeDecodingTests {
             logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,
             history: prompt)
         let draws = 1500
-        var counts: [TokenID: Int] = [:]
-        var stats = SpeculationStats()
-        for seed in 0..<draws {
-            var parameters = sampling
-            parameters.seed = UInt64(seed)
-            var sampler = Sampler(parameters: parameters)
-            var speculator = try Speculator(
-                parameters: SpeculationParameters(draft: source, maxDraft: 1, confidence: 0, adaptive: false), config: model.config)
-            cache.truncate(to: context.count)
-            let decided = try speculator.round(transformer: &transformer, cache: &cache, tokens: prompt, plan: full,
-                                               sampler: &sampler, limit: 1)
-            counts[decided[0], default: 0] += 1
-            stats.drafted += speculator.stats.drafted
-            stats.accepted += speculator.stats.accepted
-        }
+        let (counts, drafted, accepted) = try speculativeRounds(
+            drafter: source.makeDrafter(), transformer: &transformer, cache: &cache, prompt: prompt, sampling: sampling, draws: draws)
         // df = 3; the 0.1% critical value is 16.27.
-        let statistic = chiSquare(counts, target, draws: draws)
+        let statistic = Self.chiSquare(counts, target, draws: draws)
         #expect(statistic < 16.27, "\(source): chi-square \(statistic); target \(target), counts \(counts)")
-        #expect(stats.drafted == draws, "\(source) drafts one token every round")
-        #expect(stats.accepted > 0 && stats.accepted < stats.drafted,
+        #expect(drafted == draws, "\(source) drafts one token every round")
+        #expect(accepted > 0 && accepted < drafted,
                 "\(source): drafts both accepted and rejected, so both branches of the rule are exercised")
     }
+}
+
+/// One single-token speculative round per seed `0..<draws` with `drafter`: `prompt`'s last token
+/// is pending and the rest is in `cache`. Returns how often each token was decided, and the
+/// drafts made and accepted over all rounds.
+func speculativeRounds(
+    drafter: any Drafter, transformer: inout Transformer, cache: inout KVCache, prompt: [TokenID],
+    sampling: SamplingParameters, draws: Int
+) throws -> (counts: [TokenID: Int], drafted: Int, accepted: Int) {
+    let full = LayerPlan.full(layerCount: transformer.config.layerCount)
+    var counts: [TokenID: Int] = [:]
+    var drafted = 0, accepted = 0
+    for seed in 0..<draws {
+        var parameters = sampling
+        parameters.seed = UInt64(seed)
+        var sampler = Sampler(parameters: parameters)
+        var speculator = try Speculator(
+            parameters: SpeculationParameters(drafter: drafter, maxDraft: 1, confidence: 0, adaptive: false),
+            config: transformer.config)
+        cache.truncate(to: prompt.count - 1)
+        let decided = try speculator.round(transformer: &transformer, cache: &cache, tokens: prompt, plan: full,
+                                           sampler: &sampler, limit: 1)
+        counts[decided[0], default: 0] += 1
+        drafted += speculator.stats.drafted
+        accepted += speculator.stats.accepted
+    }
+    return (counts, drafted, accepted)
 }

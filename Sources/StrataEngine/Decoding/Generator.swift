@@ -48,6 +48,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case promptExceedsContext(promptTokens: Int, contextLength: Int)
     /// An early-exit draft after `layers` layers of a model that has `layerCount`.
     case earlyExitBeyondModel(layers: Int, layerCount: Int)
+    /// A shortcut draft (or its fit file) that cannot be used, and why.
+    case invalidShortcut(String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             "the prompt has \(promptTokens) tokens; the context is \(contextLength), so at most \(max(0, contextLength - 1)) prompt tokens fit (one position is for the first generated token)"
         case .earlyExitBeyondModel(let layers, let layerCount):
             "an early-exit draft after \(layers) layers: the model has \(layerCount) layers, so the draft must keep 1 to \(layerCount)"
+        case .invalidShortcut(let reason):
+            "shortcut draft: \(reason)"
         }
     }
 }

@@ -123,22 +123,27 @@ public struct Transformer: Sendable {
     /// `cache`, and returns next-token logits for the selected rows.
     ///
     /// `startPosition` may be below `cache.count` (re-processing positions overwrites them).
+    ///
+    /// `head`, when given, replaces the model's output head (`outputHead(tokens:map:)`): the
+    /// logits then have one column per token of its vocabulary.
     public mutating func forward(
         tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache,
-        observer: (any HiddenStateObserver)? = nil, logits selection: LogitsSelection = .last
+        observer: (any HiddenStateObserver)? = nil, logits selection: LogitsSelection = .last, head: OutputHead? = nil
     ) throws(ForwardError) -> Logits {
         let count = tokens.count
-        guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: config.vocabularySize) }
+        let width = head?.tokens.count ?? config.vocabularySize
+        guard count > 0 else { return Logits(values: [], rows: 0, vocabularySize: width) }
         try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
         try checkVocabulary(tokens)
         if observer == nil && count > Self.promptSlice {
-            return try forwardInSlices(tokens: tokens, startPosition: startPosition, plan: plan, cache: &cache, selection: selection)
+            return try forwardInSlices(tokens: tokens, startPosition: startPosition, plan: plan, cache: &cache, selection: selection,
+                                       head: head)
         }
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         embed(tokens, firstRow: 0)
         scaleEmbeddings(rows: count)
         return runAlone(count: count, startPosition: startPosition, plan: plan, firstStep: 0, cache: &cache,
-                        observer: observer, selection: selection)
+                        observer: observer, selection: selection, head: head)
     }
 
     /// Runs several independent sequences in ONE pass: segment `i` processes its tokens at its
@@ -198,11 +203,13 @@ public struct Transformer: Sendable {
     static let promptSlice = 128
 
     private mutating func forwardInSlices(
-        tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache, selection: LogitsSelection
+        tokens: [TokenID], startPosition: Int, plan: LayerPlan, cache: inout KVCache, selection: LogitsSelection,
+        head: OutputHead?
     ) throws(ForwardError) -> Logits {
-        var logits = Logits(values: [], rows: 0, vocabularySize: config.vocabularySize)
+        let width = head?.tokens.count ?? config.vocabularySize
+        var logits = Logits(values: [], rows: 0, vocabularySize: width)
         // all rows' logits are kept: one allocation, not one regrowth per slice
-        if case .all = selection { logits.values.reserveCapacity(tokens.count * config.vocabularySize) }
+        if case .all = selection { logits.values.reserveCapacity(tokens.count * width) }
         for start in stride(from: 0, to: tokens.count, by: Self.promptSlice) {
             let end = min(start + Self.promptSlice, tokens.count)
             let sliceSelection: LogitsSelection = switch selection {
@@ -211,7 +218,7 @@ public struct Transformer: Sendable {
             case .none: .none
             }
             let slice = try forward(tokens: Array(tokens[start..<end]), startPosition: startPosition + start, plan: plan,
-                                    cache: &cache, logits: sliceSelection)
+                                    cache: &cache, logits: sliceSelection, head: head)
             logits.values += slice.values
             logits.rows += slice.rows
         }
@@ -274,14 +281,14 @@ public struct Transformer: Sendable {
     /// back, so no key or value storage is copied.
     private mutating func runAlone(
         count: Int, startPosition: Int, plan: LayerPlan, firstStep: Int, cache: inout KVCache,
-        observer: (any HiddenStateObserver)?, selection: LogitsSelection
+        observer: (any HiddenStateObserver)?, selection: LogitsSelection, head: OutputHead? = nil
     ) -> Logits {
         var caches = cacheHolder
         cacheHolder = []
         if caches.isEmpty { caches.append(KVCache.placeholder) }
         swap(&caches[0], &cache)
         let segment = SegmentRows(firstRow: 0, count: count, startPosition: startPosition, selection: selection)
-        let logits = run(segments: [segment], plan: plan, firstStep: firstStep, caches: &caches, observer: observer)
+        let logits = run(segments: [segment], plan: plan, firstStep: firstStep, caches: &caches, observer: observer, head: head)
         swap(&caches[0], &cache)
         cacheHolder = caches
         return logits[0]
@@ -291,7 +298,7 @@ public struct Transformer: Sendable {
     /// enters step `firstStep` for every segment's rows.
     private mutating func run(
         segments: [SegmentRows], plan: LayerPlan, firstStep: Int, caches: inout [KVCache],
-        observer: (any HiddenStateObserver)?
+        observer: (any HiddenStateObserver)?, head: OutputHead? = nil
     ) -> [Logits] {
         let hiddenSize = config.hiddenSize
         let weights = weights
@@ -342,7 +349,30 @@ public struct Transformer: Sendable {
         for (index, segment) in segments.enumerated() {
             caches[index].advance(to: segment.startPosition + segment.count)
         }
+        if let head { return [headLogits(segments[0], head: head)] }
         return outputLogits(segments: segments)
+    }
+
+    /// The logits of a single segment's selected rows through a replacement head: the rows are
+    /// gathered, mapped when the head has a map, normalized and multiplied by its rows.
+    private mutating func headLogits(_ segment: SegmentRows, head: OutputHead) -> Logits {
+        let hiddenSize = config.hiddenSize
+        let selected = segment.selectedRows
+        let rows = selected.count
+        let width = head.tokens.count
+        guard rows > 0 else { return Logits(values: [], rows: 0, vocabularySize: width) }
+        FloatKernels.copy(scratch.hidden, from: selected.lowerBound * hiddenSize, count: rows * hiddenSize,
+                          into: &scratch.projection, at: 0)
+        if let map = head.map {
+            Self.multiply(map, scratch.projection, .float(tokens: rows), scratch.quantized, into: &scratch.normalized, pool: pool)
+            FloatKernels.copy(scratch.normalized, count: rows * hiddenSize, into: &scratch.projection, at: 0)
+        }
+        FloatKernels.rmsNorm(scratch.projection, rows: rows, columns: hiddenSize, weight: weights.outputNorm,
+                             epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        var values = [Float](repeating: 0, count: rows * width)
+        let input = prepareInput(scratch.normalized, tokens: rows, columns: hiddenSize)
+        Self.multiply(head.rows, scratch.normalized, input, scratch.quantized, into: &values, pool: pool)
+        return Logits(values: values, rows: rows, vocabularySize: width)
     }
 
     private mutating func attention(

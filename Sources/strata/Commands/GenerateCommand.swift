@@ -55,7 +55,7 @@ struct GenerateCommand: AsyncParsableCommand {
             do {
                 session = try ModelSession(transformer: modelOptions.makeTransformer(model), options: SessionOptions(
                     parallel: 1, contextLength: promptTokens.count + maxTokens, plan: try planOptions.plan(for: model.config),
-                    speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model),
+                    speculation: try speculationOptions.parameters(for: model, name: modelOptions.model),
                     promptCacheEntries: 0, historyTokens: 0, timeLimit: nil))
             } catch let error as SessionError {
                 throw CommandFailure("\(error)")

@@ -69,7 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         let sessionOptions = SessionOptions(
             parallel: parallel, contextLength: context, queueLimit: queue,
             plan: planOptions.isSet ? try planOptions.plan(for: model.config) : nil,
-            speculation: try speculationOptions.parameters(for: model.config, model: modelOptions.model),
+            speculation: try speculationOptions.parameters(for: model, name: modelOptions.model),
             promptCacheEntries: noPromptCache ? 0 : SessionOptions().promptCacheEntries,
             timeLimit: .milliseconds(Int64(timeLimit * 1000)))
         let session: ModelSession

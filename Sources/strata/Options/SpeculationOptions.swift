@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataAnalysis
 import StrataEngine
 
 /// `--speculative` and the draft options of `strata generate` and `strata bench`.
@@ -10,7 +11,7 @@ struct SpeculationOptions: ParsableArguments {
     // The draft options are optionals so that one given without --speculative can be refused
     // (it would be ignored); their defaults are the computed properties below.
     @Option(name: .customLong("draft"), help: ArgumentHelp(
-        "Draft source: auto (n-gram lookup when the text has a match, else a layer-skip plan an earlier `--draft layers` run saved, if the cost model says it pays, else plain), ngram, layers (search a layer-skip plan while generating, SWIFT-style, and save the best for next time), early-exit:E (the first E layers), or a plan file from `strata plan`. (default: auto)",
+        "Draft source: auto (n-gram lookup when the text has a match, else a layer-skip plan an earlier `--draft layers` run saved, if the cost model says it pays, else plain), ngram, layers (search a layer-skip plan while generating, SWIFT-style, and save the best for next time), early-exit:E (the first E layers), shortcut:E[:V] (the first E layers, a fitted map to the last layer's stream and an output head over the V most frequent tokens; default V 16384; fitted once per model on the bundled text and kept under $STRATA_PLANS), or a plan file from `strata plan`. (default: auto)",
         valueName: "draft"))
     var draftOption: String?
 
@@ -83,15 +84,70 @@ struct SpeculationOptions: ParsableArguments {
                           plan.steps.count, plan.layerCount, found.matchness, path))
     }
 
+    /// The draft vocabulary of `shortcut:E` without `:V`.
+    static let defaultShortcutVocabulary = 16_384
+
+    /// Where the shortcut fit of `model` after `depth` layers is kept.
+    func shortcutFitPath(model: String, depth: Int) -> String {
+        Self.plansDirectory + "/\(ModelOptions.modelName(model))-shortcut-\(depth).gguf"
+    }
+
+    /// The shortcut drafter of `shortcut:E[:V]`: the fit an earlier run saved, or a new fit on
+    /// the bundled text (seconds to a minute), saved for next time.
+    private func shortcutDrafter(_ value: String, model: LanguageModel, name: String) throws -> ShortcutDrafter {
+        let config = model.config
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false).dropFirst().map { Int($0) }
+        guard (1...2).contains(parts.count), let depth = parts[0], depth >= 1, depth < config.layerCount,
+              parts.count == 1 || (parts[1] ?? 0) >= 1 else {
+            throw CommandFailure("--draft \(value): expected shortcut:E or shortcut:E:V with 1 <= E < \(config.layerCount) and V >= 1")
+        }
+        let vocabulary = parts.count == 2 ? parts[1]! : Self.defaultShortcutVocabulary
+        let path = shortcutFitPath(model: name, depth: depth)
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                let fit = try ShortcutDraftFit.load(path: path)
+                guard fit.depth == depth, fit.map.matrix?.rows == config.hiddenSize,
+                      fit.tokensByFrequency.allSatisfy({ $0 >= 0 && Int($0) < config.vocabularySize }) else {
+                    throw CommandFailure("it was fitted for another model")
+                }
+                return fit.drafter(vocabulary: vocabulary)
+            } catch {
+                printError("strata: ignoring the saved shortcut fit \(path): \(error)")
+            }
+        }
+        var transformer = Transformer(model: model)
+        let tokens = model.tokenizer.encode(defaultPerplexityText, addSpecial: false, parseSpecial: false)
+        let context = min(512, config.contextLength)
+        let calibration = try CalibrationSet(tokens: tokens, context: context, firstToken: windowStartToken(for: model.tokenizer))
+        printError("[shortcut draft: fitting the map after \(depth) layers on \(calibration.windows.count) windows of the bundled text]")
+        let maps = try fitShortcutMaps(transformer: &transformer, windows: calibration.windows, depths: [depth], progress: printProgress)
+        printError("")
+        let fit = ShortcutDraftFit(
+            depth: depth, map: LinearMap(name: "shortcut.map", site: .stream, map: maps.maps[depth]!, width: config.hiddenSize),
+            tokensByFrequency: ShortcutDraftFit.tokensByFrequency(tokens, vocabularySize: config.vocabularySize),
+            model: ModelOptions.modelName(name), text: "Pride and Prejudice, chapters 1-3 (bundled)")
+        do {
+            try FileManager.default.createDirectory(atPath: Self.plansDirectory, withIntermediateDirectories: true)
+            try fit.write(to: path, overwrite: true)
+            printError(String(format: "[shortcut draft: fitted in %.1f s; saved to %@]", maps.seconds, path))
+        } catch {
+            printError("strata: could not save the shortcut fit to \(path): \(error)")
+        }
+        return fit.drafter(vocabulary: vocabulary)
+    }
+
     /// The speculation settings for a model, or nil without `--speculative`. A new drafter
     /// needs only its name here.
-    func parameters(for config: ModelConfig, model: String) throws -> SpeculationParameters? {
+    func parameters(for model: LanguageModel, name: String) throws -> SpeculationParameters? {
+        let config = model.config
         guard speculative else { return nil }
         let drafter: any Drafter
         switch draft {
-        case "auto": drafter = AutoDrafter(fallback: searchedPlan(model: model, config: config))
+        case "auto": drafter = AutoDrafter(fallback: searchedPlan(model: name, config: config))
         case "ngram": drafter = NGramDrafter()
-        case "layers": drafter = LayerSearchDrafter(seed: searchedPlan(model: model, config: config))
+        case "layers": drafter = LayerSearchDrafter(seed: searchedPlan(model: name, config: config))
+        case let value where value.hasPrefix("shortcut:"):
+            drafter = try shortcutDrafter(value, model: model, name: name)
         case let value where value.hasPrefix("early-exit:"):
             guard let layers = Int(value.dropFirst("early-exit:".count)), layers >= 1, layers < config.layerCount else {
                 throw CommandFailure("--draft \(value): expected early-exit:E with 1 <= E < \(config.layerCount)")
@@ -99,7 +155,7 @@ struct SpeculationOptions: ParsableArguments {
             drafter = EarlyExitDrafter(layers: layers)
         default:
             guard FileManager.default.fileExists(atPath: draft) else {
-                throw CommandFailure("--draft \(draft): no such plan file; the draft sources are auto, ngram, layers, early-exit:E or a plan file")
+                throw CommandFailure("--draft \(draft): no such plan file; the draft sources are auto, ngram, layers, early-exit:E, shortcut:E[:V] or a plan file")
             }
             let plan = try LayerPlan.load(path: draft)
             do { try plan.validate(layerCount: config.layerCount) } catch { throw CommandFailure("--draft \(draft): \(error)") }

@@ -12,9 +12,19 @@ public struct EarlyExitDrafter: Drafter {
     private var runner = ModelDraftRunner()
     /// This round's residual stream leaving the draft's layers, when the verifier reuses them.
     private var captured: CapturedStream?
+    /// A shortcut head's map and vocabulary (`ShortcutDrafter`), or nil for the model's own head.
+    let shortcut: (map: LinearMap, tokens: [TokenID])?
+    /// The shortcut head built for the transformer, at the first draft.
+    private var head: OutputHead?
 
     public init(layers: Int) {
         self.layers = layers
+        shortcut = nil
+    }
+
+    init(layers: Int, shortcut: (map: LinearMap, tokens: [TokenID])) {
+        self.layers = layers
+        self.shortcut = shortcut
     }
 
     public var description: String { "early-exit:\(layers)" }
@@ -32,9 +42,10 @@ public struct EarlyExitDrafter: Drafter {
         _ request: DraftRequest, transformer: inout Transformer, cache: inout KVCache, stats: inout SpeculationStats
     ) throws -> Draft {
         guard let plan else { preconditionFailure("EarlyExitDrafter.draft before prepare(for:)") }
+        if let shortcut, head == nil { head = try transformer.outputHead(tokens: shortcut.tokens, map: shortcut.map) }
         let capture = reusableLayers(of: plan, verifier: request.verifierPlan).map { LayerOutputCapture(step: $0 - 1) }
         let draft = try runner.run(plan: plan, request: request, count: request.length, transformer: &transformer,
-                                   cache: &cache, stats: &stats, capture: capture)
+                                   cache: &cache, stats: &stats, capture: capture, head: head)
         captured = capture.map { CapturedStream(hidden: $0.hidden, rows: $0.rows) }
         return draft
     }

@@ -12,6 +12,9 @@ struct ModelDraftRunner: Sendable {
     /// sampled draft, from the verifier's settings.
     private var drawer: Sampler?
     private let clock = ContinuousClock()
+    /// A full-vocabulary row the logits of a restricted head are expanded into, kept so a
+    /// draft step allocates it once.
+    private var expanded: [Float] = []
 
     /// Seed of the draft's random stream, derived from the verifier's seed.
     static let drawerSeedMask: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -22,7 +25,8 @@ struct ModelDraftRunner: Sendable {
     /// each forward pass.
     mutating func run(
         plan: LayerPlan, request: DraftRequest, count: Int, transformer: inout Transformer, cache: inout KVCache,
-        stats: inout SpeculationStats, capture: (any HiddenStateObserver)? = nil, recordStep: (Double) -> Void = { _ in }
+        stats: inout SpeculationStats, capture: (any HiddenStateObserver)? = nil, head: OutputHead? = nil,
+        recordStep: (Double) -> Void = { _ in }
     ) throws -> Draft {
         guard count > 0 else { return Draft(tokens: [], kind: .layerPlan) }
         let sampler = request.sampler
@@ -35,13 +39,22 @@ struct ModelDraftRunner: Sendable {
             let start = clock.now
             let logits = try transformer.forward(
                 tokens: [history[history.count - 1]], startPosition: cache.count, plan: plan,
-                cache: &cache, observer: capture)
+                cache: &cache, observer: capture, head: head)
+            var row = logits.last
+            if let head {
+                // q is zero outside the head's vocabulary: -inf logits there
+                if expanded.count != transformer.config.vocabularySize {
+                    expanded = [Float](repeating: 0, count: transformer.config.vocabularySize)
+                }
+                head.expand(row, into: &expanded)
+                row = expanded[...]
+            }
             let stepElapsed = (clock.now - start).seconds
             recordStep(stepElapsed)
             stats.timings.recordDraftStep(seconds: stepElapsed)
             stats.draftLayerForwards += plan.steps.count
-            let distribution = sampler.distribution(logits: logits.last, history: history)
-            let confidence = sampler.parameters.isGreedy ? Self.topProbability(logits.last) : (distribution.probabilities.first ?? 0)
+            let distribution = sampler.distribution(logits: row, history: history)
+            let confidence = sampler.parameters.isGreedy ? Self.topProbability(row) : (distribution.probabilities.first ?? 0)
             guard confidence >= request.confidence else { break }
             let token = sampler.parameters.isGreedy ? distribution.tokens[0] : drawer.draw(from: distribution)
             drafts.append(token)
@@ -55,9 +68,9 @@ struct ModelDraftRunner: Sendable {
     }
 
     private static func topProbability(_ logits: ArraySlice<Float>) -> Float {
-        guard let maximum = logits.max() else { return 0 }
+        guard let maximum = logits.max(), maximum > -.infinity else { return 0 }
         var sum: Float = 0
-        for value in logits { sum += expf(value - maximum) }
+        for value in logits where value > -.infinity { sum += expf(value - maximum) }
         return 1 / sum
     }
 }
