@@ -47,23 +47,13 @@ struct PlanExportTests {
         #expect(exported.config.layerCount == summary.layers.count)
         #expect(exported.config.slidingWindowLayers == summary.slidingWindowLayers)
 
-        let pool = WorkerPool(threadCount: 2)
-        var source = Transformer(model: model, pool: pool, numerics: .exact)
-        var sourceCache = source.makeCache(capacity: tokens.count)
-        let expected = try source.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &sourceCache, logits: .all)
-        var copy = Transformer(model: exported, pool: pool, numerics: .exact)
-        var copyCache = copy.makeCache(capacity: tokens.count)
-        let found = try copy.forward(tokens: tokens, startPosition: 0, plan: .full(layerCount: exported.config.layerCount),
-                                     cache: &copyCache, logits: .all)
+        let (expected, found) = try logits(of: plan, on: model, andWholeOf: exported, tokens: tokens)
         #expect(found.rows == tokens.count && found.values.count == expected.values.count)
         let differing = zip(expected.values, found.values).filter { $0.bitPattern != $1.bitPattern }.count
         #expect(differing == 0, "\(differing) of \(expected.values.count) logits differ")
         // a plan that changed nothing would make the comparison vacuous
-        var full = Transformer(model: model, pool: pool, numerics: .exact)
-        var fullCache = full.makeCache(capacity: tokens.count)
-        let unplanned = try full.forward(tokens: tokens, startPosition: 0, plan: .full(layerCount: model.config.layerCount),
-                                         cache: &fullCache, logits: .all)
-        #expect(unplanned.values != expected.values)
+        let unplanned = try logits(of: .full(layerCount: model.config.layerCount), on: model, andWholeOf: exported, tokens: tokens)
+        #expect(unplanned.expected.values != expected.values)
         return summary
     }
 
@@ -107,6 +97,20 @@ struct PlanExportTests {
         let zero = try #require(file.tensor(named: "blk.3.attn_output.weight"))
         #expect(file.data(for: zero).bytes(at: 0, count: zero.byteCount).allSatisfy { $0 == 0 })
         #expect(file.tensor(named: "blk.5.attn_q.weight") == nil)
+    }
+
+    /// The exact-path logits of `plan` on `model`, and of the whole of `exported`, over `tokens`.
+    static func logits(of plan: LayerPlan, on model: LanguageModel, andWholeOf exported: LanguageModel, tokens: [TokenID])
+        throws -> (expected: Logits, found: Logits) {
+        let pool = WorkerPool(threadCount: 2)
+        var source = Transformer(model: model, pool: pool, numerics: .exact)
+        var sourceCache = source.makeCache(capacity: tokens.count)
+        let expected = try source.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &sourceCache, logits: .all)
+        var copy = Transformer(model: exported, pool: pool, numerics: .exact)
+        var copyCache = copy.makeCache(capacity: tokens.count)
+        let found = try copy.forward(tokens: tokens, startPosition: 0, plan: .full(layerCount: exported.config.layerCount),
+                                     cache: &copyCache, logits: .all)
+        return (expected, found)
     }
 
     /// Gemma 3 RMSNorms each sublayer's output before adding it; a zero projection still adds
@@ -232,5 +236,54 @@ struct PlanExportTests {
         try Data("{\"layer_count\": 4}".utf8).write(to: URL(fileURLWithPath: path))
         let error = try #require(throws: FormatError.self) { try LanguageModel(path: path) }
         #expect(error.description.contains(path) && error.description.contains("not a GGUF file"))
+    }
+}
+
+/// Healed plans: an FFN-output map folds into the down projection; other maps are refused.
+@Suite("Plan export of healed plans")
+struct HealedPlanExportTests {
+    /// A near-identity map of `width` features.
+    static func map(width: Int, site: LinearMap.Site) -> LinearMap {
+        var generator = SeededGenerator(seed: 5)
+        var values = [Float](repeating: 0, count: width * width)
+        for i in 0..<width { values[i * width + i] = 1 }
+        for index in values.indices { values[index] += Float.random(in: -0.05...0.05, using: &generator) }
+        return LinearMap(name: "heal.1", site: site, map: values, width: width)
+    }
+
+    @Test("an FFN-output map folded into an f32 down projection computes what the healed plan computes")
+    func foldsIntoDownProjection() throws {
+        let model = try TinyModels.model(TinyModelSpec(format: .f32, seed: 3))
+        let width = model.config.hiddenSize
+        let plan = LayerPlan(layerCount: 4, steps: [LayerStep(layer: 0), LayerStep(layer: 1, map: Self.map(width: width, site: .feedForwardOutput)),
+                                                    LayerStep(layer: 3)], method: "test+heal")
+        let folder = try PlanExportTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let export = try PlanExport(model: model, plan: plan)
+        #expect(export.summary.warnings.contains { $0.contains("folded") })
+        try export.write(to: folder + "/healed.gguf")
+        let exported = try LanguageModel(path: folder + "/healed.gguf")
+        let tokens = PlanExportTests.tokens(12, vocabulary: model.config.vocabularySize)
+        let (expected, found) = try PlanExportTests.logits(of: plan, on: model, andWholeOf: exported, tokens: tokens)
+        // the same products in another order: float rounding only
+        let worst = zip(expected.values, found.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-3, "largest logit difference \(worst)")
+        // and the fold is not a no-op: without the map the logits differ clearly
+        var unhealedPlan = plan
+        unhealedPlan.steps[1].map = nil
+        let unhealed = try PlanExportTests.logits(of: unhealedPlan, on: model, andWholeOf: exported, tokens: tokens).expected
+        #expect((zip(unhealed.values, found.values).map { abs($0 - $1) }.max() ?? 0) > 100 * worst)
+    }
+
+    @Test("a stream map, or an FFN map in a family that normalizes the FFN output, is refused by name")
+    func refusesUnfoldableMaps() throws {
+        let model = try TinyModels.model(.llama)
+        let stream = LayerPlan(layerCount: 4, steps: [LayerStep(layer: 0), LayerStep(layer: 1, map: HealedPlanExportTests.map(
+            width: model.config.hiddenSize, site: .stream)), LayerStep(layer: 3)])
+        #expect { try PlanExport(model: model, plan: stream) } throws: { "\($0)".contains("heal.1") && "\($0)".contains("--heal-site ffn") }
+        let gemma = try LanguageModel(path: PlanExportTests.gemma3Tiny)
+        let normalized = LayerPlan(layerCount: 6, steps: [LayerStep(layer: 0, map: HealedPlanExportTests.map(
+            width: gemma.config.hiddenSize, site: .feedForwardOutput)), LayerStep(layer: 5)])
+        #expect { try PlanExport(model: gemma, plan: normalized) } throws: { "\($0)".contains("normalizes the FFN output") }
     }
 }

@@ -74,6 +74,8 @@ public enum PlanExportError: Error, CustomStringConvertible, Sendable, Equatable
     case strayLayerTensor(path: String, tensor: String, layerCount: Int)
     case metadata(path: String, key: String, reason: String)
     case write(path: String, reason: String)
+    /// A step's linear map that no weight of the file can absorb.
+    case mapNotFoldable(step: Int, name: String, reason: String)
 
     public var description: String {
         switch self {
@@ -97,6 +99,8 @@ public enum PlanExportError: Error, CustomStringConvertible, Sendable, Equatable
             "\(path): metadata '\(key)': \(reason)"
         case .write(let path, let reason):
             "cannot write \(path): \(reason)"
+        case .mapNotFoldable(let step, let name, let reason):
+            "step \(step) applies the linear map '\(name)', which cannot be folded into the file's weights: \(reason)"
         }
     }
 }

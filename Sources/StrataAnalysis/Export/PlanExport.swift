@@ -1,6 +1,7 @@
 import Foundation
 import StrataEngine
 import StrataFormats
+import StrataKernels
 
 /// Writes a layer plan as a plain model: a GGUF file that any engine runs as it runs the
 /// source model, computing what Strata computes when it runs the plan on the source.
@@ -56,9 +57,12 @@ public struct PlanExport: Sendable {
         writer.set("strata.export.method", .string(plan.method ?? "unspecified"))
 
         var tensorCount = 0
-        func add(_ tensor: TensorInfo, as name: String, zero: Bool) throws(PlanExportError) {
+        let folded = try Self.foldedMaps(model: model, plan: plan)
+        func add(_ tensor: TensorInfo, as name: String, zero: Bool, replacement: [UInt8]? = nil) throws(PlanExportError) {
             do {
-                if zero {
+                if let replacement {
+                    try writer.addTensor(name: name, shape: tensor.shape, format: tensor.format, data: replacement)
+                } else if zero {
                     try writer.addZeroTensor(name: name, shape: tensor.shape, format: tensor.format)
                 } else {
                     try writer.addTensor(name: name, shape: tensor.shape, format: tensor.format, data: file.data(for: tensor))
@@ -90,7 +94,9 @@ public struct PlanExport: Sendable {
                                     tensors: present.map { names.layer(block, $0) }))
             }
             for tensor in tensors {
-                try add(tensor.info, as: names.layer(block, tensor.suffix), zero: zeroedNames.contains(tensor.suffix))
+                let replacement = tensor.suffix == names.down ? folded[stepIndex] : nil
+                try add(tensor.info, as: names.layer(block, tensor.suffix), zero: zeroedNames.contains(tensor.suffix),
+                        replacement: replacement)
             }
         }
         self.writer = writer
@@ -100,6 +106,10 @@ public struct PlanExport: Sendable {
                 + "what the plan computes, but other engines still run those sublayers, so they save no compute there")
         }
         if let mismatch = layout.windowMismatch { warnings.append(mismatch) }
+        if !folded.isEmpty {
+            warnings.append("\(folded.count) healing map(s) are folded into FFN down projections and re-quantized to their "
+                + "source types, which rounds them once more: check the exported file's perplexity")
+        }
         summary = PlanExportSummary(
             output: "", source: file.path, method: plan.method, sourceLayerCount: config.layerCount,
             layers: steps.map(\.element.layer), droppedSteps: plan.steps.indices.filter { index in
@@ -107,6 +117,59 @@ public struct PlanExport: Sendable {
             },
             tensors: tensorCount, bytes: 0, zeroedSublayers: zeroed, slidingWindowLayers: layout.slidingWindowLayers,
             warnings: warnings)
+    }
+
+    /// For each step whose map applies to its FFN output, the step's down projection with the
+    /// map folded in (`W_down ← Tᵀ W_down`), quantized to the source tensor's format. Stream
+    /// maps, and FFN maps in families that normalize the FFN output after the down projection
+    /// or give it a bias, are refused: no weight computes them.
+    static func foldedMaps(model: LanguageModel, plan: LayerPlan) throws(PlanExportError) -> [Int: [UInt8]] {
+        var result: [Int: [UInt8]] = [:]
+        let weights = model.weights
+        let names = model.architecture.tensorNames
+        let hidden = model.config.hiddenSize
+        for (index, step) in plan.steps.enumerated() {
+            guard let map = step.map else { continue }
+            guard map.site == .feedForwardOutput else {
+                throw .mapNotFoldable(step: index, name: map.name, reason: "it applies to the whole stream; heal with --heal-site ffn to export")
+            }
+            let layer = weights.layers[step.layer]
+            guard layer.postFeedForwardNorm == nil else {
+                throw .mapNotFoldable(step: index, name: map.name,
+                                      reason: "this family normalizes the FFN output after its down projection (\(names.postFeedForwardNorm))")
+            }
+            guard model.file.tensor(named: names.layer(step.layer, projection(names.down)[1])) == nil else {
+                throw .mapNotFoldable(step: index, name: map.name, reason: "the FFN down projection has a bias")
+            }
+            let down = layer.down
+            guard Quantizer.supports(down.format) || down.format == .f32 || down.format == .f16 else {
+                throw .mapNotFoldable(step: index, name: map.name, reason: "no quantizer writes the down projection's format \(down.format)")
+            }
+            let transform = map.values
+            var foldedRows = [Float](repeating: 0, count: hidden * down.columns)
+            for i in 0..<hidden {
+                let source = down.row(i)
+                for j in 0..<hidden {
+                    let factor = transform[i * hidden + j]
+                    guard factor != 0 else { continue }
+                    let base = j * down.columns
+                    for column in 0..<down.columns { foldedRows[base + column] += factor * source[column] }
+                }
+            }
+            do {
+                result[index] = switch down.format {
+                case .f32: foldedRows.withUnsafeBytes { Array($0) }
+                case .f16: foldedRows.flatMap { value -> [UInt8] in
+                    let bits = Float16(value).bitPattern
+                    return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+                }
+                default: try Quantizer.quantize(matrix: foldedRows, rows: hidden, columns: down.columns, to: down.format)
+                }
+            } catch {
+                throw .mapNotFoldable(step: index, name: map.name, reason: "\(error)")
+            }
+        }
+        return result
     }
 
     /// Writes the file to `path` after `checkOutput(path:source:overwrite:)`; `progress` gets the

@@ -7,13 +7,18 @@ public struct HealingOptions: Sendable {
     /// folds into the FFN's down projection) or the whole stream leaving that step. A step
     /// without its FFN is healed at the stream whatever this says.
     public var site: LinearMap.Site
-    /// The ridge λ as a fraction of the mean diagonal of `XᵀX` (scale-free across models).
-    public var ridge: Double
+    /// The ridge λ as a fraction of the mean diagonal of `XᵀX` (scale-free across models), or
+    /// nil: per cut, the one of `ridgeCandidates` with the least held-out error (then at least
+    /// one window must be held out).
+    public var ridge: Double?
     /// Calibration windows held out of the fit to measure how it generalises (0: none; at
     /// least one window is always fitted on).
     public var heldOutWindows: Int
 
-    public init(site: LinearMap.Site = .feedForwardOutput, ridge: Double = 1e-3, heldOutWindows: Int = 1) {
+    /// The ridges tried when `ridge` is nil.
+    public static let ridgeCandidates = [1e-4, 1e-3, 1e-2, 1e-1]
+
+    public init(site: LinearMap.Site = .stream, ridge: Double? = nil, heldOutWindows: Int = 1) {
         self.site = site
         self.ridge = ridge
         self.heldOutWindows = heldOutWindows
@@ -33,12 +38,14 @@ public struct HealedCut: Sendable, Codable, Equatable {
     public var site: LinearMap.Site
     /// Calibration rows the map was fitted on.
     public var rows: Int
+    /// The relative ridge of the map (chosen on the held-out window unless given).
+    public var ridge: Double
     /// On the held-out windows: the squared distance to the full model's stream after healing,
     /// relative to before (below 1: the map helps), or nil without held-out windows.
     public var heldOutErrorRatio: Double?
 
     enum CodingKeys: String, CodingKey {
-        case step, layer, removed, site, rows
+        case step, layer, removed, site, rows, ridge
         case nextLayer = "next_layer"
         case heldOutErrorRatio = "held_out_error_ratio"
     }
@@ -57,6 +64,7 @@ public enum HealingError: Error, CustomStringConvertible, Equatable {
     case removesFirstLayers(first: Int)
     case nothingToHeal
     case tooFewWindows(windows: Int, heldOut: Int)
+    case ridgeNeedsHeldOut
 
     public var description: String {
         switch self {
@@ -68,6 +76,8 @@ public enum HealingError: Error, CustomStringConvertible, Equatable {
             "the plan runs every layer whole: there is nothing to heal"
         case .tooFewWindows(let windows, let heldOut):
             "\(windows) calibration windows leave none to fit on after holding out \(heldOut); use more text or fewer held-out windows"
+        case .ridgeNeedsHeldOut:
+            "choosing the ridge needs a held-out window; give a ridge or hold a window out"
         }
     }
 }
@@ -94,6 +104,7 @@ public func healPlan(
     let windows = calibration.windows
     let heldOut = min(options.heldOutWindows, windows.count)
     guard windows.count > heldOut else { throw HealingError.tooFewWindows(windows: windows.count, heldOut: heldOut) }
+    guard options.ridge != nil || heldOut > 0 else { throw HealingError.ridgeNeedsHeldOut }
     let fitWindows = windows.count - heldOut
 
     // the full model's stream at every boundary a cut is healed toward, per window
@@ -147,16 +158,26 @@ public func healPlan(
             }
             report("cut \(results.count + 1)/\(cuts.count) (\(cut.removed)): window \(index + 1)/\(windows.count)")
         }
-        let correction = try regression.solve(ridge: options.ridge * regression.meanDiagonal, pool: pool)
+        var correction: [Double] = []
+        var chosenRidge = options.ridge ?? 0
+        var bestRatio: Double?
+        for ridge in options.ridge.map({ [$0] }) ?? HealingOptions.ridgeCandidates {
+            let candidate = try regression.solve(ridge: ridge * regression.meanDiagonal, pool: pool)
+            let ratio = heldOutPairs.isEmpty ? nil : errorRatio(pairs: heldOutPairs, correction: candidate, width: width)
+            if correction.isEmpty || (ratio ?? .infinity) < (bestRatio ?? .infinity) {
+                correction = candidate
+                chosenRidge = ridge
+                bestRatio = ratio
+            }
+        }
         var map = [Float](repeating: 0, count: width * width)
         for index in map.indices { map[index] = Float(correction[index]) }
         for i in 0..<width { map[i * width + i] += 1 }
         healed.steps[step].map = LinearMap(name: "heal.\(step)", site: site, map: map, width: width)
         cut.site = site
         cut.rows = regression.rows
-        if !heldOutPairs.isEmpty {
-            cut.heldOutErrorRatio = errorRatio(pairs: heldOutPairs, correction: correction, width: width)
-        }
+        cut.ridge = chosenRidge
+        cut.heldOutErrorRatio = bestRatio
         results.append(cut)
     }
     let method = (plan.method ?? "manual") + "+heal"
@@ -206,7 +227,7 @@ public func healingCuts(of plan: LayerPlan, layerCount: Int) throws(HealingError
         }
         guard !removed.isEmpty else { continue }
         cuts.append(HealedCut(step: index, layer: step.layer, nextLayer: next, removed: removed.joined(separator: " and "),
-                              site: .stream, rows: 0, heldOutErrorRatio: nil))
+                              site: .stream, rows: 0, ridge: 0, heldOutErrorRatio: nil))
     }
     guard !cuts.isEmpty else { throw .nothingToHeal }
     return cuts

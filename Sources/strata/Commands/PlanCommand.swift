@@ -18,7 +18,11 @@ struct PlanCommand: ParsableCommand {
             Scores come from --from-analysis (a `strata analyze --json` file) or are measured on the \
             calibration text; finercut always measures. Use the plan with --plan on generate, eval, bench.
 
-            --heal linear fits, for each run of removed layers or sublayers, a linear map from the stream             leaving the layer before the run to the full model's stream after it (ridge least squares in             float64 on the calibration text, ReplaceMe), written beside the plan as <out>.maps.gguf.             --plan FILE heals an existing plan instead of building one. Calibrate on text other than             the text you evaluate on: the default calibration text is the opening of the novel that             `eval compare` scores.
+            --heal linear fits, for each run of removed layers or sublayers, a linear map from the stream \
+            leaving the layer before the run to the full model's stream after it (ridge least squares in \
+            float64 on the calibration text, ReplaceMe), written beside the plan as <out>.maps.gguf. --plan \
+            FILE heals an existing plan instead of building one. Calibrate on text other than the text you \
+            evaluate on: the default calibration text is the opening of the novel that `eval compare` scores.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -33,11 +37,11 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Heal the plan's cuts with fitted maps: 'linear'.")
     var heal: HealMethod?
 
-    @Option(name: .customLong("heal-site"), help: "Where a healing map applies: 'ffn' (the FFN output of the layer before a cut; folds into its down projection on export) or 'stream' (the whole stream).")
-    var healSite: HealSite = .ffn
+    @Option(name: .customLong("heal-site"), help: "Where a healing map applies: 'stream' (the whole stream leaving the layer before a cut; fits better in our measurements) or 'ffn' (that layer's FFN output; folds into its down projection on export).")
+    var healSite: HealSite = .stream
 
-    @Option(name: .customLong("heal-ridge"), help: "Ridge λ of the healing fit, as a fraction of the mean diagonal of XᵀX.")
-    var healRidge: Double = 1e-3
+    @Option(name: .customLong("heal-ridge"), help: "Ridge λ of the healing fit, as a fraction of the mean diagonal of XᵀX, or 'auto': per cut, the one of 1e-4, 1e-3, 1e-2, 1e-1 with the least error on the held-out window.")
+    var healRidge: String = "auto"
 
     @Option(name: .customLong("heal-windows"), help: "Most calibration windows (of --context tokens) the healing fit reads; the last is held out to measure the fit.")
     var healWindows: Int = 16
@@ -74,7 +78,7 @@ struct PlanCommand: ParsableCommand {
             return
         }
         guard method != nil else { throw ValidationError("give --method (or --plan FILE --heal linear to heal an existing plan)") }
-        if !(healRidge >= 0 && healRidge.isFinite) { throw ValidationError("--heal-ridge must be a number >= 0, found \(healRidge)") }
+        _ = try ridge()
         if healWindows < 2 { throw ValidationError("--heal-windows must be at least 2 (one is held out), found \(healWindows)") }
         switch (remove, computeFraction) {
         case (nil, nil): throw ValidationError("give --remove N or --compute-fraction F")
@@ -83,6 +87,15 @@ struct PlanCommand: ParsableCommand {
         default: break
         }
         for path in try outputs().map(\.path) { try checkOutputPath(path, option: "--out", force: force) }
+    }
+
+    /// --heal-ridge: nil for auto.
+    func ridge() throws -> Double? {
+        if healRidge == "auto" { return nil }
+        guard let value = Double(healRidge), value >= 0, value.isFinite else {
+            throw ValidationError("--heal-ridge must be 'auto' or a number >= 0, found '\(healRidge)'")
+        }
+        return value
     }
 
     /// The fractions of --compute-fraction, in the order given.
@@ -166,9 +179,10 @@ struct PlanCommand: ParsableCommand {
 
     /// Fits the healing maps of each plan and writes the healed plans (with their tensor files).
     private func writeHealed(_ plans: [(LayerPlan, String)], model: LanguageModel, cost: SublayerCost) throws {
+        let config = model.config
         let (calibration, textName) = try calibrationOptions.calibration(for: model, upTo: healWindows)
         var transformer = modelOptions.makeTransformer(model)
-        let options = HealingOptions(site: healSite.site, ridge: healRidge)
+        let options = HealingOptions(site: healSite.site, ridge: try ridge())
         var reports: [HealingReport] = []
         for (plan, path) in plans {
             let result: HealingResult
@@ -178,17 +192,26 @@ struct PlanCommand: ParsableCommand {
             } catch let error as HealingError {
                 throw CommandFailure("cannot heal \(plan.method ?? "the plan"): \(error)")
             }
+            let rows = result.cuts.first?.rows ?? 0
+            if rows < 2 * config.hiddenSize {
+                printError("strata: warning: the fit saw \(rows) calibration rows for \(config.hiddenSize) features; with fewer calibration "
+                           + "rows than twice the width the maps overfit (use more text, --heal-windows or --context)")
+            }
+            for cut in result.cuts where (cut.heldOutErrorRatio ?? 0) >= 1 {
+                printError(String(format: "strata: warning: the map at step %d (%@) does not help on the held-out window (error ratio %.2f)",
+                                  cut.step, cut.removed, cut.heldOutErrorRatio ?? 0))
+            }
             var healed = result.plan
             healed.model = healed.model ?? modelOptions.model
             try healed.write(to: path, overwrite: force)
             let report = HealingReport(plan: path, text: textName, windows: calibration.windows.count, context: calibration.context,
-                                       ridge: healRidge, seconds: result.seconds, cuts: result.cuts)
+                                       seconds: result.seconds, cuts: result.cuts)
             reports.append(report)
             if !json {
                 print("wrote \(path) and its maps: \(healed.notes ?? "")")
                 for cut in result.cuts {
                     let ratio = cut.heldOutErrorRatio.map { String(format: "held-out error %.3f of unhealed", $0) } ?? ""
-                    print("  step \(cut.step) (layer \(cut.layer)), \(cut.removed): \(cut.site.rawValue) map on \(cut.rows) rows; \(ratio)")
+                    print("  step \(cut.step) (layer \(cut.layer)), \(cut.removed): \(cut.site.rawValue) map on \(cut.rows) rows, ridge \(cut.ridge); \(ratio)")
                 }
                 print(String(format: "  fitted in %.1f s on %d windows of %d tokens of %@ (the last held out)",
                              result.seconds, calibration.windows.count, calibration.context, textName))
@@ -264,7 +287,6 @@ struct HealingReport: Encodable {
     var text: String
     var windows: Int
     var context: Int
-    var ridge: Double
     var seconds: Double
     var cuts: [HealedCut]
 }
