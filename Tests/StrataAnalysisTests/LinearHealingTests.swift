@@ -39,21 +39,38 @@ struct LinearHealingTests {
         // a contiguous block of a sixth of the layers, from the middle: the shape angular plans take
         let block = Set((layers / 2)..<(layers / 2 + layers / 6))
         let plan = try LayerPlan.full(layerCount: layers).skipping(layers: block)
-        for site in [LinearMap.Site.stream, .feedForwardOutput] {
+        // the ridge chosen on the held-out window (the FFN-output site is compared in docs/healing.md
+        // and its mechanics tested on tiny models; one site keeps this within a CI run's time)
+        for (site, ridge) in [(LinearMap.Site.stream, Double?.none)] {
             let result = try healPlan(plan, transformer: &transformer, calibration: calibration,
-                                      options: HealingOptions(site: site, ridge: 1e-3, heldOutWindows: 1))
+                                      options: HealingOptions(site: site, ridge: ridge, heldOutWindows: 1))
             #expect(result.cuts.count == 1 && result.cuts[0].rows == 5 * 256)
+            #expect(ridge.map { result.cuts[0].ridge == $0 } ?? HealingOptions.ridgeCandidates.contains(result.cuts[0].ridge))
             let ratio = try #require(result.cuts[0].heldOutErrorRatio)
             #expect(ratio < 0.9, "\(model) \(site): held-out error ratio \(ratio)")
             let unhealed = try evaluatePerplexity(transformer: &transformer, tokens: evaluationTokens, context: 512, plan: plan)
             let healed = try evaluatePerplexity(transformer: &transformer, tokens: evaluationTokens, context: 512, plan: result.plan)
             #expect(healed.perplexity < unhealed.perplexity, "\(model) \(site): healed \(healed.perplexity), unhealed \(unhealed.perplexity)")
-            // deterministic: the same fit again gives the same maps
-            if site == .stream {
-                let again = try healPlan(plan, transformer: &transformer, calibration: calibration,
-                                         options: HealingOptions(site: site, ridge: 1e-3, heldOutWindows: 1))
-                #expect(again.plan.linearMaps.map(\.values) == result.plan.linearMaps.map(\.values))
-            }
+        }
+    }
+
+    /// Random weights make no promise about unseen text, but least squares does about seen text:
+    /// with a ridge, the fitted map is never farther from the targets than no map (`T' = 0`).
+    /// The "held-out" window here repeats the first fitted one, so its error ratio must be below 1
+    /// if inputs and targets are paired as each site needs.
+    @Test("on windows it was fitted on, a map at either site lowers the error (tiny model)")
+    func eitherSiteFitsItsCalibration() throws {
+        var transformer = try PreparedModels.transformer(.qwen2, numerics: .exact)
+        let text = transformer.model.tokenizer.encode(defaultPerplexityText, addSpecial: false, parseSpecial: false)
+        let fitted = Array(text.prefix(6 * 128))
+        let calibration = try CalibrationSet(tokens: fitted + fitted.prefix(128), context: 128, windows: 7)
+        let plan = try LayerPlan.full(layerCount: 4).skipping(layers: [2])
+        for site in [LinearMap.Site.feedForwardOutput, .stream] {
+            let result = try healPlan(plan, transformer: &transformer, calibration: calibration,
+                                      options: HealingOptions(site: site, ridge: 1e-3, heldOutWindows: 1))
+            #expect(result.plan.steps[1].map?.site == site && result.cuts[0].rows == 6 * 128)
+            let ratio = try #require(result.cuts[0].heldOutErrorRatio)
+            #expect(ratio < 0.99, "\(site): error ratio \(ratio) on a fitted window")
         }
     }
 
@@ -61,8 +78,8 @@ struct LinearHealingTests {
     func tunedLensBeatsLogitLens() throws {
         var transformer = try PreparedModels.transformer("smollm2-135m")
         let (calibrationTokens, _) = Self.texts(transformer)
-        let calibration = try CalibrationSet(tokens: calibrationTokens, context: 192, windows: 4)
-        let lens = try measureTunedLens(transformer: &transformer, calibration: calibration, positions: 48)
+        let calibration = try CalibrationSet(tokens: calibrationTokens, context: 128, windows: 4)
+        let lens = try measureTunedLens(transformer: &transformer, calibration: calibration, positions: 32)
         let layers = transformer.config.layerCount
         #expect(lens.agreement.count == layers && lens.fitWindows == 3)
         // the last layer's lens is the model itself either way

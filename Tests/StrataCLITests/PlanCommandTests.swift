@@ -162,14 +162,17 @@ struct PlanHealCommandTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // 5 fit windows of 256 tokens: 1,280 rows for SmolLM2's 576 features (far fewer rows than
         // features overfit, and the held-out error then rises instead of falling)
-        let small = ["--context", "256", "--heal-windows", "6"]
-        let built = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "2", "--heal", "linear",
+        let small = ["--context", "256", "--heal-windows", "6", "--threads", "2"]
+        let plain = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "2", "--out", directory + "/plain.json"])
+        #expect(plain.status == 0, "\(plain.error)")
+        let built = try StrataRun(["plan", "--model", model, "--plan", directory + "/plain.json", "--heal", "linear",
                                    "--out", directory + "/healed.json", "--json"] + small)
         #expect(built.status == 0, "\(built.error)")
         let report = try #require(JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [[String: Any]])
         let cuts = try #require(report.first?["cuts"] as? [[String: Any]])
         #expect(cuts.count == 2, "unified removes two separate layers: \(cuts)")
         #expect(cuts.allSatisfy { ($0["held_out_error_ratio"] as? Double).map { $0 > 0 && $0 < 1 } == true }, "\(cuts)")
+        #expect(cuts.allSatisfy { $0["site"] as? String == "stream" })
         #expect(FileManager.default.fileExists(atPath: directory + "/healed.maps.gguf"))
         let plan = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/healed.json"))) as? [String: Any])
         #expect(plan["map_file"] as? String == "healed.maps.gguf")
@@ -183,12 +186,6 @@ struct PlanHealCommandTests {
                                         "--file", text, "--windows", "1", "--context", "128"])
         #expect(perplexity.status == 0, "\(perplexity.error)")
 
-        // an existing plan, healed at the stream
-        let plain = try StrataRun(["plan", "--model", model, "--method", "unified", "--remove", "1", "--out", directory + "/plain.json"])
-        #expect(plain.status == 0, "\(plain.error)")
-        let healed = try StrataRun(["plan", "--model", model, "--plan", directory + "/plain.json", "--heal", "linear",
-                                    "--heal-site", "stream", "--out", directory + "/plain-healed.json"] + small)
-        #expect(healed.status == 0 && healed.output.contains("stream map"), "\(healed.output) \(healed.error)")
         // too few rows for the width: said plainly
         let thin = try StrataRun(["plan", "--model", model, "--plan", directory + "/plain.json", "--heal", "linear",
                                   "--context", "64", "--heal-windows", "3", "--out", directory + "/thin.json"])
@@ -197,7 +194,7 @@ struct PlanHealCommandTests {
         let refusals: [([String], String)] = [
             (["--plan", directory + "/plain.json", "--out", directory + "/x.json"], "add --heal linear"),
             (["--plan", directory + "/plain.json", "--heal", "linear", "--method", "unified", "--out", directory + "/x.json"], "one or the other"),
-            (["--plan", directory + "/plain.json", "--heal", "linear", "--out", directory + "/plain-healed.json"], "--force"),
+            (["--plan", directory + "/plain.json", "--heal", "linear", "--out", directory + "/healed.json"], "--force"),
             (["--method", "unified", "--remove", "1", "--heal", "linear", "--heal-windows", "1", "--out", directory + "/x.json"], "at least 2"),
             (["--plan", directory + "/healed.json", "--heal", "magic", "--out", directory + "/x.json"], "magic"),
             (["--method", "unified", "--remove", "1", "--heal", "linear", "--heal-ridge", "-1", "--out", directory + "/x.json"], "--heal-ridge"),
