@@ -261,7 +261,7 @@ struct HealedPlanExportTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let export = try PlanExport(model: model, plan: plan)
         #expect(export.summary.warnings.contains { $0.contains("folded") })
-        try export.write(to: folder + "/healed.gguf")
+        _ = try export.write(to: folder + "/healed.gguf")
         let exported = try LanguageModel(path: folder + "/healed.gguf")
         let tokens = PlanExportTests.tokens(12, vocabulary: model.config.vocabularySize)
         let (expected, found) = try PlanExportTests.logits(of: plan, on: model, andWholeOf: exported, tokens: tokens)

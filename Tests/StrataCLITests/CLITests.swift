@@ -321,7 +321,11 @@ struct CLIPlanTests {
         let threads = try StrataRun(common + ["--threads", "100000"])
         #expect(threads.status != 0 && threads.error.contains("--threads must be at most"))
         let typo = try StrataRun(common + ["--speculative", "--draft", "ngarm"])
-        #expect(typo.status != 0 && typo.error.contains("auto, ngram, layers, early-exit:E or a plan file"))
+        #expect(typo.status != 0 && typo.error.contains("auto, ngram, layers, early-exit:E, shortcut:E[:V] or a plan file"))
+        for bad in ["shortcut:0", "shortcut:x", "shortcut:3:0", "shortcut:3:4:5"] {
+            let shortcut = try StrataRun(common + ["--speculative", "--draft", bad])
+            #expect(shortcut.status != 0 && shortcut.error.contains("expected shortcut:E or shortcut:E:V"), "\(bad): \(shortcut.error)")
+        }
         let bothNumerics = try StrataRun(common + ["--exact", "--numerics", "fast"])
         #expect(bothNumerics.status != 0 && bothNumerics.error.contains("--exact and --numerics fast disagree"))
         let systemAlone = try StrataRun(common + ["--system", "Be brief."])
