@@ -190,21 +190,12 @@ public func healPlan(
 private func errorRatio(pairs: [(inputs: [Float], residual: [Float])], correction: [Double], width: Int) -> Double {
     var before = 0.0
     var after = 0.0
-    var row = [Double](repeating: 0, count: width)
     for (inputs, residual) in pairs {
-        for start in stride(from: 0, to: inputs.count, by: width) {
-            for j in 0..<width { row[j] = Double(residual[start + j]) }
-            for i in 0..<width {
-                let x = Double(inputs[start + i])
-                guard x != 0 else { continue }
-                let base = i * width
-                for j in 0..<width { row[j] -= x * correction[base + j] }
-            }
-            for j in 0..<width {
-                let r = Double(residual[start + j])
-                before += r * r
-                after += row[j] * row[j]
-            }
+        let predicted = rowsTimesMap(inputs, correction, width: width)
+        for (r, p) in zip(residual, predicted) {
+            let target = Double(r)
+            before += target * target
+            after += (target - p) * (target - p)
         }
     }
     return before > 0 ? after / before : 1

@@ -16,24 +16,23 @@ public struct ShortcutMaps: Sendable {
     /// `rows` (`[count × width]`) times `T_depth`, in float64 sums.
     public func apply(depth: Int, to rows: [Float]) -> [Float] {
         guard let map = maps[depth] else { preconditionFailure("no shortcut map for depth \(depth)") }
-        return Self.multiply(rows, map, width: width)
+        return rowsTimesMap(rows, map.map(Double.init), width: width).map(Float.init)
     }
+}
 
-    static func multiply(_ rows: [Float], _ map: [Float], width: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: rows.count)
-        var accumulator = [Double](repeating: 0, count: width)
-        for start in stride(from: 0, to: rows.count, by: width) {
-            for j in 0..<width { accumulator[j] = 0 }
-            for i in 0..<width {
-                let x = Double(rows[start + i])
-                guard x != 0 else { continue }
-                let base = i * width
-                for j in 0..<width { accumulator[j] += x * Double(map[base + j]) }
-            }
-            for j in 0..<width { result[start + j] = Float(accumulator[j]) }
+/// `rows` (`[count × width]`, row-vector convention) times the `width × width` `map`, summed in
+/// float64: applying a fitted map, or its correction, outside the forward pass.
+func rowsTimesMap(_ rows: [Float], _ map: [Double], width: Int) -> [Double] {
+    var result = [Double](repeating: 0, count: rows.count)
+    for start in stride(from: 0, to: rows.count, by: width) {
+        for i in 0..<width {
+            let x = Double(rows[start + i])
+            guard x != 0 else { continue }
+            let base = i * width
+            for j in 0..<width { result[start + j] += x * map[base + j] }
         }
-        return result
     }
+    return result
 }
 
 /// Fits `T_e` for each depth in `depths` on `windows` run through the full model: ridge least
