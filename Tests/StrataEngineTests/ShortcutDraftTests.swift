@@ -85,16 +85,11 @@ struct ShortcutDraftTests {
     func samplingKeepsTheDistribution() throws {
         let model = try TinyModels.model(.llama)
         var transformer = try PreparedModels.transformer(.llama)
-        let full = LayerPlan.full(layerCount: model.config.layerCount)
         let fit = try Self.fit(&transformer, tokenizer: model.tokenizer, depth: 2, windows: 2, context: 64)
         let prompt = model.tokenizer.encode("the cat and the dog and the", addSpecial: false)
         let sampling = SamplingParameters(temperature: 1.5, topK: 4, topP: 1, minP: 0)
-        var cache = transformer.makeCache(capacity: prompt.count + 8)
-        let context = Array(prompt.dropLast())
-        _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
-        let target = Sampler(parameters: sampling).distribution(
-            logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,
-            history: prompt)
+        let (target, prefilled) = try fullModelDistribution(transformer: &transformer, prompt: prompt, sampling: sampling)
+        var cache = prefilled
         // The draft's vocabulary holds two of the target's four tokens (and others): the other two
         // have q = 0, so they are reached only through the residual distribution.
         let outside = Set(target.tokens.suffix(2))

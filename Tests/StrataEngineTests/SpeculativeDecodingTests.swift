@@ -162,7 +162,6 @@ struct SpeculativeDecodingTests {
           arguments: [DraftSource.ngram, .earlyExit(layers: 1)])
     func everySourceKeepsTheDistribution(source: DraftSource) throws {
         let model = try TinyModels.model(.llama)
-        let full = LayerPlan.full(layerCount: model.config.layerCount)
         // The prompt is a text and the model's own greedy continuation of it, which repeats
         // itself: the n-gram drafter then proposes a token the model finds likely, so its
         // drafts are accepted at times and rejected at others.
@@ -174,12 +173,8 @@ struct SpeculativeDecodingTests {
         while let event = try generator.next() { if case .token(let token, _) = event { prompt.append(token) } }
         #expect(!NGramDrafter.propose(history: prompt, maximum: 1).isEmpty)
         let sampling = SamplingParameters(temperature: 1.5, topK: 4, topP: 1, minP: 0)
-        var cache = transformer.makeCache(capacity: prompt.count + 8)
-        let context = Array(prompt.dropLast())
-        _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
-        let target = Sampler(parameters: sampling).distribution(
-            logits: try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache).last,
-            history: prompt)
+        let (target, prefilled) = try fullModelDistribution(transformer: &transformer, prompt: prompt, sampling: sampling)
+        var cache = prefilled
         let draws = 1500
         let (counts, drafted, accepted) = try speculativeRounds(
             drafter: source.makeDrafter(), transformer: &transformer, cache: &cache, prompt: prompt, sampling: sampling, draws: draws)
@@ -190,6 +185,19 @@ struct SpeculativeDecodingTests {
         #expect(accepted > 0 && accepted < drafted,
                 "\(source): drafts both accepted and rejected, so both branches of the rule are exercised")
     }
+}
+
+/// The full model's sampling distribution for the token after `prompt`, and a cache holding
+/// every prompt token but the last (the pending one), as `speculativeRounds` expects.
+func fullModelDistribution(
+    transformer: inout Transformer, prompt: [TokenID], sampling: SamplingParameters
+) throws -> (TokenDistribution, KVCache) {
+    let full = LayerPlan.full(layerCount: transformer.config.layerCount)
+    var cache = transformer.makeCache(capacity: prompt.count + 8)
+    let context = Array(prompt.dropLast())
+    _ = try transformer.forward(tokens: context, startPosition: 0, plan: full, cache: &cache, logits: .none)
+    let logits = try transformer.forward(tokens: [prompt.last!], startPosition: context.count, plan: full, cache: &cache)
+    return (Sampler(parameters: sampling).distribution(logits: logits.last, history: prompt), cache)
 }
 
 /// One single-token speculative round per seed `0..<draws` with `drafter`: `prompt`'s last token

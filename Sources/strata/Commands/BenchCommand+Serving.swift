@@ -44,7 +44,7 @@ extension BenchCommand {
         let loaded = try RequestTrace.load(path: path)
         let (model, _) = try modelOptions.load()
         let transformer = modelOptions.makeTransformer(model)
-        guard let speculation = try speculationOptions.parameters(for: model, name: modelOptions.model) else { return }
+        guard let speculation = try speculationOptions.parameters(for: transformer, name: modelOptions.model) else { return }
         let report = try await runTraceBenchmark(
             transformer: transformer, trace: loaded, speculation: speculation, maxTokens: generatedTokens,
             repetitions: repetitions ?? 1, progress: Self.showProgress)

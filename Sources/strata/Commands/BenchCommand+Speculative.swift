@@ -14,7 +14,7 @@ extension BenchCommand {
         }
         let (model, _) = try modelOptions.load()
         let transformer = modelOptions.makeTransformer(model)
-        guard let speculation = try speculationOptions.parameters(for: model, name: modelOptions.model) else { return }
+        guard let speculation = try speculationOptions.parameters(for: transformer, name: modelOptions.model) else { return }
         var options = SpeculativeBenchmarkOptions(speculation: speculation)
         options.generatedTokens = generatedTokens
         options.repetitions = repetitions ?? 2

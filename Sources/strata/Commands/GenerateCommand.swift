@@ -52,10 +52,11 @@ struct GenerateCommand: AsyncParsableCommand {
                                    decodeSeconds: 0, speculation: nil)
         if maxTokens > 0 {
             let session: ModelSession
+            let transformer = modelOptions.makeTransformer(model)
             do {
-                session = try ModelSession(transformer: modelOptions.makeTransformer(model), options: SessionOptions(
+                session = try ModelSession(transformer: transformer, options: SessionOptions(
                     parallel: 1, contextLength: promptTokens.count + maxTokens, plan: try planOptions.plan(for: model.config),
-                    speculation: try speculationOptions.parameters(for: model, name: modelOptions.model),
+                    speculation: try speculationOptions.parameters(for: transformer, name: modelOptions.model),
                     promptCacheEntries: 0, historyTokens: 0, timeLimit: nil))
             } catch let error as SessionError {
                 throw CommandFailure("\(error)")

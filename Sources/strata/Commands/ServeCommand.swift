@@ -66,15 +66,16 @@ struct ServeCommand: AsyncParsableCommand {
         signal(SIGTERM, exitBeforeServing)
         signal(SIGINT, exitBeforeServing)
         let (model, _) = try modelOptions.load()
+        let transformer = modelOptions.makeTransformer(model)
         let sessionOptions = SessionOptions(
             parallel: parallel, contextLength: context, queueLimit: queue,
             plan: planOptions.isSet ? try planOptions.plan(for: model.config) : nil,
-            speculation: try speculationOptions.parameters(for: model, name: modelOptions.model),
+            speculation: try speculationOptions.parameters(for: transformer, name: modelOptions.model),
             promptCacheEntries: noPromptCache ? 0 : SessionOptions().promptCacheEntries,
             timeLimit: .milliseconds(Int64(timeLimit * 1000)))
         let session: ModelSession
         do {
-            session = try ModelSession(transformer: modelOptions.makeTransformer(model), options: sessionOptions)
+            session = try ModelSession(transformer: transformer, options: sessionOptions)
         } catch {
             throw CommandFailure("cannot start the session: \(error)")
         }

@@ -93,8 +93,9 @@ struct SpeculationOptions: ParsableArguments {
     }
 
     /// The shortcut drafter of `shortcut:E[:V]`: the fit an earlier run saved, or a new fit on
-    /// the bundled text (seconds to a minute), saved for next time.
-    private func shortcutDrafter(_ value: String, model: LanguageModel, name: String) throws -> ShortcutDrafter {
+    /// the bundled text (seconds to a minute) with the command's own transformer, saved for next time.
+    private func shortcutDrafter(_ value: String, transformer: Transformer, name: String) throws -> ShortcutDrafter {
+        let model = transformer.model
         let config = model.config
         let parts = value.split(separator: ":", omittingEmptySubsequences: false).dropFirst().map { Int($0) }
         guard (1...2).contains(parts.count), let depth = parts[0], depth >= 1, depth < config.layerCount,
@@ -115,7 +116,7 @@ struct SpeculationOptions: ParsableArguments {
                 printError("strata: ignoring the saved shortcut fit \(path): \(error)")
             }
         }
-        var transformer = Transformer(model: model)
+        var transformer = transformer
         let tokens = model.tokenizer.encode(defaultPerplexityText, addSpecial: false, parseSpecial: false)
         let context = min(512, config.contextLength)
         let calibration = try CalibrationSet(tokens: tokens, context: context, firstToken: windowStartToken(for: model.tokenizer))
@@ -136,10 +137,10 @@ struct SpeculationOptions: ParsableArguments {
         return fit.drafter(vocabulary: vocabulary)
     }
 
-    /// The speculation settings for a model, or nil without `--speculative`. A new drafter
-    /// needs only its name here.
-    func parameters(for model: LanguageModel, name: String) throws -> SpeculationParameters? {
-        let config = model.config
+    /// The speculation settings for the model `transformer` runs, or nil without `--speculative`.
+    /// A new drafter needs only its name here.
+    func parameters(for transformer: Transformer, name: String) throws -> SpeculationParameters? {
+        let config = transformer.config
         guard speculative else { return nil }
         let drafter: any Drafter
         switch draft {
@@ -147,7 +148,7 @@ struct SpeculationOptions: ParsableArguments {
         case "ngram": drafter = NGramDrafter()
         case "layers": drafter = LayerSearchDrafter(seed: searchedPlan(model: name, config: config))
         case let value where value.hasPrefix("shortcut:"):
-            drafter = try shortcutDrafter(value, model: model, name: name)
+            drafter = try shortcutDrafter(value, transformer: transformer, name: name)
         case let value where value.hasPrefix("early-exit:"):
             guard let layers = Int(value.dropFirst("early-exit:".count)), layers >= 1, layers < config.layerCount else {
                 throw CommandFailure("--draft \(value): expected early-exit:E with 1 <= E < \(config.layerCount)")
