@@ -15,6 +15,9 @@ public struct PlanComparisonEntry: Sendable, Codable, Equatable {
     public var generation: Measurement?
     /// `generation.median` over the full model's.
     public var speedRatio: Double?
+    /// For a plan with a per-token depth rule: what it ran, measured on the tokens scored
+    /// (`computeFraction` is then this measurement, not the static steps').
+    public var depth: DepthReport?
 
     public init(name: String, method: String?, computeFraction: Double, perplexity: PerplexityReport? = nil,
                 tasks: [TaskReport] = [], generation: Measurement? = nil, speedRatio: Double? = nil) {
@@ -31,10 +34,37 @@ public struct PlanComparisonEntry: Sendable, Codable, Equatable {
         case name, method, perplexity, tasks, generation
         case computeFraction = "compute_fraction"
         case speedRatio = "speed_ratio"
+        case depth
     }
 
     /// The report of `task`, if it was run.
     public func report(for task: EvaluationTask) -> TaskReport? { tasks.first { $0.task == task } }
+}
+
+/// What a per-token depth rule ran over the tokens of one comparison row.
+public struct DepthReport: Sendable, Codable, Equatable {
+    public var usage: DepthUsage
+    /// Layer compute per token, in layers (`DepthUsage.layersPerToken`).
+    public var layersPerToken: Double
+    /// Fraction of tokens that exited early (dynamic exit).
+    public var exitedFraction: Double
+    /// What the exit checks cost, as a fraction of the full model's layer compute (not included
+    /// in the row's compute fraction).
+    public var checkFraction: Double
+
+    public init(usage: DepthUsage, config: ModelConfig, checkVocabulary: Int) {
+        self.usage = usage
+        layersPerToken = usage.layersPerToken(config: config)
+        exitedFraction = usage.tokens > 0 ? Double(usage.exits) / Double(usage.tokens) : 0
+        checkFraction = usage.checkFraction(config: config, vocabulary: checkVocabulary)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case usage
+        case layersPerToken = "layers_per_token"
+        case exitedFraction = "exited_fraction"
+        case checkFraction = "check_fraction"
+    }
 }
 
 /// The full model and several plans side by side (what `strata eval compare` prints).
@@ -68,13 +98,16 @@ public struct PlanComparisonReport: Sendable, Codable, Equatable {
 ///
 /// Runs are interleaved — every plan once per round, `repetitions` rounds after an untimed
 /// warm-up round — so a change in machine load touches all plans alike and the ratios stay fair.
+/// `text`, when given, supplies the tokens fed (its first `count`): plans with a per-token
+/// depth rule run what they run on real text, not on arbitrary ids.
 public func measureGenerationSpeeds(
-    transformer: inout Transformer, plans: [LayerPlan], tokens count: Int, repetitions: Int,
+    transformer: inout Transformer, plans: [LayerPlan], tokens count: Int, repetitions: Int, text: [TokenID]? = nil,
     progress: ((_ round: Int, _ of: Int) -> Void)? = nil
 ) throws -> [Measurement] {
     let config = transformer.config
     // Fixed ordinary ids, so runs are comparable across plans and invocations.
-    let tokens = (0..<count).map { TokenID(1000 + ($0 * 7919) % min(20_000, max(1, config.vocabularySize - 1000))) }
+    var tokens = (0..<count).map { TokenID(1000 + ($0 * 7919) % min(20_000, max(1, config.vocabularySize - 1000))) }
+    if let text, text.count >= count { tokens = Array(text.prefix(count)) }
     var cache = transformer.makeCache(capacity: count)
     var samples = Array(repeating: [Double](), count: plans.count)
     let clock = ContinuousClock()

@@ -75,8 +75,13 @@ public struct Transformer: Sendable {
     public let numerics: Numerics
     /// What the forward pass reads: `model.weights`, with the matrices the fast paths' kernels
     /// read faster repacked (`ModelWeights.prepared(for:pool:)`).
-    private let weights: ModelWeights
-    private var scratch = Scratch()
+    let weights: ModelWeights
+    var scratch = Scratch()
+    /// Per-row state of a pass under a plan's `DepthPolicy`.
+    var depthRun = DepthRun()
+    /// What the plans' per-token depth rules ran, summed over passes since it was last reset
+    /// (passes of plans without a rule add nothing).
+    public var depthUsage = DepthUsage()
     /// The KV-cache slot of each step of `slotPlan`, kept so a decoding step does not rebuild it.
     private var slots: [Int] = []
     private var slotPlan: LayerPlan?
@@ -275,6 +280,25 @@ public struct Transformer: Sendable {
         } catch {
             throw .invalidPlan(error.description)
         }
+        if case .dynamicExit(let exit) = plan.depth { try check(exit, plan: plan) }
+    }
+
+    private func check(_ exit: DynamicExit, plan: LayerPlan) throws(ForwardError) {
+        guard plan.linearMaps.isEmpty else {
+            throw .invalidPlan("a dynamic exit runs on plans without linear maps (its exits carry their own)")
+        }
+        guard exit.head.rows.columns == config.hiddenSize else {
+            throw .invalidPlan("the exit head reads \(exit.head.rows.columns) features; this model has \(config.hiddenSize)")
+        }
+        for (depth, map) in exit.maps {
+            guard (1..<plan.steps.count).contains(depth) else {
+                throw .invalidPlan("an exit after \(depth) steps is outside 1..<\(plan.steps.count)")
+            }
+            guard let matrix = map.matrix, matrix.rows == config.hiddenSize, matrix.columns == config.hiddenSize else {
+                throw .invalidPlan(PlanError.mapSize(name: map.name, rows: map.matrix?.rows ?? 0, columns: map.matrix?.columns ?? 0,
+                                                     hiddenSize: config.hiddenSize).description)
+            }
+        }
     }
 
     /// One sequence: a batch of one segment. Its cache is swapped into the holder array and
@@ -325,27 +349,40 @@ public struct Transformer: Sendable {
         for (index, segment) in segments.enumerated() {
             caches[index].prepareWindows(start: segment.startPosition, tokens: segment.count)
         }
+        let depth = plan.depth
+        if let depth { startDepthRun(depth, rows: count) }
         for (stepIndex, step) in plan.steps.enumerated().dropFirst(firstStep) {
             let layer = weights.layers[step.layer]
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             if step.runsAttention {
+                let adding = depth == nil ? count : attentionRows()
                 attention(layer: layer, window: layerWindows[step.layer], slot: slots[stepIndex], tokens: count,
-                          segments: segments, caches: &caches)
+                          segments: segments, caches: &caches, queries: adding > 0, masked: adding < count)
+                if depth != nil { countAttention(rows: count, adding: adding) }
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             let map = step.map?.matrix
             if step.runsFFN {
-                feedForward(layer: layer, tokens: count, map: step.map?.site == .feedForwardOutput ? map : nil)
+                let adding = depth == nil ? count : feedForwardRows(layer: step.layer)
+                if adding > 0 {
+                    feedForward(layer: layer, tokens: count, map: step.map?.site == .feedForwardOutput ? map : nil,
+                                masked: adding < count)
+                }
+                if depth != nil { finishFeedForward(layer: step.layer, adding: adding) }
             }
             if let map, step.map?.site == .stream {
                 Self.multiply(map, scratch.hidden, .float(tokens: count), scratch.quantized, into: &scratch.projection, pool: pool)
                 FloatKernels.copy(scratch.projection, count: count * hiddenSize, into: &scratch.hidden, at: 0)
             }
+            if case .dynamicExit(let exit) = depth, let exitMap = exit.maps[stepIndex + 1] {
+                checkExits(exit, map: exitMap, rows: count)
+            }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerOutput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
         }
+        if depth != nil { restoreExitStreams() }
         for (index, segment) in segments.enumerated() {
             caches[index].advance(to: segment.startPosition + segment.count)
         }
@@ -375,20 +412,24 @@ public struct Transformer: Sendable {
         return Logits(values: values, rows: rows, vocabularySize: width)
     }
 
+    /// `queries: false` runs only the key and value projections into the cache (state
+    /// propagation for tokens that exited); `masked` adds the output only for the rows
+    /// `depthRun.adds` marks.
     private mutating func attention(
-        layer: LayerWeights, window: Int?, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache]
+        layer: LayerWeights, window: Int?, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache],
+        queries: Bool = true, masked: Bool = false
     ) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
         let input = prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
-        Self.multiply(layer.query, scratch.normalized, input, scratch.quantized, into: &scratch.query, pool: pool)
+        if queries { Self.multiply(layer.query, scratch.normalized, input, scratch.quantized, into: &scratch.query, pool: pool) }
         Self.multiply(layer.key, scratch.normalized, input, scratch.quantized, into: &scratch.key, pool: pool)
         Self.multiply(layer.value, scratch.normalized, input, scratch.quantized, into: &scratch.value, pool: pool)
-        if let bias = layer.queryBias { FloatKernels.addBias(bias, into: &scratch.query, rows: tokens, columns: bias.count) }
+        if queries, let bias = layer.queryBias { FloatKernels.addBias(bias, into: &scratch.query, rows: tokens, columns: bias.count) }
         if let bias = layer.keyBias { FloatKernels.addBias(bias, into: &scratch.key, rows: tokens, columns: bias.count) }
         if let bias = layer.valueBias { FloatKernels.addBias(bias, into: &scratch.value, rows: tokens, columns: bias.count) }
-        if let norm = layer.queryNorm {
+        if queries, let norm = layer.queryNorm {
             // the attention buffer is free until attention writes it
             FloatKernels.rmsNorm(scratch.query, rows: tokens * config.headCount, columns: config.headDimensions, weight: norm,
                                  epsilon: config.rmsNormEpsilon, into: &scratch.attention)
@@ -400,10 +441,12 @@ public struct Transformer: Sendable {
             FloatKernels.copy(scratch.attention, count: tokens * config.kvHeadCount * config.headDimensions, into: &scratch.key, at: 0)
         }
         let sliding = window != nil && slidingInverseFrequencies != nil
-        RotaryEmbedding.apply(&scratch.query, tokens: tokens, heads: config.headCount, headDimensions: config.headDimensions,
-                              rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
-                              cosines: sliding ? scratch.slidingCosines : scratch.cosines,
-                              sines: sliding ? scratch.slidingSines : scratch.sines)
+        if queries {
+            RotaryEmbedding.apply(&scratch.query, tokens: tokens, heads: config.headCount, headDimensions: config.headDimensions,
+                                  rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
+                                  cosines: sliding ? scratch.slidingCosines : scratch.cosines,
+                                  sines: sliding ? scratch.slidingSines : scratch.sines)
+        }
         RotaryEmbedding.apply(&scratch.key, tokens: tokens, heads: config.kvHeadCount, headDimensions: config.headDimensions,
                               rotaryDimensions: config.rotaryDimensions, style: rotaryStyle,
                               cosines: sliding ? scratch.slidingCosines : scratch.cosines,
@@ -417,18 +460,22 @@ public struct Transformer: Sendable {
                               into: &caches[cacheIndex].keys[index], at: row * rowWidth)
             FloatKernels.copy(scratch.value, from: segment.firstRow * rowWidth, count: segment.count * rowWidth,
                               into: &caches[cacheIndex].values[index], at: row * rowWidth)
+            guard queries else { continue }
             Attention.causal(
                 queries: scratch.query, keys: caches[cacheIndex].keys[index], values: caches[cacheIndex].values[index],
                 tokens: segment.count, startPosition: segment.startPosition, shape: shape, scale: attentionScale,
                 window: window, firstStoredPosition: firstStored, into: &scratch.attention, firstRow: segment.firstRow,
                 pool: pool)
         }
+        guard queries else { return }
         let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)
+        if masked { clearProjectionRows(tokens: tokens) }
         addProjection(tokens: tokens, norm: layer.postAttentionNorm)
     }
 
-    private mutating func feedForward(layer: LayerWeights, tokens: Int, map: WeightMatrix?) {
+    /// `masked` adds the output only for the rows `depthRun.adds` marks.
+    private mutating func feedForward(layer: LayerWeights, tokens: Int, map: WeightMatrix?, masked: Bool = false) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
@@ -441,6 +488,7 @@ public struct Transformer: Sendable {
         }
         let gated = prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
         Self.multiply(layer.down, scratch.gate, gated, scratch.quantized, into: &scratch.projection, pool: pool)
+        if masked { clearProjectionRows(tokens: tokens) }
         addProjection(tokens: tokens, norm: layer.postFeedForwardNorm, map: map)
     }
 
@@ -515,7 +563,7 @@ public struct Transformer: Sendable {
 
     /// Makes `input` (`[tokens × columns]`) ready for every matrix product that reads it next:
     /// in the fast paths, quantizes it once into `scratch.quantized`.
-    private mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) -> PreparedInput {
+    mutating func prepareInput(_ input: [Float], tokens: Int, columns: Int) -> PreparedInput {
         guard numerics != .exact && columns % 32 == 0 else { return .float(tokens: tokens) }
         scratch.quantized.quantize(input, tokens: tokens, columns: columns)
         return .quantized(tokens: tokens, columns: columns)
@@ -526,7 +574,7 @@ public struct Transformer: Sendable {
     ///
     /// Static on purpose: a method call would borrow a copy of `self` while `output` (a scratch
     /// buffer inside it) is written, forcing a copy-on-write of the buffer on every call.
-    private static func multiply(
+    static func multiply(
         _ matrix: WeightMatrix, _ input: [Float], _ prepared: PreparedInput, _ quantized: QuantizedActivations,
         into output: inout [Float], pool: WorkerPool
     ) {
@@ -542,7 +590,7 @@ public struct Transformer: Sendable {
 }
 
 /// What `Transformer.prepareInput` made of a matrix input, for the products that read it.
-private enum PreparedInput {
+enum PreparedInput {
     /// Float rows only: exact numerics, or rows the quantizer's 32-element blocks do not divide.
     case float(tokens: Int)
     /// Float rows and, in `Scratch.quantized`, their quantized form of `tokens × columns`.

@@ -58,6 +58,9 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     /// The GGUF file holding the matrices of the steps' linear maps, relative to plan.json's
     /// folder (nil when no step has a map).
     public var mapFile: String?
+    /// A per-token depth rule run on top of the steps (not written to plan.json: built from
+    /// fitted maps or thresholds by the front ends).
+    public var depth: DepthPolicy? = nil
 
     public init(layerCount: Int, steps: [LayerStep], model: String? = nil, method: String? = nil, notes: String? = nil) {
         self.layerCount = layerCount
@@ -79,7 +82,7 @@ public struct LayerPlan: Sendable, Codable, Equatable, Hashable {
     }
 
     /// Whether this runs exactly the full model (whatever its descriptive fields say).
-    public var isFull: Bool { steps == LayerPlan.full(layerCount: layerCount).steps }
+    public var isFull: Bool { depth == nil && steps == LayerPlan.full(layerCount: layerCount).steps }
 
     /// This plan without the given layers, and with the given attention / FFN sublayers off.
     ///

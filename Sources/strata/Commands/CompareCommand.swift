@@ -14,13 +14,52 @@ struct CompareCommand: ParsableCommand {
             For the full model and each plan: the fraction of layer compute kept, perplexity on \
             --perplexity-file (default: the opening chapters of Pride and Prejudice, built in), \
             accuracy on each of --tasks (the first --limit documents), and generation tokens/s \
+            (feeding the perplexity text's first --speed-tokens tokens one at a time) \
             measured in this run with the plans interleaved, with the ratio to the full model.
+
+            Per-token depth (lossy) adds rows beside the plans: --dynamic-exit ends each token's \
+            pass at the first layer (from --exit-min-layer on) whose shortcut prediction (a map \
+            fitted on --calibration text, the final norm, a head over the --exit-vocabulary most \
+            frequent tokens) has a top probability of at least the threshold; its later layers \
+            get keys and values from the exit state (CALM's state propagation). --ffn-skip skips \
+            a token's remaining middle FFNs once the stream's cosine across one reaches the \
+            threshold (FFN-SkipLLM). Their compute is measured on the tokens scored: layer \
+            compute per token, exit checks reported apart. 'match' in place of (or beside) the \
+            thresholds adds a row per --plans file at the threshold whose compute on two \
+            calibration windows is nearest that plan's (a bisection of 12 passes over them; one \
+            row per distinct compute).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
 
     @Option(parsing: .upToNextOption, help: "Plan files (plan.json) to compare with the full model.")
     var plans: [String] = []
+
+    @Option(name: .customLong("dynamic-exit"),
+            help: "Comma-separated confidence thresholds (0-1), one dynamic-exit row each; 'match': one per plan, at its compute.")
+    var dynamicExit: String?
+
+    @Option(name: .customLong("exit-min-layer"), help: "Layers every token runs before its first exit check (default: half the model).")
+    var exitMinimumLayer: Int?
+
+    @Option(name: .customLong("exit-interval"), help: "Layers between exit checks (each check costs a map and a head over --exit-vocabulary tokens).")
+    var exitInterval = 2
+
+    @Option(name: .customLong("exit-vocabulary"), help: "Tokens the exit checks score (the most frequent in the calibration text).")
+    var exitVocabulary = 4096
+
+    @Option(name: .customLong("calibration"),
+            help: "Text the exit maps are fitted on (default: the bundled opening of Pride and Prejudice, which overlaps the default perplexity text).")
+    var calibrationFile: String?
+
+    @Option(name: .customLong("exit-windows"), help: "Calibration windows of 512 tokens for the exit maps (at most what the text holds).")
+    var exitWindows = 16
+
+    @Option(name: .customLong("ffn-skip"), help: "Comma-separated cosine thresholds (0-1), one FFN-skip row each; 'match': one per plan, at its compute.")
+    var ffnSkip: String?
+
+    @Option(name: .customLong("ffn-skip-layers"), help: "Layers whose FFN may be skipped, as A-B (default: all but the first quarter and last eighth).")
+    var ffnSkipLayers: String?
 
     @Option(help: "Comma-separated tasks to score (\(EvaluationTask.allCases.map(\.rawValue).joined(separator: ", "))), or 'none'.")
     var tasks = "lambada,arc-easy"
@@ -64,6 +103,50 @@ struct CompareCommand: ParsableCommand {
         if perplexityContext < 2 { throw ValidationError("--perplexity-context must be at least 2") }
         if speedTokens < 0 || speedRepetitions < 1 { throw ValidationError("--speed-tokens must be 0 or more and --speed-repetitions at least 1") }
         _ = try selectedTasks()
+        for (text, option) in [(dynamicExit, "--dynamic-exit"), (ffnSkip, "--ffn-skip")]
+        where try Self.thresholds(text, option: option).matchesPlans && plans.isEmpty {
+            throw ValidationError("\(option) match needs --plans: it matches each plan's compute")
+        }
+        if exitVocabulary < 1 { throw ValidationError("--exit-vocabulary must be at least 1, found \(exitVocabulary)") }
+        if exitInterval < 1 { throw ValidationError("--exit-interval must be at least 1, found \(exitInterval)") }
+        if exitWindows < 1 { throw ValidationError("--exit-windows must be at least 1, found \(exitWindows)") }
+        if let ffnSkipLayers { _ = try Self.layerRange(ffnSkipLayers) }
+        if let calibrationFile { _ = try InputFiles.read(calibrationFile) }
+    }
+
+    /// What `--dynamic-exit` / `--ffn-skip` ask for: thresholds, and `match` (a threshold per
+    /// plan file, searched so the rule runs that plan's compute).
+    struct Thresholds {
+        var values: [Float] = []
+        var matchesPlans = false
+        var isEmpty: Bool { values.isEmpty && !matchesPlans }
+    }
+
+    /// Thresholds given as `0.9,0.95` (each in 0...1) or `match`.
+    static func thresholds(_ text: String?, option: String) throws -> Thresholds {
+        var result = Thresholds()
+        guard let text else { return result }
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            if trimmed == "match" {
+                result.matchesPlans = true
+                continue
+            }
+            guard let value = Float(trimmed), value.isFinite, (0...1).contains(value) else {
+                throw ValidationError("\(option) takes thresholds between 0 and 1 (or 'match') separated by commas, found '\(trimmed)' in '\(text)'")
+            }
+            result.values.append(value)
+        }
+        return result
+    }
+
+    /// `A-B` (inclusive) as a range of layers.
+    static func layerRange(_ text: String) throws -> Range<Int> {
+        let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard bounds.count == 2, let first = bounds[0], let last = bounds[1], first >= 0, first <= last else {
+            throw ValidationError("--ffn-skip-layers takes a range of layers such as 6-20, found '\(text)'")
+        }
+        return first..<(last + 1)
     }
 
     func selectedTasks() throws -> [EvaluationTask] {
@@ -95,10 +178,12 @@ struct CompareCommand: ParsableCommand {
         let text = try perplexityText()
         let textTokens = model.tokenizer.encode(text.contents, addSpecial: false, parseSpecial: false)
         var transformer = modelOptions.makeTransformer(model)
+        named += try depthPlans(model: model, transformer: &transformer, staticPlans: named)
 
         var entries: [PlanComparisonEntry] = []
         for (name, plan) in named {
             var entry = PlanComparisonEntry(name: name, method: plan.method, computeFraction: plan.computeFraction(config: config))
+            transformer.depthUsage = DepthUsage()
             if perplexityWindows > 0 {
                 entry.perplexity = try evaluatePerplexity(
                     transformer: &transformer, tokens: textTokens, context: min(perplexityContext, config.contextLength),
@@ -112,12 +197,24 @@ struct CompareCommand: ParsableCommand {
                 entry.tasks.append(try evaluateTask(task, documents: taskDocuments, transformer: &transformer, plan: plan,
                                                     progress: taskProgress(task, label: "\(name): ")))
             }
+            if plan.depth != nil {
+                if transformer.depthUsage.tokens == 0 {
+                    // nothing scored: measure what it runs on the opening of the perplexity text
+                    let tokens = Array(textTokens.prefix(min(256, config.contextLength)))
+                    var cache = transformer.makeCache(capacity: tokens.count)
+                    _ = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .none)
+                }
+                let vocabulary = if case .dynamicExit(let exit) = plan.depth { exit.head.tokens.count } else { 0 }
+                let report = DepthReport(usage: transformer.depthUsage, config: config, checkVocabulary: vocabulary)
+                entry.computeFraction = transformer.depthUsage.computeFraction(config: config)
+                entry.depth = report
+            }
             entries.append(entry)
         }
         if speedTokens > 0 {
             let speeds = try measureGenerationSpeeds(
                 transformer: &transformer, plans: named.map(\.plan), tokens: min(speedTokens, config.contextLength),
-                repetitions: speedRepetitions
+                repetitions: speedRepetitions, text: textTokens
             ) { round, total in
                 printError("\rgeneration speed: round \(round)/\(total) (round 0 is a warm-up)", terminator: round == total ? "\n" : "")
             }
@@ -141,6 +238,70 @@ struct CompareCommand: ParsableCommand {
             try ParetoChart.svg(report, x: chartX).write(toFile: chart, atomically: true, encoding: .utf8)
             printError("chart written to \(chart)")
         }
+    }
+
+    /// The dynamic-exit and FFN-skip rows asked for, the exit maps fitted first. `match` rows get
+    /// the threshold at which the rule runs a static plan's compute on calibration windows.
+    private func depthPlans(
+        model: LanguageModel, transformer: inout Transformer, staticPlans: [(name: String, plan: LayerPlan)]
+    ) throws -> [(name: String, plan: LayerPlan)] {
+        let config = model.config
+        var named: [(name: String, plan: LayerPlan)] = []
+        let exitThresholds = try Self.thresholds(dynamicExit, option: "--dynamic-exit")
+        let skipThresholds = try Self.thresholds(ffnSkip, option: "--ffn-skip")
+        let layers = try ffnSkipLayers.map(Self.layerRange)
+        if let layers, layers.upperBound > config.layerCount {
+            throw CommandFailure("--ffn-skip-layers \(ffnSkipLayers ?? "") names layers beyond the model's 0-\(config.layerCount - 1)")
+        }
+        let minimum = exitMinimumLayer ?? config.layerCount / 2
+        if !exitThresholds.isEmpty && !(1..<config.layerCount).contains(minimum) {
+            throw CommandFailure("--exit-min-layer must be in 1...\(config.layerCount - 1) for this model, found \(minimum)")
+        }
+        guard !exitThresholds.isEmpty || skipThresholds.matchesPlans else {
+            return skipThresholds.values.map { threshold in
+                ("ffn-skip@\(threshold)", feedForwardSkipPlan(layerCount: config.layerCount, threshold: threshold,
+                                                               layers: layers))
+            }
+        }
+        var calibration = CalibrationOptions()
+        calibration.file = calibrationFile
+        calibration.context = min(512, config.contextLength)
+        calibration.windows = exitWindows
+        let (set, calibrationName) = try calibration.calibration(for: model, upTo: exitWindows)
+        // matching measures compute on a few windows: the rules' rates are per token
+        let matchWindows = Array(set.windows.prefix(2))
+
+        func add(_ thresholds: Thresholds, label: String, plan: (Float) -> LayerPlan) throws {
+            for threshold in thresholds.values { named.append(("\(label)@\(threshold)", plan(threshold))) }
+            guard thresholds.matchesPlans else { return }
+            var matched: Set<Double> = []
+            for (name, staticPlan) in staticPlans where !staticPlan.isFull {
+                let target = staticPlan.computeFraction(config: config)
+                // a healed plan runs its unhealed plan's compute: one row serves both
+                guard matched.insert(target).inserted else { continue }
+                printError("[\(label): searching the threshold that runs \(name)'s compute, \(String(format: "%.3f", target))]")
+                let found = try thresholdMatching(computeFraction: target, transformer: &transformer, windows: matchWindows,
+                                                  plan: plan)
+                named.append((String(format: "%@@%.4g~%@", label, found.threshold, name), plan(found.threshold)))
+            }
+        }
+
+        if !exitThresholds.isEmpty {
+            if calibrationFile == nil && perplexityFile == nil {
+                printError("warning: the exit maps are fitted on the bundled text, which overlaps the perplexity text; "
+                           + "give --calibration other text for figures that are not optimistic")
+            }
+            printError("[dynamic exit: fitting maps after \(minimum) to \(config.layerCount - 1) layers (every \(exitInterval)) on "
+                       + "\(set.windows.count) windows of \(calibrationName)]")
+            let fit = try fitDynamicExits(transformer: &transformer, windows: set.windows, minimumDepth: minimum,
+                                          interval: exitInterval, vocabulary: exitVocabulary, progress: printProgress)
+            printError(String(format: "\r\u{1B}[K[dynamic exit: %d maps fitted on %d rows in %.1f s]", fit.maps.count, fit.rows, fit.seconds))
+            try add(exitThresholds, label: "exit", plan: fit.plan(threshold:))
+        }
+        try add(skipThresholds, label: "ffn-skip") {
+            feedForwardSkipPlan(layerCount: config.layerCount, threshold: $0, layers: layers)
+        }
+        return named
     }
 
     private func perplexityText() throws -> (name: String, contents: String) {
@@ -177,6 +338,15 @@ struct CompareCommand: ParsableCommand {
         }
         var lines = [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
         lines += rows.map(line)
+        for entry in report.entries {
+            guard let depth = entry.depth else { continue }
+            var note = String(format: "%@: %.2f layers per token (measured on %d tokens)", entry.name, depth.layersPerToken, depth.usage.tokens)
+            if depth.usage.exitChecks > 0 {
+                note += String(format: "; %.0f%% of tokens exited early; exit checks cost %.3f of layer compute more",
+                               100 * depth.exitedFraction, depth.checkFraction)
+            }
+            lines.append(note)
+        }
         if let limit = report.limit { lines.append("tasks: first \(limit) documents each; perplexity: \(report.perplexityText)") }
         return lines.joined(separator: "\n")
     }
