@@ -4,7 +4,7 @@ import StrataTestSupport
 import Testing
 
 /// `eval compare --dynamic-exit / --ffn-skip`: per-token depth rows beside the plans, with the
-/// compute they measured, and bad values refused before any work.
+/// compute they measured, and bad values refused with the option named.
 @Suite("eval compare with per-token depth")
 struct DepthCompareTests {
     /// Calibration text for the exit maps: enough tokens for two 512-token windows.
@@ -90,6 +90,9 @@ struct DepthCompareTests {
             (["--ffn-skip", "0.9", "--ffn-skip-layers", "1-7"], "beyond the model's 0-3"),
             (["--dynamic-exit", "0.5", "--exit-interval", "0"], "--exit-interval must be at least 1"),
             (["--dynamic-exit", "0.5", "--calibration", "/no/such/text.txt"], "/no/such/text.txt"),
+            (["--dynamic-exit", "0.5", "--exit-min-layer", "0"], "--exit-min-layer must be at least 1"),
+            (["--exit-min-layer", "2"], "--exit-min-layer applies to --dynamic-exit only"),
+            (["--ffn-skip-layers", "1-2"], "--ffn-skip-layers applies to --ffn-skip only"),
         ] {
             let run = try StrataRun(base + arguments)
             #expect(run.status != 0 && run.error.contains(message), "\(arguments): \(run.error)")

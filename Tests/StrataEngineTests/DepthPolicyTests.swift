@@ -73,9 +73,9 @@ struct DepthPolicyTests {
         #expect(transformer.depthUsage.feedForwardRuns == config.layerCount * Self.tokens.count)
     }
 
-    @Test("FFN skip that always saturates equals the static plan without the later FFNs", arguments: models)
-    func saturatedSkipIsTheStaticPlan(model: TestModel) throws {
-        var transformer = try model.transformer(numerics: .fast)
+    @Test("FFN skip that always saturates equals the static plan without the later FFNs", arguments: models, [Numerics.exact, .fast])
+    func saturatedSkipIsTheStaticPlan(model: TestModel, numerics: Numerics) throws {
+        var transformer = try model.transformer(numerics: numerics)
         let config = transformer.config
         let full = LayerPlan.full(layerCount: config.layerCount)
         // the first skippable FFN runs (and measures), every later one in the range is skipped
@@ -191,6 +191,52 @@ struct DepthPolicyTests {
             try transformer.forward(tokens: Self.tokens, startPosition: 0, plan: withMap, cache: &cache)
         }
         let unreached = try Self.exitPlan(transformer, threshold: 2, depths: [1])
-        #expect(!withMap.isFull && !unreached.isFull)
+        #expect(!unreached.isFull, "a plan with a rule is not the full model, whatever its steps")
+        // a rule decides from the first step: a pass seeded midway is refused
+        var seeded = transformer.makeCache(capacity: 64)
+        let hidden = [Float](repeating: 0.1, count: 2 * config.hiddenSize)
+        #expect(throws: ForwardError.self) {
+            try transformer.forward(hidden: hidden, firstStep: 1, startPosition: 0, plan: unreached, cache: &seeded)
+        }
+        // the exit head takes no map of its own
+        guard case .dynamicExit(var exit) = unreached.depth else { return }
+        exit.head = try transformer.outputHead(tokens: [1, 2, 3], map: LinearMap.identity(name: "m", site: .stream,
+                                                                                         width: config.hiddenSize))
+        var mapped = unreached
+        mapped.depth = .dynamicExit(exit)
+        #expect(throws: ForwardError.self) {
+            try transformer.forward(tokens: Self.tokens, startPosition: 0, plan: mapped, cache: &cache)
+        }
+    }
+
+    @Test("segments of one batch, and prompts longer than a slice, get what they get alone", arguments: [Numerics.exact, .fast])
+    func batchesAndSlicesKeepEveryRowsRule(numerics: Numerics) throws {
+        var transformer = try PreparedModels.transformer(.qwen2, numerics: numerics)
+        let config = transformer.config
+        let exit = try Self.exitPlan(transformer, threshold: 0.05, depths: [1, 2])
+        let skip = Self.skipPlan(config, threshold: 0.9, layers: 0..<config.layerCount)
+        let long = (0..<150).map { TokenID(($0 * 37 + 11) % 250) }
+        for plan in [exit, skip] {
+            // two segments in one pass against each alone
+            let first = Array(Self.tokens.prefix(9)), second = Array(Self.tokens.suffix(7))
+            var caches = [transformer.makeCache(capacity: 64), transformer.makeCache(capacity: 64)]
+            let together = try transformer.forward(batch: [BatchSegment(tokens: first, startPosition: 0, logits: .all),
+                                                           BatchSegment(tokens: second, startPosition: 0, logits: .all)],
+                                                   plan: plan, caches: &caches)
+            for (segment, tokens) in [first, second].enumerated() {
+                var cache = transformer.makeCache(capacity: 64)
+                let alone = try transformer.forward(tokens: tokens, startPosition: 0, plan: plan, cache: &cache, logits: .all)
+                #expect(firstBitwiseDifference(together[segment].values, alone.values) == nil, "segment \(segment)")
+            }
+            // a prompt past one slice (128 tokens) against token-by-token decoding
+            var sliced = transformer.makeCache(capacity: 256)
+            let whole = try transformer.forward(tokens: long, startPosition: 0, plan: plan, cache: &sliced, logits: .all)
+            var decoded = transformer.makeCache(capacity: 256)
+            var rows: [Float] = []
+            for (position, token) in long.enumerated() {
+                rows += try transformer.forward(tokens: [token], startPosition: position, plan: plan, cache: &decoded).values
+            }
+            #expect(firstBitwiseDifference(whole.values, rows) == nil, "\(String(describing: plan.depth))")
+        }
     }
 }

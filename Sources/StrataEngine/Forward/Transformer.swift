@@ -252,6 +252,9 @@ public struct Transformer: Sendable {
         guard (0...plan.steps.count).contains(firstStep) else {
             throw .invalidHidden("first step \(firstStep) is outside 0...\(plan.steps.count)")
         }
+        guard plan.depth == nil || firstStep == 0 else {
+            throw .invalidHidden("a plan with a per-token depth rule runs from its first step, not from step \(firstStep)")
+        }
         try check(count: count, startPosition: startPosition, plan: plan, cache: cache)
         scratch.reserve(tokens: count, config: config, precision: numerics.activationPrecision ?? .sixteenBit)
         FloatKernels.copy(hidden, count: hidden.count, into: &scratch.hidden, at: 0)
@@ -286,6 +289,9 @@ public struct Transformer: Sendable {
     private func check(_ exit: DynamicExit, plan: LayerPlan) throws(ForwardError) {
         guard plan.linearMaps.isEmpty else {
             throw .invalidPlan("a dynamic exit runs on plans without linear maps (its exits carry their own)")
+        }
+        guard exit.head.map == nil else {
+            throw .invalidPlan("the exit head must have no map of its own: each exit applies its depth's map")
         }
         guard exit.head.rows.columns == config.hiddenSize else {
             throw .invalidPlan("the exit head reads \(exit.head.rows.columns) features; this model has \(config.hiddenSize)")

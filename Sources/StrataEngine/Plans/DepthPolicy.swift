@@ -99,7 +99,9 @@ public struct DepthUsage: Sendable, Equatable, Codable {
     }
 
     /// Fraction of the full model's layer compute (`SublayerCost`) these tokens ran: sublayers
-    /// run in full, plus the key and value projections of state propagation.
+    /// run in full, plus the key and value projections of state propagation. Counted per token,
+    /// as token-by-token decoding runs them: a batched pass computes a sublayer for all its rows
+    /// when any row needs it, and discards it for the others, so only decoding saves the time.
     public func computeFraction(config: ModelConfig) -> Double {
         guard tokens > 0 else { return 0 }
         let cost = SublayerCost(config: config)

@@ -111,6 +111,16 @@ struct CompareCommand: ParsableCommand {
         if exitInterval < 1 { throw ValidationError("--exit-interval must be at least 1, found \(exitInterval)") }
         if exitWindows < 1 { throw ValidationError("--exit-windows must be at least 1, found \(exitWindows)") }
         if let ffnSkipLayers { _ = try Self.layerRange(ffnSkipLayers) }
+        if let exitMinimumLayer, exitMinimumLayer < 1 {
+            throw ValidationError("--exit-min-layer must be at least 1, found \(exitMinimumLayer)")
+        }
+        if dynamicExit == nil, exitMinimumLayer != nil {
+            throw ValidationError("--exit-min-layer applies to --dynamic-exit only")
+        }
+        if ffnSkip == nil, ffnSkipLayers != nil { throw ValidationError("--ffn-skip-layers applies to --ffn-skip only") }
+        if dynamicExit == nil, ffnSkip == nil, calibrationFile != nil {
+            throw ValidationError("--calibration applies to --dynamic-exit and --ffn-skip only")
+        }
         if let calibrationFile { _ = try InputFiles.read(calibrationFile) }
     }
 
@@ -135,7 +145,7 @@ struct CompareCommand: ParsableCommand {
             guard let value = Float(trimmed), value.isFinite, (0...1).contains(value) else {
                 throw ValidationError("\(option) takes thresholds between 0 and 1 (or 'match') separated by commas, found '\(trimmed)' in '\(text)'")
             }
-            result.values.append(value)
+            if !result.values.contains(value) { result.values.append(value) }
         }
         return result
     }
@@ -268,7 +278,9 @@ struct CompareCommand: ParsableCommand {
         calibration.context = min(512, config.contextLength)
         calibration.windows = exitWindows
         let (set, calibrationName) = try calibration.calibration(for: model, upTo: exitWindows)
-        // matching measures compute on a few windows: the rules' rates are per token
+        // Matching measures compute on a few windows (the rules' rates are per token). For exits
+        // they are windows the maps were fitted on, where the maps are a little more confident
+        // than on new text; the compute each row reports is measured again on what it scores.
         let matchWindows = Array(set.windows.prefix(2))
 
         func add(_ thresholds: Thresholds, label: String, plan: (Float) -> LayerPlan) throws {

@@ -74,7 +74,8 @@ public struct EarlyExitDrafter: Drafter {
     /// How many leading layers the draft shares with the verifier's plan (nil when that plan
     /// does not start with exactly those layers, whole, and go on beyond them).
     private func reusableLayers(of plan: LayerPlan, verifier: LayerPlan) -> Int? {
-        guard plan.steps.count < verifier.steps.count,
+        // a per-token rule decides from the first step on: its pass cannot be seeded midway
+        guard verifier.depth == nil, plan.depth == nil, plan.steps.count < verifier.steps.count,
               Array(verifier.steps.prefix(plan.steps.count)) == plan.steps else { return nil }
         return plan.steps.count
     }
