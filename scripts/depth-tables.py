@@ -28,13 +28,12 @@ for path in sys.argv[1:]:
         depth = entry.get("depth") or {}
         perplexity = entry.get("perplexity", {}).get("perplexity")
         ratio = f" ({perplexity / full:.2f}x)" if perplexity and full else ""
+        exits = bool(depth.get("usage", {}).get("exit_checks"))
         row = [entry["name"], entry.get("method") or "-", f"{entry['compute_fraction']:.3f}",
                cell(depth.get("layers_per_token"), "%.1f"),
-               cell(depth.get("exited_fraction") if depth.get("usage", {}).get("exit_checks") else None, "%.0f%%" ),
-               cell(depth.get("check_fraction") if depth.get("usage", {}).get("exit_checks") else None, "+%.3f"),
+               cell(100 * depth["exited_fraction"] if exits else None, "%.0f%%"),
+               cell(depth["check_fraction"] if exits else None, "+%.3f"),
                (f"{perplexity:.2f}" + ratio) if perplexity else "-"]
-        if row[4] != "-":
-            row[4] = "%.0f%%" % (100 * depth["exited_fraction"])
         for task in tasks:
             found = next((t for t in entry.get("tasks", []) if t["task"] == task), None)
             row.append(cell(found and found["accuracy"], "%.3f"))

@@ -139,13 +139,7 @@ public struct ModelQuantizer: Sendable {
             }
             let values = view.dequantized(tensor.format, count: tensor.elementCount)
             let columns = tensor.shape[0]
-            let bytes: [UInt8]
-            if target == .f32 {
-                bytes = values.withUnsafeBytes { Array($0) }
-            } else {
-                bytes = try Quantizer.quantize(matrix: values, rows: tensor.elementCount / columns, columns: columns,
-                                               to: target, pool: pool)
-            }
+            let bytes = try encodedTensor(values, rows: tensor.elementCount / columns, columns: columns, format: target, pool: pool)
             try writer.addTensor(name: tensor.name, shape: tensor.shape, format: target, data: bytes)
             counts[target.description, default: 0] += 1
         }
@@ -177,5 +171,20 @@ public struct QuantizationSummary: Codable, Sendable {
         case sourceLayerBitsPerWeight = "source_layer_bits_per_weight"
         case tensorsByFormat = "tensors_by_format"
         case layerFormats = "layer_formats"
+    }
+}
+
+/// `values` (`rows × columns`) as the bytes of a tensor of `format`: float32 and float16 as they
+/// are, every other format through `Quantizer` (which refuses what it cannot write).
+func encodedTensor(
+    _ values: [Float], rows: Int, columns: Int, format: QuantFormat, pool: WorkerPool? = nil
+) throws -> [UInt8] {
+    switch format {
+    case .f32: return values.withUnsafeBytes { Array($0) }
+    case .f16: return values.flatMap { value -> [UInt8] in
+        let bits = Float16(value).bitPattern
+        return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+    }
+    default: return try Quantizer.quantize(matrix: values, rows: rows, columns: columns, to: format, pool: pool)
     }
 }

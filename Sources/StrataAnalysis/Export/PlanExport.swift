@@ -157,14 +157,7 @@ public struct PlanExport: Sendable {
                 }
             }
             do {
-                result[index] = switch down.format {
-                case .f32: foldedRows.withUnsafeBytes { Array($0) }
-                case .f16: foldedRows.flatMap { value -> [UInt8] in
-                    let bits = Float16(value).bitPattern
-                    return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
-                }
-                default: try Quantizer.quantize(matrix: foldedRows, rows: hidden, columns: down.columns, to: down.format)
-                }
+                result[index] = try encodedTensor(foldedRows, rows: hidden, columns: down.columns, format: down.format)
             } catch {
                 throw .mapNotFoldable(step: index, name: map.name, reason: "\(error)")
             }

@@ -34,10 +34,7 @@ extension Transformer {
             throw .tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
         }
         if let map {
-            guard let matrix = map.matrix, matrix.rows == config.hiddenSize, matrix.columns == config.hiddenSize else {
-                throw .invalidPlan(PlanError.mapSize(name: map.name, rows: map.matrix?.rows ?? 0, columns: map.matrix?.columns ?? 0,
-                                                     hiddenSize: config.hiddenSize).description)
-            }
+            do throws(PlanError) { try map.checkWidth(config.hiddenSize) } catch { throw .invalidPlan(error.description) }
         }
         let gathered = model.weights.output.gathering(rows: tokens.map(Int.init))
         let rows: WeightMatrix = switch numerics.activationPrecision {

@@ -74,7 +74,6 @@ extension Transformer {
             }
             return adding
         case .feedForwardSkip, nil:
-            for index in 0..<rows { depthRun.adds[index] = true }
             return rows
         }
     }
@@ -121,23 +120,20 @@ extension Transformer {
         }
         let count = depthRun.checked.count
         depthUsage.exitChecks += count
-        Self.multiply(matrix, scratch.projection, .float(tokens: count), scratch.quantized, into: &scratch.normalized, pool: pool)
-        // the mapped rows stay in `normalized`; `projection` takes their norm
-        FloatKernels.rmsNorm(scratch.normalized, rows: count, columns: width, weight: weights.outputNorm,
-                             epsilon: config.rmsNormEpsilon, into: &scratch.projection)
         let vocabulary = exit.head.tokens.count
-        if depthRun.checkLogits.count < count * vocabulary {
-            depthRun.checkLogits = [Float](repeating: 0, count: count * vocabulary)
-        }
-        let input = prepareInput(scratch.projection, tokens: count, columns: width)
-        Self.multiply(exit.head.rows, scratch.projection, input, scratch.quantized, into: &depthRun.checkLogits, pool: pool)
+        // taken out of `depthRun` for the product (which mutates self), and put back
+        var checkLogits: [Float] = []
+        swap(&checkLogits, &depthRun.checkLogits)
+        defer { swap(&checkLogits, &depthRun.checkLogits) }
+        if checkLogits.count < count * vocabulary { checkLogits = [Float](repeating: 0, count: count * vocabulary) }
+        headProduct(rows: count, map: matrix, output: exit.head.rows, into: &checkLogits)
         for (slot, row) in depthRun.checked.enumerated() {
-            let logits = depthRun.checkLogits[(slot * vocabulary)..<((slot + 1) * vocabulary)]
+            let logits = checkLogits[(slot * vocabulary)..<((slot + 1) * vocabulary)]
             guard Self.topProbability(logits) >= Double(exit.threshold) else { continue }
             depthRun.running[row] = false
             depthRun.runningCount -= 1
             depthUsage.exits += 1
-            FloatKernels.copy(scratch.normalized, from: slot * width, count: width, into: &depthRun.streams, at: row * width)
+            FloatKernels.copy(scratch.projection, from: slot * width, count: width, into: &depthRun.streams, at: row * width)
         }
     }
 

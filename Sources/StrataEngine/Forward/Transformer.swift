@@ -274,12 +274,7 @@ public struct Transformer: Sendable {
         }
         do throws(PlanError) {
             try plan.validate(layerCount: config.layerCount)
-            for map in plan.linearMaps {
-                guard let matrix = map.matrix, matrix.rows == config.hiddenSize, matrix.columns == config.hiddenSize else {
-                    throw PlanError.mapSize(name: map.name, rows: map.matrix?.rows ?? 0, columns: map.matrix?.columns ?? 0,
-                                            hiddenSize: config.hiddenSize)
-                }
-            }
+            for map in plan.linearMaps { try map.checkWidth(config.hiddenSize) }
         } catch {
             throw .invalidPlan(error.description)
         }
@@ -300,10 +295,7 @@ public struct Transformer: Sendable {
             guard (1..<plan.steps.count).contains(depth) else {
                 throw .invalidPlan("an exit after \(depth) steps is outside 1..<\(plan.steps.count)")
             }
-            guard let matrix = map.matrix, matrix.rows == config.hiddenSize, matrix.columns == config.hiddenSize else {
-                throw .invalidPlan(PlanError.mapSize(name: map.name, rows: map.matrix?.rows ?? 0, columns: map.matrix?.columns ?? 0,
-                                                     hiddenSize: config.hiddenSize).description)
-            }
+            do throws(PlanError) { try map.checkWidth(config.hiddenSize) } catch { throw .invalidPlan(error.description) }
         }
     }
 
@@ -406,16 +398,24 @@ public struct Transformer: Sendable {
         guard rows > 0 else { return Logits(values: [], rows: 0, vocabularySize: width) }
         FloatKernels.copy(scratch.hidden, from: selected.lowerBound * hiddenSize, count: rows * hiddenSize,
                           into: &scratch.projection, at: 0)
-        if let map = head.map {
+        var values = [Float](repeating: 0, count: rows * width)
+        headProduct(rows: rows, map: head.map, output: head.rows, into: &values)
+        return Logits(values: values, rows: rows, vocabularySize: width)
+    }
+
+    /// The logits of the `rows` streams gathered at the start of `scratch.projection` through the
+    /// output rows `output`: mapped by `map` first when given (the mapped rows are left in
+    /// `scratch.projection`), normalized by the final norm, multiplied.
+    mutating func headProduct(rows: Int, map: WeightMatrix?, output: WeightMatrix, into values: inout [Float]) {
+        let hiddenSize = config.hiddenSize
+        if let map {
             Self.multiply(map, scratch.projection, .float(tokens: rows), scratch.quantized, into: &scratch.normalized, pool: pool)
-            FloatKernels.copy(scratch.normalized, count: rows * hiddenSize, into: &scratch.projection, at: 0)
+            swap(&scratch.projection, &scratch.normalized)
         }
         FloatKernels.rmsNorm(scratch.projection, rows: rows, columns: hiddenSize, weight: weights.outputNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
-        var values = [Float](repeating: 0, count: rows * width)
         let input = prepareInput(scratch.normalized, tokens: rows, columns: hiddenSize)
-        Self.multiply(head.rows, scratch.normalized, input, scratch.quantized, into: &values, pool: pool)
-        return Logits(values: values, rows: rows, vocabularySize: width)
+        Self.multiply(output, scratch.normalized, input, scratch.quantized, into: &values, pool: pool)
     }
 
     /// `queries: false` runs only the key and value projections into the cache (state

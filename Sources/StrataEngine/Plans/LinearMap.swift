@@ -48,6 +48,13 @@ public struct LinearMap: Sendable {
         return LinearMap(name: name, site: site, map: values, width: width)
     }
 
+    /// Refuses a map whose matrix is missing or not `hiddenSize × hiddenSize`.
+    public func checkWidth(_ hiddenSize: Int) throws(PlanError) {
+        guard let matrix, matrix.rows == hiddenSize, matrix.columns == hiddenSize else {
+            throw .mapSize(name: name, rows: matrix?.rows ?? 0, columns: matrix?.columns ?? 0, hiddenSize: hiddenSize)
+        }
+    }
+
     /// `T` row-major (`h · T`), read back from the matrix.
     public var values: [Float] {
         guard let matrix else { return [] }

@@ -267,21 +267,15 @@ struct CompareCommand: ParsableCommand {
         if !exitThresholds.isEmpty && !(1..<config.layerCount).contains(minimum) {
             throw CommandFailure("--exit-min-layer must be in 1...\(config.layerCount - 1) for this model, found \(minimum)")
         }
-        guard !exitThresholds.isEmpty || skipThresholds.matchesPlans else {
-            return skipThresholds.values.map { threshold in
-                ("ffn-skip@\(threshold)", feedForwardSkipPlan(layerCount: config.layerCount, threshold: threshold,
-                                                               layers: layers))
-            }
+        // read and tokenized only when an exit fit or a match needs it
+        var calibration: (set: CalibrationSet, name: String)?
+        func calibrationSet() throws -> (set: CalibrationSet, name: String) {
+            if let calibration { return calibration }
+            let loaded = try CalibrationOptions.calibration(file: calibrationFile, context: min(512, config.contextLength),
+                                                            windows: exitWindows, for: model, takesWhatFits: true)
+            calibration = loaded
+            return loaded
         }
-        var calibration = CalibrationOptions()
-        calibration.file = calibrationFile
-        calibration.context = min(512, config.contextLength)
-        calibration.windows = exitWindows
-        let (set, calibrationName) = try calibration.calibration(for: model, upTo: exitWindows)
-        // Matching measures compute on a few windows (the rules' rates are per token). For exits
-        // they are windows the maps were fitted on, where the maps are a little more confident
-        // than on new text; the compute each row reports is measured again on what it scores.
-        let matchWindows = Array(set.windows.prefix(2))
 
         func add(_ thresholds: Thresholds, label: String, plan: (Float) -> LayerPlan) throws {
             for threshold in thresholds.values { named.append(("\(label)@\(threshold)", plan(threshold))) }
@@ -292,7 +286,11 @@ struct CompareCommand: ParsableCommand {
                 // a healed plan runs its unhealed plan's compute: one row serves both
                 guard matched.insert(target).inserted else { continue }
                 printError("[\(label): searching the threshold that runs \(name)'s compute, \(String(format: "%.3f", target))]")
-                let found = try thresholdMatching(computeFraction: target, transformer: &transformer, windows: matchWindows,
+                // Compute is measured on two windows (the rules' rates are per token). For exits they
+                // are windows the maps were fitted on, where the maps are a little more confident than
+                // on new text; the compute each row reports is measured again on what it scores.
+                let windows = Array(try calibrationSet().set.windows.prefix(2))
+                let found = try thresholdMatching(computeFraction: target, transformer: &transformer, windows: windows,
                                                   plan: plan)
                 named.append((String(format: "%@@%.4g~%@", label, found.threshold, name), plan(found.threshold)))
             }
@@ -303,6 +301,7 @@ struct CompareCommand: ParsableCommand {
                 printError("warning: the exit maps are fitted on the bundled text, which overlaps the perplexity text; "
                            + "give --calibration other text for figures that are not optimistic")
             }
+            let (set, calibrationName) = try calibrationSet()
             printError("[dynamic exit: fitting maps after \(minimum) to \(config.layerCount - 1) layers (every \(exitInterval)) on "
                        + "\(set.windows.count) windows of \(calibrationName)]")
             let fit = try fitDynamicExits(transformer: &transformer, windows: set.windows, minimumDepth: minimum,

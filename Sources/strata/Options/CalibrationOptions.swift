@@ -24,7 +24,14 @@ struct CalibrationOptions: ParsableArguments {
     /// --windows) asks for that many; `upTo` takes as many whole windows as the text holds, at
     /// most that many, instead of refusing a text too short for them.
     func calibration(for model: LanguageModel, upTo limit: Int? = nil) throws -> (set: CalibrationSet, name: String) {
-        let windows = limit ?? self.windows
+        try Self.calibration(file: file, context: context, windows: limit ?? windows, for: model, takesWhatFits: limit != nil)
+    }
+
+    /// `calibration(for:upTo:)` for commands that set the file and sizes themselves; with
+    /// `takesWhatFits`, as many whole windows as the text holds (at most `windows`).
+    static func calibration(
+        file: String?, context: Int, windows: Int, for model: LanguageModel, takesWhatFits: Bool
+    ) throws -> (set: CalibrationSet, name: String) {
         let text: String
         let name: String
         if let file {
@@ -41,7 +48,7 @@ struct CalibrationOptions: ParsableArguments {
         }
         let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
         let available = tokens.count / context
-        if limit != nil, available >= 2 {
+        if takesWhatFits, available >= 2 {
             return (try CalibrationSet(tokens: tokens, context: context, windows: min(windows, available),
                                        firstToken: windowStartToken(for: model.tokenizer)), name)
         }
