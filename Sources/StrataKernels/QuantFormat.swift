@@ -19,10 +19,9 @@ public enum QuantFormat: UInt32, Sendable, CaseIterable, CustomStringConvertible
     /// Bytes per block.
     public var bytesPerBlock: Int { geometry.bytes }
 
-    /// The formats whose dequantization the kernels implement. Products with Q2_K and Q3_K
-    /// matrices (like F32, F16 and BF16) take the float path, which dequantizes each weight row
-    /// as it goes: the weights stay in the file's compact blocks rather than being converted
-    /// at load, at the cost of slower products than the formats with integer kernels.
+    /// The formats whose dequantization the kernels implement. Every quantized one of them also
+    /// has integer products with quantized activations (`WeightMatrix.supportsQuantizedMultiply`);
+    /// F32, F16 and BF16 matrices take the float path.
     public var isComputable: Bool {
         switch self {
         case .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: true

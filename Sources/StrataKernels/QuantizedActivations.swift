@@ -159,7 +159,7 @@ public struct QuantizedActivations: Sendable {
 
 extension WeightMatrix {
     /// Whether `multiply(_:into:pool:)` takes this matrix's format: Q4_0, Q4_1, Q5_0, Q5_1,
-    /// Q8_0, Q4_K, Q5_K and Q6_K. Other formats use the float `multiply(_:tokens:into:pool:)`.
+    /// Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. Other formats use the float `multiply(_:tokens:into:pool:)`.
     public var supportsQuantizedMultiply: Bool { strata_multiply_supports(format.rawValue) != 0 }
 
     /// `output[t × rows + r] ≈ Σ_c W[r, c] · A[t, c]` for every token row of `activations`,

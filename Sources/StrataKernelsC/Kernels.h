@@ -14,17 +14,16 @@
 // GGML type numbers of the weight formats the kernels take.
 enum {
     FORMAT_Q4_0 = 2, FORMAT_Q4_1 = 3, FORMAT_Q5_0 = 6, FORMAT_Q5_1 = 7, FORMAT_Q8_0 = 8,
-    FORMAT_Q4_K = 12, FORMAT_Q5_K = 13, FORMAT_Q6_K = 14,
-    // dequantized only (the float path); no integer kernels
-    FORMAT_Q2_K = 10, FORMAT_Q3_K = 11,
+    FORMAT_Q2_K = 10, FORMAT_Q3_K = 11, FORMAT_Q4_K = 12, FORMAT_Q5_K = 13, FORMAT_Q6_K = 14,
 };
 
 /// Expands `MACRO(argument, format)` for every weight format the kernels take: the one list
 /// behind `strata_multiply_supports` and the SIMD levels' kernel switches.
 #define STRATA_EACH_FORMAT(MACRO, argument)                                                     \
     MACRO(argument, FORMAT_Q4_0) MACRO(argument, FORMAT_Q4_1) MACRO(argument, FORMAT_Q5_0)     \
-    MACRO(argument, FORMAT_Q5_1) MACRO(argument, FORMAT_Q8_0) MACRO(argument, FORMAT_Q4_K)     \
-    MACRO(argument, FORMAT_Q5_K) MACRO(argument, FORMAT_Q6_K)
+    MACRO(argument, FORMAT_Q5_1) MACRO(argument, FORMAT_Q8_0) MACRO(argument, FORMAT_Q2_K)     \
+    MACRO(argument, FORMAT_Q3_K) MACRO(argument, FORMAT_Q4_K) MACRO(argument, FORMAT_Q5_K)     \
+    MACRO(argument, FORMAT_Q6_K)
 
 /// The scale of an activation group whose largest magnitude is `magnitude`, for codes up to
 /// `largest_code`; 0 when it would fall below the smallest normal float, where its inverse can
@@ -82,8 +81,17 @@ static inline int group_subblocks(uint32_t format) {
                : 1;
 }
 
-/// Formats with an offset term `offset × activation sum` per sub-block.
-static inline int format_has_offset(uint32_t format) { return format != FORMAT_Q8_0 && format != FORMAT_Q6_K; }
+/// Formats with an offset term `offset × activation sum` per 32-element (sub-)block. Q2_K's
+/// minimums change every 16 elements, finer than the activation sums, so the 16-bit kernels
+/// take them as a second integer dot product (`sixteen_scales`).
+static inline int format_has_offset(uint32_t format) {
+    return format != FORMAT_Q8_0 && format != FORMAT_Q6_K && format != FORMAT_Q2_K && format != FORMAT_Q3_K;
+}
+
+/// The K formats with a scale per 16 elements: Q2_K, Q3_K and Q6_K.
+static inline int has_sixteen_scales(uint32_t format) {
+    return format == FORMAT_Q2_K || format == FORMAT_Q3_K || format == FORMAT_Q6_K;
+}
 
 static inline uint16_t load_u16(const uint8_t *source) {
     uint16_t value;
@@ -146,7 +154,9 @@ static inline void decode_group_scales(uint32_t format, const uint8_t *block, fl
         }
         break;
     }
-    default: break; // Q8_0 has no offset; Q6_K's 16 signed scales multiply the codes in place
+    // Q2_K: -dmin, the factor of its minimum lanes (`sixteen_scales`)
+    case FORMAT_Q2_K: scales->offset[0] = -second; break;
+    default: break; // Q8_0 has no offset; Q3_K's and Q6_K's 16 signed scales multiply the codes in place
     }
 }
 
@@ -181,8 +191,48 @@ static inline float sum_eight_lanes(const float lanes[8]) {
 }
 
 /// Byte offsets of a group's two fp16 fields (the second is unused by some formats).
-static inline size_t first_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 0; }
-static inline size_t second_half_offset(uint32_t format) { return format == FORMAT_Q6_K ? 208 : 2; }
+static inline size_t first_half_offset(uint32_t format) {
+    return format == FORMAT_Q6_K ? 208 : format == FORMAT_Q2_K ? 80 : format == FORMAT_Q3_K ? 108 : 0;
+}
+static inline size_t second_half_offset(uint32_t format) {
+    return format == FORMAT_Q6_K ? 208 : format == FORMAT_Q2_K ? 82 : format == FORMAT_Q3_K ? 108 : 2;
+}
+
+/// The sixteen per-16-element scales of a Q2_K, Q3_K or Q6_K group, and Q2_K's minimums (zero
+/// for the others): Q2_K's four-bit scale and minimum share a byte; Q3_K's six-bit scales,
+/// stored plus 32, keep their low four bits in the nibbles of bytes 96-103 and their top two
+/// bits in bytes 104-107; Q6_K's are signed bytes.
+static inline void sixteen_scales(uint32_t format, const uint8_t *block, int8_t scales[16], int8_t minimums[16]) {
+    for (int index = 0; index < 16; index++) {
+        switch (format) {
+        case FORMAT_Q2_K:
+            scales[index] = (int8_t)(block[index] & 0x0F);
+            minimums[index] = (int8_t)(block[index] >> 4);
+            break;
+        case FORMAT_Q3_K: {
+            const uint8_t *packed = block + 96;
+            int low = index < 8 ? packed[index] & 0x0F : packed[index - 8] >> 4;
+            int high = (packed[8 + index % 4] >> (2 * (index / 4))) & 3;
+            scales[index] = (int8_t)((low | high << 4) - 32);
+            minimums[index] = 0;
+            break;
+        }
+        default: // Q6_K
+            scales[index] = (int8_t)block[192 + index];
+            minimums[index] = 0;
+        }
+    }
+}
+
+/// Element `l` (0..<32) of sub-block `sub` of a Q2_K or Q3_K group, as an unsigned code: the
+/// two bits at `2 × (sub mod 4)` of byte `l` of the sub-block's half of `qs` (Q2_K 0...3), plus
+/// 4 when bit `sub` of `hmask[l]` is set (Q3_K 0...7, stored offset by 4).
+static inline int32_t low_bit_code(uint32_t format, const uint8_t *block, int sub, int element) {
+    const uint8_t *codes = block + (format == FORMAT_Q2_K ? 16 : 32) + 32 * (sub / 4);
+    int32_t code = (codes[element] >> (2 * (sub % 4))) & 3;
+    if (format == FORMAT_Q3_K) code += ((block[element] >> sub) & 1) * 4;
+    return code;
+}
 
 /// Tokens per pass over the rows: enough that the activation rows of one pass stay in L2
 /// (about 256 KiB) while every weight row is streamed from memory once per pass.

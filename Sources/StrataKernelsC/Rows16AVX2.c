@@ -41,10 +41,30 @@ STRATA_AVX2_INLINE wide_codes nibbles_of(const uint8_t *source, int upper) {
     return (wide_codes){_mm256_and_si256(low, mask), _mm256_and_si256(high, mask)};
 }
 
-/// The 32 codes of sub-block `sub`, as on the AVX-512 level: unsigned, or signed for Q8_0 and
-/// Q6_K; Q4_K/Q5_K codes times their six-bit scale, Q6_K codes times their 8-bit scales.
-STRATA_AVX2_INLINE wide_codes subblock_codes(uint32_t format, const uint8_t *block, int sub, int16_t multiplier) {
+/// The 32 codes of sub-block `sub`, as on the AVX-512 level: unsigned, or signed for Q8_0, Q3_K
+/// and Q6_K; Q4_K/Q5_K codes times their six-bit scale, Q2_K/Q3_K codes times their scales
+/// from `sixteen`, Q6_K codes times their 8-bit scales.
+STRATA_AVX2_INLINE wide_codes subblock_codes(uint32_t format, const uint8_t *block, int sub, int16_t multiplier,
+                                             const int8_t sixteen[16]) {
     switch (format) {
+    case FORMAT_Q2_K:
+    case FORMAT_Q3_K: {
+        const uint8_t *packed = block + (format == FORMAT_Q2_K ? 16 : 32) + 32 * (sub / 4);
+        const __m256i three = _mm256_set1_epi16(3);
+        __m256i low = _mm256_and_si256(_mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)packed)), 2 * (sub % 4)), three);
+        __m256i high = _mm256_and_si256(_mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(packed + 16))), 2 * (sub % 4)), three);
+        if (format == FORMAT_Q3_K) {
+            // bit `sub` of hmask[l] set: 4 more; then the offset of 4 comes off every code
+            const __m256i one = _mm256_set1_epi16(1);
+            __m256i mask_low = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)block));
+            __m256i mask_high = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(block + 16)));
+            const __m256i four = _mm256_set1_epi16(4);
+            low = _mm256_sub_epi16(_mm256_add_epi16(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(mask_low, sub), one), 2)), four);
+            high = _mm256_sub_epi16(_mm256_add_epi16(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(mask_high, sub), one), 2)), four);
+        }
+        return (wide_codes){_mm256_mullo_epi16(low, _mm256_set1_epi16(sixteen[2 * sub])),
+                            _mm256_mullo_epi16(high, _mm256_set1_epi16(sixteen[2 * sub + 1]))};
+    }
     case FORMAT_Q4_0: return split_nibbles(block + 2);
     case FORMAT_Q4_1: return split_nibbles(block + 4);
     case FORMAT_Q5_0: return add_fifth_bits(split_nibbles(block + 6), load_u32(block + 2));
@@ -104,7 +124,7 @@ STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const u
     group_scales scales;
     uint64_t multipliers = 0;
     group_scales_of(format, block, &scales, &multipliers);
-    wide_codes codes = subblock_codes(format, block, 0, 1);
+    wide_codes codes = subblock_codes(format, block, 0, 1, 0);
     for (int token = 0; token < tile; token++) {
         const strata_activation_block16 *input = column_block + token * stride;
         __m256i low = _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values));
@@ -117,7 +137,8 @@ STRATA_AVX2_INLINE void add_block(const uint32_t format, const int tile, const u
 
 /// K formats: per group and token, vpmaddwd pair sums of all eight sub-blocks add up in two
 /// int32 halves, converted once and multiplied by `d × activation scale` (the activations share
-/// one scale per super-block), as on the portable level.
+/// one scale per super-block), as on the portable level; Q2_K's minimums take a second pair of
+/// halves and multiply-add.
 STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                               const strata_activation_block16 *activations, size_t stride,
                               float *output, size_t output_stride) {
@@ -135,24 +156,37 @@ STRATA_AVX2_INLINE void k_row(const uint32_t format, const int tile, const uint8
         group_scales scales;
         uint64_t multipliers = 0;
         group_scales_of(format, block, &scales, &multipliers);
-        wide_codes lanes[TOKEN_TILE];
-        for (int token = 0; token < tile; token++) lanes[token] = (wide_codes){_mm256_setzero_si256(), _mm256_setzero_si256()};
+        int8_t sixteen[16] = {0}, minimums[16] = {0};
+        if (format == FORMAT_Q2_K || format == FORMAT_Q3_K) sixteen_scales(format, block, sixteen, minimums);
+        const wide_codes zero = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        wide_codes lanes[TOKEN_TILE], minimum_lanes[TOKEN_TILE];
+        for (int token = 0; token < tile; token++) lanes[token] = minimum_lanes[token] = zero;
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
-            wide_codes codes = subblock_codes(format, block, sub, (int16_t)((multipliers >> (8 * sub)) & 0xFF));
+            wide_codes codes = subblock_codes(format, block, sub, (int16_t)((multipliers >> (8 * sub)) & 0xFF), sixteen);
+            const __m256i low_minimum = _mm256_set1_epi16(minimums[2 * sub]), high_minimum = _mm256_set1_epi16(minimums[2 * sub + 1]);
             for (int token = 0; token < tile; token++) {
                 const strata_activation_block16 *input = column_block + sub + token * stride;
-                lanes[token].low = _mm256_add_epi32(lanes[token].low,
-                                                    _mm256_madd_epi16(codes.low, _mm256_loadu_si256((const __m256i *)input->values)));
-                lanes[token].high = _mm256_add_epi32(lanes[token].high,
-                                                     _mm256_madd_epi16(codes.high, _mm256_loadu_si256((const __m256i *)(input->values + 16))));
+                const __m256i low_values = _mm256_loadu_si256((const __m256i *)input->values);
+                const __m256i high_values = _mm256_loadu_si256((const __m256i *)(input->values + 16));
+                lanes[token].low = _mm256_add_epi32(lanes[token].low, _mm256_madd_epi16(codes.low, low_values));
+                lanes[token].high = _mm256_add_epi32(lanes[token].high, _mm256_madd_epi16(codes.high, high_values));
+                if (format == FORMAT_Q2_K) {
+                    minimum_lanes[token].low = _mm256_add_epi32(minimum_lanes[token].low, _mm256_madd_epi16(low_minimum, low_values));
+                    minimum_lanes[token].high = _mm256_add_epi32(minimum_lanes[token].high, _mm256_madd_epi16(high_minimum, high_values));
+                }
                 if (format_has_offset(format)) offsets[token][sub & 3] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (int token = 0; token < tile; token++) {
-            __m256 factor = _mm256_set1_ps(scales.scale * column_block[token * stride].scale);
+            const float activation_scale = column_block[token * stride].scale;
+            __m256 factor = _mm256_set1_ps(scales.scale * activation_scale);
             wide_float converted = {_mm256_cvtepi32_ps(lanes[token].low), _mm256_cvtepi32_ps(lanes[token].high)};
             accumulators[token] = fused_multiply_add_wide(converted, factor, accumulators[token]);
+            if (format == FORMAT_Q2_K) {
+                wide_float minimum_sums = {_mm256_cvtepi32_ps(minimum_lanes[token].low), _mm256_cvtepi32_ps(minimum_lanes[token].high)};
+                accumulators[token] = fused_multiply_add_wide(minimum_sums, _mm256_set1_ps(scales.offset[0] * activation_scale), accumulators[token]);
+            }
         }
     }
     for (int token = 0; token < tile; token++) {

@@ -18,12 +18,32 @@ STRATA_INLINE __m512i split_nibbles(const uint8_t *source) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(low), _mm256_srli_epi16(bytes, 4), 1);
 }
 
-/// The 32 codes of sub-block `sub` of a group as int16: unsigned, or signed for Q8_0 and Q6_K.
-/// Q6_K's codes come multiplied by their 8-bit sub-block scales (`sixth_scales`, 16 words):
-/// |code × scale| ≤ 32 × 128 fits 16 bits, and the integer dot product stays exact.
-STRATA_INLINE __m512i subblock_codes(uint32_t format, const uint8_t *block, int sub, __m512i sixth_scales) {
+/// Words 0-15 of `words` take word 2·sub of `per_sixteen`, words 16-31 word 2·sub + 1: the
+/// scales (or Q2_K minimums) of sub-block `sub`'s two runs of 16 elements.
+STRATA_INLINE __m512i sub_block_words(__m512i per_sixteen, int sub) {
+    __m512i index = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * sub)), 0xFFFF0000u, (short)(2 * sub + 1));
+    return _mm512_permutexvar_epi16(index, per_sixteen);
+}
+
+/// The 32 codes of sub-block `sub` of a group as int16: unsigned, or signed for Q8_0, Q3_K and
+/// Q6_K. Q2_K, Q3_K and Q6_K codes come multiplied by their sub-block scales (`sixteen`, 16
+/// words): |code × scale| ≤ 32 × 128 fits 16 bits, and the integer dot product stays exact.
+STRATA_INLINE __m512i subblock_codes(uint32_t format, const uint8_t *block, int sub, __m512i sixteen) {
     const __m512i low_nibbles = _mm512_set1_epi16(0x0F);
     switch (format) {
+    case FORMAT_Q2_K:
+    case FORMAT_Q3_K: {
+        const uint8_t *packed = block + (format == FORMAT_Q2_K ? 16 : 32) + 32 * (sub / 4);
+        __m512i codes = _mm512_and_si512(_mm512_srli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)packed)), 2 * (sub % 4)),
+                                         _mm512_set1_epi16(3));
+        if (format == FORMAT_Q3_K) {
+            // a clear bit `sub` in hmask[l] means code - 4
+            __mmask32 high = _mm256_test_epi8_mask(_mm256_loadu_si256((const __m256i *)block), _mm256_set1_epi8((char)(1 << sub)));
+            codes = _mm512_mask_add_epi16(_mm512_sub_epi16(codes, _mm512_set1_epi16(4)), high,
+                                          _mm512_sub_epi16(codes, _mm512_set1_epi16(4)), _mm512_set1_epi16(4));
+        }
+        return _mm512_mullo_epi16(codes, sub_block_words(sixteen, sub));
+    }
     case FORMAT_Q4_0: return split_nibbles(block + 2);
     case FORMAT_Q4_1: return split_nibbles(block + 4);
     case FORMAT_Q5_0: // bit i of the 32-bit qh field is the fifth bit of element i
@@ -52,9 +72,7 @@ STRATA_INLINE __m512i subblock_codes(uint32_t format, const uint8_t *block, int 
         __m512i high_bits = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half)));
         __m512i high = _mm512_and_si512(_mm512_srli_epi16(high_bits, 2 * quarter), _mm512_set1_epi16(3));
         __m512i codes = _mm512_sub_epi16(_mm512_or_si512(low, _mm512_slli_epi16(high, 4)), _mm512_set1_epi16(32));
-        // words 0-15 take scale 2s, words 16-31 scale 2s+1
-        __m512i index = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * sub)), 0xFFFF0000u, (short)(2 * sub + 1));
-        return _mm512_mullo_epi16(codes, _mm512_permutexvar_epi16(index, sixth_scales));
+        return _mm512_mullo_epi16(codes, sub_block_words(sixteen, sub));
     }
     }
 }
@@ -86,7 +104,8 @@ STRATA_INLINE void add_block(const uint32_t format, const int tile, const uint8_
 
 /// K formats: per group and token, vpdpwssd adds the pair sums of all eight sub-blocks into
 /// one int32 register, converted once and multiplied by `d × activation scale` (the
-/// activations share one scale per super-block), as on the portable level.
+/// activations share one scale per super-block), as on the portable level; Q2_K's minimums
+/// take a second register and multiply-add.
 STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *row, size_t groups,
                          const strata_activation_block16 *activations, size_t stride,
                          float *output, size_t output_stride) {
@@ -104,25 +123,38 @@ STRATA_INLINE void k_row(const uint32_t format, const int tile, const uint8_t *r
         group_scales scales;
         uint64_t multipliers = 0;
         group_scales_of(format, block, &scales, &multipliers);
-        __m512i sixth_scales = _mm512_setzero_si512();
-        if (format == FORMAT_Q6_K) sixth_scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192))));
-        __m512i lanes[TOKEN_TILE];
-        for (int token = 0; token < tile; token++) lanes[token] = _mm512_setzero_si512();
+        __m512i sixteen = _mm512_setzero_si512(), minimums = _mm512_setzero_si512();
+        if (has_sixteen_scales(format)) {
+            __m256i scale_words, minimum_words;
+            sixteen_scale_words(format, block, &scale_words, &minimum_words);
+            sixteen = _mm512_castsi256_si512(scale_words);
+            minimums = _mm512_castsi256_si512(minimum_words);
+        }
+        __m512i lanes[TOKEN_TILE], minimum_lanes[TOKEN_TILE];
+        for (int token = 0; token < tile; token++) lanes[token] = minimum_lanes[token] = _mm512_setzero_si512();
 #pragma clang loop unroll(full)
         for (int sub = 0; sub < 8; sub++) {
-            __m512i codes = subblock_codes(format, block, sub, sixth_scales);
-            if (format != FORMAT_Q6_K) {
+            __m512i codes = subblock_codes(format, block, sub, sixteen);
+            if (!has_sixteen_scales(format)) {
                 codes = _mm512_mullo_epi16(codes, _mm512_set1_epi16((short)((multipliers >> (8 * sub)) & 0xFF)));
             }
+            const __m512i sub_minimums = format == FORMAT_Q2_K ? sub_block_words(minimums, sub) : _mm512_setzero_si512();
             for (int token = 0; token < tile; token++) {
                 const strata_activation_block16 *input = column_block + sub + token * stride;
-                lanes[token] = _mm512_dpwssd_epi32(lanes[token], codes, _mm512_loadu_si512((const void *)input->values));
+                const __m512i values = _mm512_loadu_si512((const void *)input->values);
+                lanes[token] = _mm512_dpwssd_epi32(lanes[token], codes, values);
+                if (format == FORMAT_Q2_K) minimum_lanes[token] = _mm512_dpwssd_epi32(minimum_lanes[token], sub_minimums, values);
                 if (format_has_offset(format)) offsets[token][sub & 3] = fused_multiply_add(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (int token = 0; token < tile; token++) {
-            __m512 factor = _mm512_set1_ps(scales.scale * column_block[token * stride].scale);
+            const float activation_scale = column_block[token * stride].scale;
+            __m512 factor = _mm512_set1_ps(scales.scale * activation_scale);
             accumulators[token] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes[token]), factor, accumulators[token]);
+            if (format == FORMAT_Q2_K) {
+                accumulators[token] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(minimum_lanes[token]),
+                                                      _mm512_set1_ps(scales.offset[0] * activation_scale), accumulators[token]);
+            }
         }
     }
     for (int token = 0; token < tile; token++) {

@@ -7,9 +7,15 @@
 
 #pragma clang fp contract(off)
 
-/// The 32 codes of sub-block `sub` as integers (signed for Q8_0 and Q6_K).
+/// The 32 codes of sub-block `sub` as integers (signed for Q8_0, Q3_K and Q6_K).
 static void subblock_codes(uint32_t format, const uint8_t *block, int sub, int32_t codes[32]) {
     switch (format) {
+    case FORMAT_Q2_K:
+    case FORMAT_Q3_K:
+        for (int index = 0; index < 32; index++) {
+            codes[index] = low_bit_code(format, block, sub, index) - (format == FORMAT_Q3_K ? 4 : 0);
+        }
+        break;
     case FORMAT_Q4_0:
     case FORMAT_Q4_1:
     case FORMAT_Q5_0:
@@ -56,7 +62,9 @@ static float reduce_lanes(const float wide[16]) {
 
 /// K formats (see `strata_rows16_portable`): per group and token, the integer pair sums of all
 /// eight sub-blocks add up in sixteen int32 lanes, and each lane takes one multiply-add by
-/// `d × activation scale` (the activations share one scale per super-block).
+/// `d × activation scale` (the activations share one scale per super-block). Q2_K's minimums,
+/// one per 16 elements, add up in a second set of lanes that takes a multiply-add by
+/// `-dmin × activation scale` after the first.
 static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
                   const strata_activation_block16 *activations, size_t stride, float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
@@ -69,26 +77,38 @@ static void k_row(uint32_t format, size_t tile, const uint8_t *row, size_t group
         group_scales scales;
         decode_group_scales(format, block, half_to_float(block + first_half_offset(format)),
                             half_to_float(block + second_half_offset(format)), &scales);
-        int32_t lanes[TOKEN_TILE][16] = {{0}};
+        int8_t sixteen[16] = {0}, minimums[16] = {0};
+        if (has_sixteen_scales(format)) sixteen_scales(format, block, sixteen, minimums);
+        int32_t lanes[TOKEN_TILE][16] = {{0}}, minimum_lanes[TOKEN_TILE][16] = {{0}};
         for (int sub = 0; sub < 8; sub++) {
             int32_t codes[32];
             subblock_codes(format, block, sub, codes);
             for (int index = 0; index < 32; index++) {
-                codes[index] *= format == FORMAT_Q6_K ? (int8_t)block[192 + 2 * sub + index / 16] : scales.multiplier[sub];
+                codes[index] *= has_sixteen_scales(format) ? sixteen[2 * sub + index / 16] : scales.multiplier[sub];
             }
             const strata_activation_block16 *column_block = activations + group * 8 + sub;
             for (size_t token = 0; token < tile; token++) {
                 const strata_activation_block16 *input = column_block + token * stride;
                 for (int lane = 0; lane < 16; lane++) {
                     lanes[token][lane] += codes[2 * lane] * input->values[2 * lane] + codes[2 * lane + 1] * input->values[2 * lane + 1];
+                    if (format == FORMAT_Q2_K) {
+                        minimum_lanes[token][lane] += minimums[2 * sub + lane / 8] * (input->values[2 * lane] + input->values[2 * lane + 1]);
+                    }
                 }
                 if (format_has_offset(format)) offsets[token][sub & 3] = fmaf(scales.offset[sub], input->sum, offsets[token][sub & 3]);
             }
         }
         for (size_t token = 0; token < tile; token++) {
-            float factor = scales.scale * activations[group * 8 + token * stride].scale;
+            const float activation_scale = activations[group * 8 + token * stride].scale;
+            float factor = scales.scale * activation_scale;
             for (int lane = 0; lane < 16; lane++) {
                 accumulators[token][lane] = fmaf((float)lanes[token][lane], factor, accumulators[token][lane]);
+            }
+            if (format == FORMAT_Q2_K) {
+                float minimum_factor = scales.offset[0] * activation_scale;
+                for (int lane = 0; lane < 16; lane++) {
+                    accumulators[token][lane] = fmaf((float)minimum_lanes[token][lane], minimum_factor, accumulators[token][lane]);
+                }
             }
         }
     }

@@ -49,6 +49,14 @@ STRATA_AVX2_INLINE __m256i block_codes8(uint32_t format, const uint8_t *block) {
 /// Sub-block `sub` of a K group as unsigned byte codes, as the portable `k_codes8`.
 STRATA_AVX2_INLINE __m256i k_codes8(uint32_t format, const uint8_t *block, int sub) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    if (format == FORMAT_Q2_K || format == FORMAT_Q3_K) {
+        __m256i packed = _mm256_loadu_si256((const __m256i *)(block + (format == FORMAT_Q2_K ? 16 : 32) + 32 * (sub / 4)));
+        __m256i codes = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * (sub % 4)), _mm256_set1_epi8(3));
+        if (format == FORMAT_Q2_K) return codes;
+        const __m256i bit = _mm256_set1_epi8((char)(1 << sub));
+        __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)block), bit), bit);
+        return _mm256_add_epi8(codes, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+    }
     if (format == FORMAT_Q6_K) {
         int half = sub / 4, quarter = sub % 4;
         __m256i low = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32 * (quarter & 1)));
@@ -78,9 +86,10 @@ STRATA_AVX2_INLINE k_header8 k_header(uint32_t format, const uint8_t *block) {
     k_header8 header;
     float second;
     group_halves8(format, block, &header.d, &second);
-    if (format == FORMAT_Q6_K) {
-        header.scales_by_half = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192)));
-        header.corrections = header.scales_by_half;
+    if (has_sixteen_scales(format)) {
+        __m256i minimums;
+        sixteen_scale_words(format, block, &header.scales_by_half, &minimums);
+        header.corrections = format == FORMAT_Q2_K ? minimums : header.scales_by_half;
     } else {
         uint64_t scales, minimums;
         unpack_k_scales(block, &scales, &minimums);
@@ -88,7 +97,7 @@ STRATA_AVX2_INLINE k_header8 k_header(uint32_t format, const uint8_t *block) {
         header.scales_by_half = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_scales, packed_scales));
         header.corrections = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(packed_minimums, packed_minimums));
     }
-    header.correction_factor = format == FORMAT_Q6_K ? -32.0f * header.d : -second;
+    header.correction_factor = format == FORMAT_Q6_K ? -32.0f * header.d : format == FORMAT_Q3_K ? -4.0f * header.d : -second;
     return header;
 }
 

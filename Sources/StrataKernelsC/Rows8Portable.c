@@ -23,9 +23,13 @@ static void block_codes8(uint32_t format, const uint8_t *block, int32_t codes[32
     }
 }
 
-/// Sub-block `sub` of a K group, unsigned: Q4_K/Q5_K codes 0..31, Q6_K codes 0..63 (their
-/// offset of 32 is applied to the activation half sums).
+/// Sub-block `sub` of a K group, unsigned: Q2_K codes 0..3, Q3_K 0..7, Q4_K/Q5_K 0..31, Q6_K
+/// 0..63 (Q3_K's offset of 4 and Q6_K's of 32 are applied to the activation half sums).
 static void k_codes8(uint32_t format, const uint8_t *block, int sub, int32_t codes[32]) {
+    if (format == FORMAT_Q2_K || format == FORMAT_Q3_K) {
+        for (int index = 0; index < 32; index++) codes[index] = low_bit_code(format, block, sub, index);
+        return;
+    }
     if (format == FORMAT_Q6_K) {
         int half = sub / 4, quarter = sub % 4;
         const uint8_t *low = block + 64 * half + 32 * (quarter & 1);
@@ -52,10 +56,11 @@ static inline int32_t lane_sum(const int32_t codes[32], const int8_t values[32],
 }
 
 /// K formats, per group and token: each sub-block's eight int32 lanes (codes times their
-/// sub-block scale, Q6_K's per 16 elements) are converted and multiplied by that sub-block's
-/// activation scale into a group sum, which takes one multiply-add by `d`; then the
-/// minimums (Q4_K/Q5_K, times `-dmin`) or the code offset (Q6_K, times `-32 d`), one lane per
-/// sub-block from the half sums, times the sub-block's activation scale.
+/// sub-block scale, Q2_K's, Q3_K's and Q6_K's per 16 elements) are converted and multiplied by
+/// that sub-block's activation scale into a group sum, which takes one multiply-add by `d`;
+/// then the minimums (Q2_K/Q4_K/Q5_K, times `-dmin`) or the code offset (Q3_K times `-4 d`,
+/// Q6_K times `-32 d`, each per scale), one lane per sub-block from the half sums, times the
+/// sub-block's activation scale.
 static void k_row8(uint32_t format, size_t tile, const uint8_t *row, size_t groups,
                    strata_activations8 activations, size_t columns, float *output, size_t output_stride) {
     const size_t bytes = group_bytes(format);
@@ -65,8 +70,13 @@ static void k_row8(uint32_t format, size_t tile, const uint8_t *row, size_t grou
         const float d = half_to_float(block + first_half_offset(format));
         const float second = half_to_float(block + second_half_offset(format));
         int32_t scale_of[16], correction_of[16];
-        if (format == FORMAT_Q6_K) {
-            for (int index = 0; index < 16; index++) scale_of[index] = correction_of[index] = (int8_t)block[192 + index];
+        if (has_sixteen_scales(format)) {
+            int8_t scales[16], minimums[16];
+            sixteen_scales(format, block, scales, minimums);
+            for (int index = 0; index < 16; index++) {
+                scale_of[index] = scales[index];
+                correction_of[index] = format == FORMAT_Q2_K ? minimums[index] : scales[index];
+            }
         } else {
             uint64_t scales, minimums;
             unpack_k_scales(block, &scales, &minimums);
@@ -75,8 +85,9 @@ static void k_row8(uint32_t format, size_t tile, const uint8_t *row, size_t grou
                 correction_of[2 * sub] = correction_of[2 * sub + 1] = (int32_t)((minimums >> (8 * sub)) & 0xFF);
             }
         }
-        // Q6_K codes are stored plus 32; Q4_K/Q5_K weights are d × scale × code - dmin × minimum
-        const float correction_factor = format == FORMAT_Q6_K ? -32.0f * d : -second;
+        // Q6_K codes are stored plus 32, Q3_K's plus 4; Q2_K/Q4_K/Q5_K weights are
+        // d × scale × code - dmin × minimum
+        const float correction_factor = format == FORMAT_Q6_K ? -32.0f * d : format == FORMAT_Q3_K ? -4.0f * d : -second;
         float group_sums[TOKEN_TILE][8] = {{0}};
         for (int sub = 0; sub < 8; sub++) {
             int32_t codes[32];

@@ -14,13 +14,36 @@
 /// _cvtsh_ss, and any load the compiler can narrow to 16 bits, became vpinsrw into whatever
 /// register was free, often an accumulator: a false dependency that chained each block to the
 /// previous one (1.7x slower on the AVX-512 level). The empty asm keeps the whole zero-extending
-/// 8-byte load. Q6_K's `d` ends its 210-byte block, so that load starts six bytes early.
+/// 8-byte load. Q2_K's, Q3_K's and Q6_K's fields end their blocks, so their loads start early
+/// enough to stay inside the block.
 STRATA_AVX2_INLINE __m128 group_halves(uint32_t format, const uint8_t *block) {
-    const uint8_t *source = format == FORMAT_Q6_K ? block + 202 : block;
+    const uint8_t *source = format == FORMAT_Q6_K ? block + 202
+                            : format == FORMAT_Q3_K ? block + 102
+                            : format == FORMAT_Q2_K ? block + 76
+                                                    : block;
     __m128i bits = _mm_loadl_epi64((const __m128i *)source);
     __asm__("" : "+x"(bits));
     __m128 halves = _mm_cvtph_ps(bits);
-    return format == FORMAT_Q6_K ? _mm_permute_ps(halves, 0xFF) : halves;
+    if (format == FORMAT_Q6_K || format == FORMAT_Q3_K) return _mm_permute_ps(halves, 0xFF);
+    return format == FORMAT_Q2_K ? _mm_permute_ps(halves, 0x0E) : halves;
+}
+
+/// A Q2_K, Q3_K or Q6_K group's sixteen scales as int16 words 0-15 of `scales`, and Q2_K's
+/// minimums likewise in `minimums` (zero for the others).
+STRATA_AVX2_INLINE void sixteen_scale_words(uint32_t format, const uint8_t *block, __m256i *scales, __m256i *minimums) {
+    if (format == FORMAT_Q6_K) {
+        *scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(block + 192)));
+        *minimums = _mm256_setzero_si256();
+    } else if (format == FORMAT_Q2_K) {
+        __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)block));
+        *scales = _mm256_and_si256(bytes, _mm256_set1_epi16(0x0F));
+        *minimums = _mm256_srli_epi16(bytes, 4);
+    } else {
+        int8_t unpacked[16], unused[16];
+        sixteen_scales(format, block, unpacked, unused);
+        *scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)unpacked));
+        *minimums = _mm256_setzero_si256();
+    }
 }
 
 /// A group's block scale and offsets (see `group_scales`). Q4_K/Q5_K minimums are converted

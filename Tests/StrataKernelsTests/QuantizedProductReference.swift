@@ -2,7 +2,7 @@
 import StrataTestSupport
 
 /// The quantized formats `WeightMatrix.multiply(_:into:pool:)` implements.
-let quantizedProductFormats: [QuantFormat] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+let quantizedProductFormats: [QuantFormat] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
 
 /// Allowed distance between a kernel's output and the Double reference over the same quantized
 /// activations, relative to `Σ_c |Â[t, c]| × max_c |W[r, c]|`. The kernels' integer dot

@@ -86,7 +86,7 @@ import StrataTestSupport
     }
 
     @Test("error against float activations stays within the rounding of the activations",
-          arguments: [QuantFormat.q4_1, .q8_0, .q4_K, .q6_K], ActivationPrecision.allCases)
+          arguments: [QuantFormat.q4_1, .q8_0, .q2_K, .q3_K, .q4_K, .q6_K], ActivationPrecision.allCases)
     func boundedByActivationRounding(format: QuantFormat, precision: ActivationPrecision) {
         var generator = SeededGenerator(seed: 0xB0_0000 + UInt64(format.rawValue))
         let (rows, columns) = (11, 1024)

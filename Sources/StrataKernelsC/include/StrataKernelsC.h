@@ -126,7 +126,7 @@ void strata_attention(int level, const float *query, const float *keys, const fl
 /// replaced (see FloatRows.c), so every level returns the same bits.
 float strata_dot(int level, const float *a, const float *b, size_t count);
 
-/// `count` elements of `format` (F32, F16, BF16, Q2_K, Q3_K or a format `strata_multiply_supports`; whole
+/// `count` elements of `format` (F32, F16, BF16 or a format `strata_multiply_supports`; whole
 /// blocks) from `source` as float32 into `output`. Every level returns the same bits.
 void strata_dequantize(int level, uint32_t format, const void *source, float *output, size_t count);
 
