@@ -134,7 +134,17 @@ struct QuantizeCommandTests {
         #expect((summary["layer_formats"] as? [String])?.count == 4)
         let generate = try StrataRun(["generate", "--model", out, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0"])
         #expect(generate.status == 0, "\(generate.error)")
+        let perTensor = folder.appendingPathComponent("per-tensor.gguf").path
+        let measured = try StrataRun(["quantize", "--model", model, "--target-bpw", "4.0", "--importance", report, "--by", "block-influence",
+                                      "--allocation", "tensors", "--out", perTensor, "--json"])
+        try #require(measured.status == 0, "\(measured.error)")
+        #expect((try measured.json()["layer_bits_per_weight"] as? Double ?? 99) <= 4.0)
+        #expect(try StrataRun(["generate", "--model", perTensor, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0"]).status == 0)
         let failures: [([String], String)] = [
+            (["--type", "Q4_K_M", "--allocation", "tensors", "--force"], "belong to --target-bpw"),
+            (["--target-bpw", "4", "--importance", report, "--allocation", "tensors", "--spread", "2", "--force"],
+             "--spread belongs to --allocation layers"),
+            (["--target-bpw", "4", "--importance", report, "--allocation", "rows", "--force"], "'rows' is invalid for '--allocation"),
             (["--type", "Q9_K"], "unknown type 'Q9_K'"),
             (["--type", "Q4_K_M"], "exists; choose another --out or add --force"),
             (["--type", "Q4_K_M", "--target-bpw", "4"], "exclude each other"),

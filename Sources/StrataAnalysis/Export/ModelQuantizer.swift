@@ -11,6 +11,7 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
     case budgetAboveSource(requested: Double, source: Double)
     case importanceMismatch(report: Int, model: Int)
     case missingMetadata(String)
+    case columnWeightCount(tensor: String, expected: Int, found: Int)
 
     public var description: String {
         switch self {
@@ -29,6 +30,8 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
             "the importance report has \(report) layers, the model \(model): it was made for another model"
         case .missingMetadata(let key):
             "the model has no metadata '\(key)'"
+        case .columnWeightCount(let tensor, let expected, let found):
+            "tensor '\(tensor)': expected one column weight per column (\(expected)), found \(found)"
         }
     }
 }

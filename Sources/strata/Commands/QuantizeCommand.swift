@@ -24,6 +24,12 @@ struct QuantizeCommand: ParsableCommand {
             FILE is a report of `strata analyze --json` for the same model. --reverse gives the extra bits \
             to the least important layers instead (a control).
 
+            --allocation tensors chooses a type per tensor instead: every layer tensor is quantized to \
+            Q2_K-Q6_K, its squared error against the source measured, scaled by a weight that rises with \
+            its layer's importance (from 1/2 to 2; --reverse turns it round), and the types with the least \
+            total error that meet B are written. Tensors of one layer may then differ, and bits go where \
+            the error drops most (e.g. tensors stored finer in the source).
+
             Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
             equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
             quantized source (every registered model is one), the result cannot be more precise than the \
@@ -62,6 +68,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Ladder steps between a layer-wise mix's two types: 1 (adjacent, the default) or 2 (one below and one above the budget's uniform type, e.g. Q3_K and Q5_K at Q4_K's size).")
     var spread: Int = 1
 
+    @Option(help: "How a --target-bpw mix spends its bits: layers (one type per layer, ordered by importance) or tensors (a type per tensor that minimises its measured quantization error, weighted by its layer's importance; slower: every tensor is quantized to Q2_K-Q6_K first).")
+    var allocation: MixAllocation = .layers
+
     @Option(help: "The GGUF file to write.")
     var out: String
 
@@ -85,7 +94,9 @@ struct QuantizeCommand: ParsableCommand {
             guard QuantizationPreset(name: name) != nil else {
                 throw ValidationError("unknown type '\(name)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if importance != nil || reverse { throw ValidationError("--importance and --reverse belong to --target-bpw") }
+            if importance != nil || reverse || allocation != .layers {
+                throw ValidationError("--importance, --reverse and --allocation belong to --target-bpw")
+            }
         case (nil, .some):
             if let budget = targetBitsPerWeight, !(budget > 0 && budget.isFinite) {
                 throw ValidationError("--target-bpw must be a positive number, found \(budget)")
@@ -93,6 +104,7 @@ struct QuantizeCommand: ParsableCommand {
             guard importance != nil else { throw ValidationError("--target-bpw needs --importance FILE (an analyze --json report)") }
             if pure { throw ValidationError("--pure belongs to --type") }
             guard (1...2).contains(spread) else { throw ValidationError("--spread must be 1 or 2, found \(spread)") }
+            if allocation == .tensors && spread != 1 { throw ValidationError("--spread belongs to --allocation layers") }
         }
         guard ImportanceScore(rawValue: by) != nil else {
             throw ValidationError("unknown --by '\(by)'; known: \(ImportanceScore.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -130,11 +142,27 @@ struct QuantizeCommand: ParsableCommand {
                 throw ValidationError("\(importance ?? ""): the report has no \(score.rawValue) scores; run analyze with them")
             }
             let budget = targetFormat.map { LayerWiseMix.bitsPerWeight(quantizer: quantizer, uniform: $0) } ?? targetBitsPerWeight ?? 0
-            let mix = try LayerWiseMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse, spread: spread)
-            formats = mix.formats
-            layerFormats = mix.layerFormats.map(\.description)
-            method = String(format: "layer-wise %.2f bits per layer weight, %@ by %@", mix.bitsPerWeight,
-                            reverse ? "least important first" : "most important first", score.rawValue)
+            switch allocation {
+            case .layers:
+                let mix = try LayerWiseMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse, spread: spread)
+                formats = mix.formats
+                layerFormats = mix.layerFormats.map(\.description)
+                method = String(format: "layer-wise %.2f bits per layer weight, %@ by %@", mix.bitsPerWeight,
+                                reverse ? "least important first" : "most important first", score.rawValue)
+            case .tensors:
+                let started = Date()
+                let mix = try MeasuredMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse,
+                                          pool: WorkerPool(threadCount: threads)) { index, count, name in
+                    if isatty(STDERR_FILENO) != 0 { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
+                }
+                if isatty(STDERR_FILENO) != 0 { printError("\r\u{1B}[K", terminator: "") }
+                printError(String(format: "measured every layer tensor at %@ in %.0f s", MeasuredMix.candidates.map(\.description)
+                    .joined(separator: ", "), Date().timeIntervalSince(started)))
+                formats = mix.formats
+                method = String(format: "per-tensor %.2f bits per layer weight by measured error, %@ weighted by %@",
+                                mix.bitsPerWeight, reverse ? "least important layers" : "most important layers",
+                                score.rawValue)
+            }
         }
         var notes: [(String, GGUFValue)] = [
             ("strata.quantize.source", .string(URL(fileURLWithPath: path).lastPathComponent)),
@@ -163,4 +191,9 @@ struct QuantizeCommand: ParsableCommand {
             print("  layer types: " + layerFormats.enumerated().map { "\($0.offset):\($0.element)" }.joined(separator: " "))
         }
     }
+}
+
+/// How `strata quantize --target-bpw` spends its bits.
+enum MixAllocation: String, ExpressibleByArgument, CaseIterable {
+    case layers, tensors
 }

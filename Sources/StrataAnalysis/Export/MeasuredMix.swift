@@ -1,0 +1,163 @@
+import Foundation
+import StrataFormats
+import StrataKernels
+
+/// One quantization type per weight tensor, chosen to meet a bits-per-weight budget by measured
+/// error: every layer tensor is quantized to every candidate type, its squared error against
+/// the source weights (per column weighted by `columnWeights` when given, llama.cpp's imatrix)
+/// is scaled by its layer's importance weight, and the types that minimise the total for the
+/// budget are chosen (a Lagrangian choice: each tensor takes the type minimising
+/// `weight × error + λ × bits`, λ bisected to the budget, then the bits left over go to the
+/// upgrades that cut the most error per bit).
+///
+/// Unlike `LayerWiseMix`, tensors of one layer may differ, so the bits go where a tensor's
+/// measured error drops most: tensors whose source type is finer than the budget's (Q6_K
+/// value and down projections in a Q4_K_M file), or kinds whose error grows fastest at low
+/// bits. The layer weights rise geometrically with the importance rank, from 1/2 for the least
+/// important layer to 2 for the most important (`reverse`: the other way round, the control),
+/// so importance tips choices between tensors of similar measured error.
+public struct MeasuredMix: Sendable {
+    /// The types a tensor can take.
+    public static let candidates: [QuantFormat] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    /// The ratio between the most and the least important layer's weight.
+    public static let importanceRange = 4.0
+
+    /// Every weight tensor's type.
+    public var formats: [String: QuantFormat]
+    /// Bits per layer weight reached.
+    public var bitsPerWeight: Double
+    /// The importance weight each layer's errors were scaled by.
+    public var layerWeights: [Double]
+
+    /// A layer tensor's measured errors and sizes, one per candidate (after row-width fallbacks).
+    struct TensorChoices {
+        var name: String
+        var layer: Int
+        var elements: Int
+        var formats: [QuantFormat]
+        var bits: [Int]
+        var errors: [Double]
+    }
+
+    /// Measures and chooses for `quantizer`'s model. `importance[l]` ranks layer `l` (higher is
+    /// more important), `budget` is bits per layer weight; tensors outside the layers take
+    /// `outside`'s types. `progress` is called before each tensor is measured.
+    public init(quantizer: ModelQuantizer, importance: [Double], budget: Double, reverse: Bool = false,
+                columnWeights: [String: [Float]] = [:], outside: QuantizationPreset = .q4_K_M, pool: WorkerPool? = nil,
+                progress: (Int, Int, String) -> Void = { _, _, _ in }) throws {
+        let layerCount = quantizer.shape.layerCount
+        guard importance.count == layerCount else {
+            throw QuantizationRequestError.importanceMismatch(report: importance.count, model: layerCount)
+        }
+        let weights = Self.layerWeights(importance: importance, reverse: reverse)
+        let layerTensors = quantizer.quantizedTensors.filter {
+            TensorRole.layer(of: $0.name).map { $0 < layerCount } ?? false
+        }
+        var choices = [TensorChoices]()
+        for (index, tensor) in layerTensors.enumerated() {
+            progress(index, layerTensors.count, tensor.name)
+            choices.append(try Self.measure(tensor, in: quantizer, columnWeights: columnWeights[tensor.name], pool: pool))
+        }
+        try self.init(choices: choices, layerWeights: weights, budget: budget,
+                      sourceBitsPerWeight: quantizer.layerBitsPerWeight([:]).source)
+        var all = quantizer.formats(preset: outside)
+        for (name, format) in formats { all[name] = format }
+        formats = all
+    }
+
+    /// The choice alone, from measured errors (tested apart from the measuring).
+    init(choices: [TensorChoices], layerWeights: [Double], budget: Double, sourceBitsPerWeight: Double) throws {
+        let weightCount = Double(choices.reduce(0) { $0 + $1.elements })
+        let allowed = budget * weightCount
+        let smallest = choices.reduce(0) { $0 + ($1.bits.min() ?? 0) }
+        guard Double(smallest) <= allowed else {
+            throw QuantizationRequestError.budgetBelowSmallest(requested: budget, smallest: Double(smallest) / max(1, weightCount))
+        }
+        guard budget <= sourceBitsPerWeight + 1e-9 else {
+            throw QuantizationRequestError.budgetAboveSource(requested: budget, source: sourceBitsPerWeight)
+        }
+        func cost(_ tensor: TensorChoices, _ step: Int) -> Double { layerWeights[tensor.layer] * tensor.errors[step] }
+        func pick(_ lambda: Double) -> [Int] {
+            choices.map { tensor in
+                tensor.bits.indices.min { a, b in
+                    let (first, second) = (cost(tensor, a) + lambda * Double(tensor.bits[a]),
+                                           cost(tensor, b) + lambda * Double(tensor.bits[b]))
+                    return first != second ? first < second : tensor.bits[a] < tensor.bits[b]
+                } ?? 0
+            }
+        }
+        func total(_ steps: [Int]) -> Int { zip(choices, steps).reduce(0) { $0 + $1.0.bits[$1.1] } }
+        // λ large enough that every tensor takes its smallest type fits; bisect down to the budget
+        var (low, high) = (0.0, 1.0)
+        while Double(total(pick(high))) > allowed && high < 1e30 { high *= 16 }
+        for _ in 0..<200 {
+            let middle = (low + high) / 2
+            if Double(total(pick(middle))) > allowed { low = middle } else { high = middle }
+        }
+        var steps = pick(high)
+        // spend what is left on the upgrades that cut the most weighted error per bit
+        var spent = total(steps)
+        while true {
+            var best: (tensor: Int, step: Int, gain: Double)?
+            for (index, tensor) in choices.enumerated() {
+                for step in tensor.bits.indices where tensor.bits[step] > tensor.bits[steps[index]] {
+                    let extra = tensor.bits[step] - tensor.bits[steps[index]]
+                    guard Double(spent + extra) <= allowed else { continue }
+                    let gain = (cost(tensor, steps[index]) - cost(tensor, step)) / Double(extra)
+                    if gain > 0 && gain > (best?.gain ?? 0) { best = (index, step, gain) }
+                }
+            }
+            guard let best else { break }
+            spent += choices[best.tensor].bits[best.step] - choices[best.tensor].bits[steps[best.tensor]]
+            steps[best.tensor] = best.step
+        }
+        formats = Dictionary(uniqueKeysWithValues: zip(choices, steps).map { ($0.name, $0.formats[$1]) })
+        bitsPerWeight = Double(spent) / max(1, weightCount)
+        self.layerWeights = layerWeights
+    }
+
+    /// Weights rising geometrically with importance rank, from 1/√range to √range.
+    static func layerWeights(importance: [Double], reverse: Bool) -> [Double] {
+        let order = importance.indices.sorted {
+            importance[$0] != importance[$1] ? importance[$0] < importance[$1] : $0 < $1
+        }
+        var weights = [Double](repeating: 1, count: importance.count)
+        let last = max(1, importance.count - 1)
+        for (rank, layer) in order.enumerated() {
+            let position = Double(reverse ? last - rank : rank) / Double(last) - 0.5
+            weights[layer] = pow(importanceRange, position)
+        }
+        return weights
+    }
+
+    /// Quantizes `tensor` to every candidate and measures its squared error.
+    static func measure(_ tensor: TensorInfo, in quantizer: ModelQuantizer, columnWeights: [Float]?,
+                        pool: WorkerPool?) throws -> TensorChoices {
+        let columns = tensor.shape[0], rows = tensor.elementCount / max(1, columns)
+        let values = quantizer.source.data(for: tensor).dequantized(tensor.format, count: tensor.elementCount)
+        if let columnWeights, columnWeights.count != columns {
+            throw QuantizationRequestError.columnWeightCount(tensor: tensor.name, expected: columns, found: columnWeights.count)
+        }
+        var formats = [QuantFormat](), bits = [Int](), errors = [Double]()
+        for candidate in candidates {
+            let format = QuantizationPreset.fitting(candidate, columns: columns)
+            guard !formats.contains(format), let bytes = format.byteCount(elements: tensor.elementCount) else { continue }
+            let encoded = try encodedTensor(values, rows: rows, columns: columns, format: format, pool: pool)
+            let decoded = ByteView(ByteStorage.copying(encoded)).dequantized(format, count: tensor.elementCount)
+            var error = 0.0
+            for row in 0..<rows {
+                var rowError = 0.0
+                for column in 0..<columns {
+                    let difference = Double(values[row * columns + column] - decoded[row * columns + column])
+                    rowError += difference * difference * Double(columnWeights?[column] ?? 1)
+                }
+                error += rowError
+            }
+            formats.append(format)
+            bits.append(bytes * 8)
+            errors.append(error)
+        }
+        return TensorChoices(name: tensor.name, layer: TensorRole.layer(of: tensor.name) ?? 0, elements: tensor.elementCount,
+                             formats: formats, bits: bits, errors: errors)
+    }
+}
