@@ -351,12 +351,14 @@ public struct Transformer: Sendable {
         if let depth { startDepthRun(depth, rows: count) }
         for (stepIndex, step) in plan.steps.enumerated().dropFirst(firstStep) {
             let layer = weights.layers[step.layer]
+            let watcher = observer.map { ObservedStep(observer: $0, step: stepIndex, layer: step.layer) }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .layerInput,
                               hidden: scratch.hidden, tokens: count, hiddenSize: hiddenSize)
             if step.runsAttention {
                 let adding = depth == nil ? count : attentionRows()
                 attention(layer: layer, window: layerWindows[step.layer], slot: slots[stepIndex], tokens: count,
-                          segments: segments, caches: &caches, queries: adding > 0, masked: adding < count)
+                          segments: segments, caches: &caches, queries: adding > 0, masked: adding < count,
+                          watcher: watcher)
                 if depth != nil { countAttention(rows: count, adding: adding) }
             }
             observer?.observe(step: stepIndex, layer: step.layer, boundary: .afterAttention,
@@ -366,7 +368,7 @@ public struct Transformer: Sendable {
                 let adding = depth == nil ? count : feedForwardRows(layer: step.layer)
                 if adding > 0 {
                     feedForward(layer: layer, tokens: count, map: step.map?.site == .feedForwardOutput ? map : nil,
-                                masked: adding < count)
+                                masked: adding < count, watcher: watcher)
                 }
                 if depth != nil { finishFeedForward(layer: step.layer, adding: adding) }
             }
@@ -385,7 +387,8 @@ public struct Transformer: Sendable {
             caches[index].advance(to: segment.startPosition + segment.count)
         }
         if let head { return [headLogits(segments[0], head: head)] }
-        return outputLogits(segments: segments)
+        let outputWatcher = observer.map { ObservedStep(observer: $0, step: plan.steps.count, layer: config.layerCount) }
+        return outputLogits(segments: segments, watcher: outputWatcher)
     }
 
     /// The logits of a single segment's selected rows through a replacement head: the rows are
@@ -423,11 +426,12 @@ public struct Transformer: Sendable {
     /// `depthRun.adds` marks.
     private mutating func attention(
         layer: LayerWeights, window: Int?, slot index: Int, tokens: Int, segments: [SegmentRows], caches: inout [KVCache],
-        queries: Bool = true, masked: Bool = false
+        queries: Bool = true, masked: Bool = false, watcher: ObservedStep? = nil
     ) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.attentionNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        watcher?.show(.attention, scratch.normalized, tokens: tokens, columns: config.hiddenSize)
         let input = prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
         if queries { Self.multiply(layer.query, scratch.normalized, input, scratch.quantized, into: &scratch.query, pool: pool) }
         Self.multiply(layer.key, scratch.normalized, input, scratch.quantized, into: &scratch.key, pool: pool)
@@ -474,6 +478,7 @@ public struct Transformer: Sendable {
                 pool: pool)
         }
         guard queries else { return }
+        watcher?.show(.attentionOutput, scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         let attended = prepareInput(scratch.attention, tokens: tokens, columns: config.headCount * config.headDimensions)
         Self.multiply(layer.attentionOutput, scratch.attention, attended, scratch.quantized, into: &scratch.projection, pool: pool)
         if masked { clearProjectionRows(tokens: tokens) }
@@ -481,10 +486,13 @@ public struct Transformer: Sendable {
     }
 
     /// `masked` adds the output only for the rows `depthRun.adds` marks.
-    private mutating func feedForward(layer: LayerWeights, tokens: Int, map: WeightMatrix?, masked: Bool = false) {
+    private mutating func feedForward(
+        layer: LayerWeights, tokens: Int, map: WeightMatrix?, masked: Bool = false, watcher: ObservedStep? = nil
+    ) {
         let config = config
         FloatKernels.rmsNorm(scratch.hidden, rows: tokens, columns: config.hiddenSize, weight: layer.feedForwardNorm,
                              epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
+        watcher?.show(.feedForward, scratch.normalized, tokens: tokens, columns: config.hiddenSize)
         let input = prepareInput(scratch.normalized, tokens: tokens, columns: config.hiddenSize)
         Self.multiply(layer.gate, scratch.normalized, input, scratch.quantized, into: &scratch.gate, pool: pool)
         Self.multiply(layer.up, scratch.normalized, input, scratch.quantized, into: &scratch.up, pool: pool)
@@ -492,6 +500,7 @@ public struct Transformer: Sendable {
         case .silu: FloatKernels.swiGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
         case .geluTanh: FloatKernels.geluTanhGLU(gate: &scratch.gate, up: scratch.up, count: tokens * config.feedForwardSize)
         }
+        watcher?.show(.feedForwardDown, scratch.gate, tokens: tokens, columns: config.feedForwardSize)
         let gated = prepareInput(scratch.gate, tokens: tokens, columns: config.feedForwardSize)
         Self.multiply(layer.down, scratch.gate, gated, scratch.quantized, into: &scratch.projection, pool: pool)
         if masked { clearProjectionRows(tokens: tokens) }
@@ -526,7 +535,7 @@ public struct Transformer: Sendable {
     /// The logits of the rows each segment selects, computed in one product. Rows that do not
     /// form one run are gathered first; the norm and the product treat each row alone, so a row's
     /// logits do not depend on which others share the call.
-    private mutating func outputLogits(segments: [SegmentRows]) -> [Logits] {
+    private mutating func outputLogits(segments: [SegmentRows], watcher: ObservedStep? = nil) -> [Logits] {
         let config = config
         let hiddenSize = config.hiddenSize
         let vocabularySize = config.vocabularySize
@@ -552,6 +561,7 @@ public struct Transformer: Sendable {
             FloatKernels.rmsNorm(scratch.projection, rows: rows, columns: hiddenSize, weight: weights.outputNorm,
                                  epsilon: config.rmsNormEpsilon, into: &scratch.normalized)
         }
+        watcher?.show(.output, scratch.normalized, tokens: rows, columns: hiddenSize)
         var values = [Float](repeating: 0, count: rows * vocabularySize)
         let input = prepareInput(scratch.normalized, tokens: rows, columns: hiddenSize)
         Self.multiply(weights.output, scratch.normalized, input, scratch.quantized, into: &values, pool: pool)
@@ -592,6 +602,18 @@ public struct Transformer: Sendable {
         case .quantized(let tokens, _), .float(let tokens):
             matrix.multiply(input, tokens: tokens, into: &output, pool: pool)
         }
+    }
+}
+
+/// The observer of a pass with the step it is at, handed to the sublayers so that only a pass
+/// with an observer builds one.
+struct ObservedStep {
+    let observer: any HiddenStateObserver
+    let step: Int
+    let layer: Int
+
+    func show(_ input: MatrixInput, _ values: [Float], tokens: Int, columns: Int) {
+        observer.observe(step: step, layer: layer, input: input, values: values, tokens: tokens, columns: columns)
     }
 }
 
