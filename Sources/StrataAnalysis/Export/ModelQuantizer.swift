@@ -11,7 +11,10 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
     case budgetAboveSource(requested: Double, source: Double)
     case importanceMismatch(report: Int, model: Int)
     case missingMetadata(String)
+    /// Column weights (activation statistics) whose length is not the tensor's row width.
     case columnWeightCount(tensor: String, expected: Int, found: Int)
+    /// Activation statistics for a tensor the model does not have: they were made for another model.
+    case statisticsForUnknownTensor(String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,8 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
             "the model has no metadata '\(key)'"
         case .columnWeightCount(let tensor, let expected, let found):
             "tensor '\(tensor)': expected one column weight per column (\(expected)), found \(found)"
+        case .statisticsForUnknownTensor(let tensor):
+            "the activation statistics name tensor '\(tensor)', which the model does not have: they were made for another model"
         }
     }
 }
@@ -114,15 +119,19 @@ public struct ModelQuantizer: Sendable {
     }
 
     /// Writes the model with `formats` (tensors not named keep their type) to `path`, adding
-    /// `notes` to the metadata. `progress` is called before each tensor with its index, the
-    /// tensor count and its name.
+    /// `notes` to the metadata. A tensor that `statistics` has a vector for is quantized with it
+    /// as importance (each column's error weighed by its input's mean square); the others as
+    /// without. `progress` is called before each tensor with its index, the tensor count and its
+    /// name.
     public func write(
         formats: [String: QuantFormat], fileType: Int?, notes: [(String, GGUFValue)], to path: String, overwrite: Bool,
-        pool: WorkerPool? = nil, progress: (Int, Int, String) -> Void = { _, _, _ in }
+        statistics: ActivationStatistics? = nil, pool: WorkerPool? = nil,
+        progress: (Int, Int, String) -> Void = { _, _, _ in }
     ) throws -> QuantizationSummary {
         for (name, format) in formats where !(Quantizer.supports(format) || format == .f32) {
             throw QuantizationRequestError.unsupportedTarget(tensor: name, format: format)
         }
+        if let statistics { try check(statistics) }
         var writer = GGUFWriter(alignment: source.alignment)
         for key in source.metadata.keys where key != "general.alignment" {
             guard let value = source.metadata[key] else { continue }
@@ -132,6 +141,7 @@ public struct ModelQuantizer: Sendable {
         writer.set("general.quantization_version", .uint32(2))
         for (key, value) in notes { writer.set(key, value) }
         var counts: [String: Int] = [:]
+        var weighted = 0
         for (index, tensor) in source.tensors.enumerated() {
             progress(index, source.tensors.count, tensor.name)
             let view = source.data(for: tensor)
@@ -142,15 +152,32 @@ public struct ModelQuantizer: Sendable {
             }
             let values = view.dequantized(tensor.format, count: tensor.elementCount)
             let columns = tensor.shape[0]
-            let bytes = try encodedTensor(values, rows: tensor.elementCount / columns, columns: columns, format: target, pool: pool)
+            let importance = statistics?.meanSquares[tensor.name]
+            if importance != nil { weighted += 1 }
+            let bytes = try encodedTensor(values, rows: tensor.elementCount / columns, columns: columns, format: target,
+                                          importance: importance, pool: pool)
             try writer.addTensor(name: tensor.name, shape: tensor.shape, format: target, data: bytes)
             counts[target.description, default: 0] += 1
         }
         try writer.write(to: path, overwrite: overwrite)
         let bits = layerBitsPerWeight(formats)
-        return QuantizationSummary(path: path, fileBytes: try writer.fileSize(), sourceBytes: source.fileSize,
-                                   layerBitsPerWeight: bits.target, sourceLayerBitsPerWeight: bits.source,
-                                   tensorsByFormat: counts)
+        var summary = QuantizationSummary(
+            path: path, fileBytes: try writer.fileSize(), sourceBytes: source.fileSize, layerBitsPerWeight: bits.target,
+            sourceLayerBitsPerWeight: bits.source, tensorsByFormat: counts)
+        if statistics != nil { summary.tensorsWithImportance = weighted }
+        return summary
+    }
+
+    /// Refuses statistics made for another model before anything is written.
+    private func check(_ statistics: ActivationStatistics) throws {
+        for (name, vector) in statistics.meanSquares.sorted(by: { $0.key < $1.key }) {
+            guard let tensor = source.tensor(named: name) else {
+                throw QuantizationRequestError.statisticsForUnknownTensor(name)
+            }
+            guard vector.count == tensor.shape[0] else {
+                throw QuantizationRequestError.columnWeightCount(tensor: name, expected: tensor.shape[0], found: vector.count)
+            }
+        }
     }
 }
 
@@ -165,6 +192,10 @@ public struct QuantizationSummary: Codable, Sendable {
     public var tensorsByFormat: [String: Int]
     /// One type per layer, for layer-wise mixes.
     public var layerFormats: [String]?
+    /// With activation statistics: how many tensors were quantized with a vector of them.
+    public var tensorsWithImportance: Int?
+    /// The calibration behind the importance weights, when the tensors were quantized with them.
+    public var calibration: CalibrationSummary?
 
     enum CodingKeys: String, CodingKey {
         case path
@@ -174,13 +205,39 @@ public struct QuantizationSummary: Codable, Sendable {
         case sourceLayerBitsPerWeight = "source_layer_bits_per_weight"
         case tensorsByFormat = "tensors_by_format"
         case layerFormats = "layer_formats"
+        case tensorsWithImportance = "tensors_with_importance"
+        case calibration
+    }
+}
+
+/// What the activation statistics a quantization used were computed from.
+public struct CalibrationSummary: Codable, Sendable {
+    /// The calibration text's name (its file name).
+    public var text: String
+    public var windows: Int
+    /// Tokens per window.
+    public var context: Int
+    public var tokens: Int
+    /// Perplexity on the calibration windows.
+    public var perplexity: Double
+    /// Time the statistics took.
+    public var seconds: Double
+
+    public init(text: String, statistics: ActivationStatistics, seconds: Double) {
+        self.text = text
+        windows = statistics.windows
+        context = statistics.context
+        tokens = statistics.tokens
+        perplexity = statistics.perplexity
+        self.seconds = seconds
     }
 }
 
 /// `values` (`rows × columns`) as the bytes of a tensor of `format`: float32 and float16 as they
-/// are, every other format through `Quantizer` (which refuses what it cannot write).
+/// are, every other format through `Quantizer` (which refuses what it cannot write), weighing
+/// column errors by `importance` when given.
 func encodedTensor(
-    _ values: [Float], rows: Int, columns: Int, format: QuantFormat, pool: WorkerPool? = nil
+    _ values: [Float], rows: Int, columns: Int, format: QuantFormat, importance: [Float]? = nil, pool: WorkerPool? = nil
 ) throws -> [UInt8] {
     switch format {
     case .f32: return values.withUnsafeBytes { Array($0) }
@@ -188,6 +245,8 @@ func encodedTensor(
         let bits = Float16(value).bitPattern
         return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
     }
-    default: return try Quantizer.quantize(matrix: values, rows: rows, columns: columns, to: format, pool: pool)
+    default:
+        return try Quantizer.quantize(matrix: values, rows: rows, columns: columns, to: format, importance: importance,
+                                      pool: pool)
     }
 }

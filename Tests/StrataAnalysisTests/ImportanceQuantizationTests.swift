@@ -1,0 +1,107 @@
+import Foundation
+import StrataAnalysis
+import StrataEngine
+import StrataFormats
+import StrataKernels
+import StrataTestSupport
+import Testing
+
+/// `ModelQuantizer.write` with activation statistics, on a tiny float32 model (so every
+/// quantized tensor is new bytes, not a copy of the source's).
+@Suite("Quantizing with activation statistics", .serialized)
+struct ImportanceQuantizationTests {
+    static let spec = TinyModelSpec(architecture: "qwen2", format: .f32, seed: 7)
+
+    func temporaryPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("strata-importance-\(UUID())-\(name)").path
+    }
+
+    /// Statistics over two windows of the tiny model's tokenized corpus.
+    func statistics() throws -> ActivationStatistics {
+        let model = try TinyModels.model(Self.spec)
+        var transformer = Transformer(model: model, pool: WorkerPool(threadCount: 2), numerics: .exact)
+        let tokens = model.tokenizer.encode(String(repeating: TinyVocabulary.corpus, count: 2), addSpecial: false)
+        return try ActivationStatistics.collect(
+            transformer: &transformer, calibration: try CalibrationSet(tokens: tokens, context: 64, windows: 2))
+    }
+
+    /// `Σ_rows Σ_j importance_j (w_ij - ŵ_ij)²` for the float rows `values` and their quantized `tensor`.
+    func weightedError(_ values: [Float], _ file: GGUFFile, _ tensor: TensorInfo, importance: [Float]) -> Double {
+        let quantized = file.data(for: tensor).dequantized(tensor.format, count: tensor.elementCount)
+        var error = 0.0
+        for (index, (value, approximation)) in zip(values, quantized).enumerated() {
+            let difference = Double(value - approximation)
+            error += Double(importance[index % importance.count]) * difference * difference
+        }
+        return error
+    }
+
+    @Test("the statistics change exactly the tensors they have vectors for, and lower their weighted error at Q3_K and Q2_K")
+    func statisticsReachTheirTensors() throws {
+        let sourcePath = try TinyModels.path(Self.spec)
+        let source = try GGUFFile.open(path: sourcePath)
+        let quantizer = try ModelQuantizer(source: source)
+        let statistics = try statistics()
+        // q/k/v, output projection, gate/up, down per layer, and the separate output matrix
+        #expect(statistics.meanSquares.count == 7 * Self.spec.layers + 1)
+        for format in [QuantFormat.q3_K, .q2_K] {
+            let formats = quantizer.uniformFormats(format)
+            let plain = temporaryPath("plain.gguf"), weighted = temporaryPath("weighted.gguf")
+            defer { for path in [plain, weighted] { try? FileManager.default.removeItem(atPath: path) } }
+            let plainSummary = try quantizer.write(formats: formats, fileType: nil, notes: [], to: plain, overwrite: false)
+            let summary = try quantizer.write(formats: formats, fileType: nil, notes: [], to: weighted, overwrite: false,
+                                              statistics: statistics)
+            #expect(plainSummary.tensorsWithImportance == nil)
+            #expect(summary.tensorsWithImportance == statistics.meanSquares.count)
+            #expect(summary.fileBytes == plainSummary.fileBytes)
+            let (without, with) = (try GGUFFile.open(path: plain), try GGUFFile.open(path: weighted))
+            var plainTotal = 0.0, weightedTotal = 0.0
+            for tensor in source.tensors {
+                let (a, b) = (try #require(without.tensor(named: tensor.name)), try #require(with.tensor(named: tensor.name)))
+                let plainBytes = without.data(for: a).bytes(at: 0, count: a.byteCount)
+                let weightedBytes = with.data(for: b).bytes(at: 0, count: b.byteCount)
+                guard let importance = statistics.meanSquares[tensor.name] else {
+                    #expect(plainBytes == weightedBytes, "\(format) \(tensor.name) has no vector but changed")
+                    continue
+                }
+                #expect(plainBytes != weightedBytes, "\(format) \(tensor.name) has a vector but did not change")
+                let values = source.data(for: tensor).dequantized(tensor.format, count: tensor.elementCount)
+                let expected = try Quantizer.quantize(matrix: values, rows: tensor.elementCount / tensor.shape[0],
+                                                      columns: tensor.shape[0], to: format, importance: importance)
+                #expect(weightedBytes == expected, "\(format) \(tensor.name): not the quantizer's bytes with its vector")
+                let plainError = weightedError(values, without, a, importance: importance)
+                let weightedError = weightedError(values, with, b, importance: importance)
+                // the weighted scale search minimizes this error (with per-weight refinements), so
+                // it can tie but not lose by more than rounding
+                #expect(weightedError <= plainError * (1 + 1e-6),
+                        "\(format) \(tensor.name): weighted error \(weightedError) with the statistics, \(plainError) without")
+                plainTotal += plainError
+                weightedTotal += weightedError
+            }
+            #expect(weightedTotal < 0.97 * plainTotal, "\(format): weighted error \(weightedTotal) against \(plainTotal)")
+        }
+    }
+
+    @Test("statistics for another model are refused, naming the tensor, before anything is written")
+    func mismatchedStatisticsAreRefused() throws {
+        let quantizer = try ModelQuantizer(source: try GGUFFile.open(path: try TinyModels.path(Self.spec)))
+        let formats = quantizer.uniformFormats(.q4_K)
+        let hidden = Self.spec.hidden
+        var statistics = try statistics()
+        statistics.meanSquares["blk.1.attn_k.weight"] = [Float](repeating: 1, count: hidden + 32)
+        let out = temporaryPath("refused.gguf")
+        let wrongLength = QuantizationRequestError.columnWeightCount(tensor: "blk.1.attn_k.weight", expected: hidden,
+                                                                     found: hidden + 32)
+        #expect(throws: wrongLength) {
+            try quantizer.write(formats: formats, fileType: nil, notes: [], to: out, overwrite: false, statistics: statistics)
+        }
+        #expect(wrongLength.description.contains("blk.1.attn_k.weight") && wrongLength.description.contains("(\(hidden))")
+                && wrongLength.description.contains("found \(hidden + 32)"), "\(wrongLength)")
+        statistics.meanSquares["blk.1.attn_k.weight"] = nil
+        statistics.meanSquares["blk.9.attn_k.weight"] = [Float](repeating: 1, count: hidden)
+        #expect(throws: QuantizationRequestError.statisticsForUnknownTensor("blk.9.attn_k.weight")) {
+            try quantizer.write(formats: formats, fileType: nil, notes: [], to: out, overwrite: false, statistics: statistics)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+}
