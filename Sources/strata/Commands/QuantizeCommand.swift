@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StrataAnalysis
+import StrataEngine
 import StrataFormats
 import StrataKernels
 
@@ -29,6 +30,14 @@ struct QuantizeCommand: ParsableCommand {
             its layer's importance (from 1/2 to 2; --reverse turns it round), and the types with the least \
             total error that meet B are written. Tensors of one layer may then differ, and bits go where \
             the error drops most (e.g. tensors stored finer in the source).
+
+            --calibration FILE computes importance weights first, as llama.cpp's imatrix: the text runs \
+            through the model (--windows windows of --context tokens from its start) and every weight \
+            matrix's input is averaged, per column, as a mean square; each matrix is then quantized \
+            minimizing its rounding error weighted by those values. It does what `llama-imatrix -f FILE` \
+            followed by `llama-quantize --imatrix` does, in one step from the text (Strata reads no \
+            imatrix files). The token embedding gets no weights, and neither does an output matrix \
+            tied to it. Without --calibration every row is quantized unweighted.
 
             Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
             equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
@@ -71,6 +80,31 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "How a --target-bpw mix spends its bits: layers (one type per layer, ordered by importance) or tensors (a type per tensor that minimises its measured quantization error, weighted by its layer's importance; slower: every tensor is quantized to Q2_K-Q6_K first).")
     var allocation: MixAllocation = .layers
 
+    @Option(help: ArgumentHelp(
+        "Calibration text: quantize every matrix with per-column importance weights measured on it (llama.cpp's imatrix; the text `llama-imatrix -f` reads). Not related to --importance, which ranks layers.",
+        valueName: "file"))
+    var calibration: String?
+
+    @Option(name: .customLong("context"), help: "With --calibration: tokens per calibration window (default: 512).")
+    var contextOption: Int?
+
+    /// Tokens per calibration window.
+    var context: Int { contextOption ?? 512 }
+
+    @Option(help: "With --calibration: windows from the start of the text (default: as many as it holds, at most \(Self.defaultWindows)).")
+    var windows: Int?
+
+    @Option(help: "With --calibration: the calibration passes' numerics, 'exact', 'fast' or 'fast8' (default: as `strata eval`; the statistics are of each product's float input either way).")
+    var numerics: Numerics?
+
+    /// What llama-quantize calls the importance file; Strata takes the text instead.
+    @Option(name: .customLong("imatrix"), help: .hidden)
+    var imatrixFile: String?
+
+    /// Windows `--calibration` takes when `--windows` is not given: 8,192 tokens at the default
+    /// context, enough for stable column statistics.
+    static let defaultWindows = 16
+
     @Option(help: "The GGUF file to write.")
     var out: String
 
@@ -110,6 +144,14 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("unknown --by '\(by)'; known: \(ImportanceScore.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
+        if imatrixFile != nil {
+            throw ValidationError("strata does not read llama-imatrix files: give the calibration text itself with --calibration FILE")
+        }
+        if calibration == nil, windows != nil || contextOption != nil || numerics != nil {
+            throw ValidationError("--windows, --context and --numerics belong to --calibration")
+        }
+        if context < 2 { throw ValidationError("--context must be at least 2, found \(context)") }
+        if let windows, windows < 1 { throw ValidationError("--windows must be at least 1, found \(windows)") }
     }
 
     func run() throws {
@@ -118,6 +160,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("--out \(out) is the model itself; write to another file")
         }
         try checkOutputPath(out, option: "--out", force: force)
+        let calibrationText = try calibration.map { try CalibrationOptions.text(file: $0).text }
         let source: GGUFFile
         do { source = try GGUFFile.open(path: path) } catch { throw CommandFailure("cannot read \(path): \(error)") }
         let quantizer = try ModelQuantizer(source: source)
@@ -171,13 +214,29 @@ struct QuantizeCommand: ParsableCommand {
         if let layerFormats { notes.append(("strata.quantize.layer_types", .array(layerFormats.map { .string($0) }))) }
         let pool = WorkerPool(threadCount: threads)
         let showProgress = isatty(STDERR_FILENO) != 0
+        var calibrationSummary: CalibrationSummary?
+        var statistics: ActivationStatistics?
+        if let calibration, let calibrationText {
+            let name = URL(fileURLWithPath: calibration).lastPathComponent
+            let (collected, seconds) = try collectStatistics(text: calibrationText, name: calibration, modelPath: path,
+                                                             pool: pool, showProgress: showProgress)
+            statistics = collected
+            calibrationSummary = CalibrationSummary(text: name, statistics: collected, seconds: seconds)
+            notes += [
+                ("strata.quantize.calibration", .string(name)),
+                ("strata.quantize.calibration_windows", .uint32(UInt32(collected.windows))),
+                ("strata.quantize.calibration_context", .uint32(UInt32(collected.context))),
+                ("strata.quantize.calibration_tokens", .uint32(UInt32(collected.tokens))),
+            ]
+        }
         var summary = try quantizer.write(
-            formats: formats, fileType: fileType, notes: notes, to: out, overwrite: force, pool: pool
+            formats: formats, fileType: fileType, notes: notes, to: out, overwrite: force, statistics: statistics, pool: pool
         ) { index, count, name in
             if showProgress { printError("\rquantize: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
         }
         if showProgress { printError("\r\u{1B}[K", terminator: "") }
         summary.layerFormats = layerFormats
+        summary.calibration = calibrationSummary
         if json {
             try printJSON(summary)
             return
@@ -190,6 +249,45 @@ struct QuantizeCommand: ParsableCommand {
         if let layerFormats {
             print("  layer types: " + layerFormats.enumerated().map { "\($0.offset):\($0.element)" }.joined(separator: " "))
         }
+        if let calibrationSummary {
+            print(String(format: "  importance weights for %d tensors from %@: %d windows of %d tokens, %.1f s",
+                         summary.tensorsWithImportance ?? 0, calibrationSummary.text, calibrationSummary.windows,
+                         calibrationSummary.context, calibrationSummary.seconds))
+        }
+    }
+
+    /// The activation statistics of the model at `modelPath` over `text` (called `name` in
+    /// errors), with the seconds they took; a text too short is refused before any pass runs.
+    private func collectStatistics(
+        text: String, name: String, modelPath: String, pool: WorkerPool, showProgress: Bool
+    ) throws -> (ActivationStatistics, Double) {
+        let (model, _) = try ModelOptions.load(path: modelPath)
+        guard context <= model.config.contextLength else {
+            throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
+        }
+        let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        let available = tokens.count / context
+        guard available >= 1 else {
+            throw CommandFailure("\(name) has \(tokens.count) tokens, fewer than one window of --context \(context)")
+        }
+        if let windows, windows > available {
+            throw CommandFailure("\(name) has \(tokens.count) tokens, fewer than --windows \(windows) × --context \(context)")
+        }
+        let set = try CalibrationSet(tokens: tokens, context: context, windows: windows ?? min(Self.defaultWindows, available),
+                                     firstToken: windowStartToken(for: model.tokenizer))
+        let start = Date()
+        var transformer = Transformer(model: model, pool: pool, numerics: numerics)
+        let statistics = try ActivationStatistics.collect(transformer: &transformer, calibration: set) { done, total in
+            if showProgress {
+                printError(String(format: "\rcalibration: window %d/%d, %.0f s\u{1B}[K", done, total, Date().timeIntervalSince(start)),
+                           terminator: "")
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        if showProgress { printError("\r\u{1B}[K", terminator: "") }
+        printError(String(format: "calibration: %d windows of %d tokens in %.1f s (perplexity %.2f on them)",
+                          statistics.windows, statistics.context, seconds, statistics.perplexity))
+        return (statistics, seconds)
     }
 }
 

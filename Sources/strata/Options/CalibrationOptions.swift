@@ -32,17 +32,7 @@ struct CalibrationOptions: ParsableArguments {
     static func calibration(
         file: String?, context: Int, windows: Int, for model: LanguageModel, takesWhatFits: Bool
     ) throws -> (set: CalibrationSet, name: String) {
-        let text: String
-        let name: String
-        if let file {
-            let data = try InputFiles.read(file)
-            guard let decoded = String(data: data, encoding: .utf8) else { throw CommandFailure("\(file) is not UTF-8 text") }
-            text = decoded
-            name = file
-        } else {
-            text = CalibrationText.prideAndPrejudice
-            name = CalibrationText.prideAndPrejudiceName
-        }
+        let (text, name) = try self.text(file: file)
         guard context <= model.config.contextLength else {
             throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
         }
@@ -57,6 +47,17 @@ struct CalibrationOptions: ParsableArguments {
         }
         return (try CalibrationSet(tokens: tokens, context: context, windows: windows,
                                    firstToken: windowStartToken(for: model.tokenizer)), name)
+    }
+}
+
+extension CalibrationOptions {
+    /// The text of `file` with the name reports give it (the path as given), or without a file
+    /// the bundled passage.
+    static func text(file: String?) throws -> (text: String, name: String) {
+        guard let file else { return (CalibrationText.prideAndPrejudice, CalibrationText.prideAndPrejudiceName) }
+        let data = try InputFiles.read(file)
+        guard let decoded = String(data: data, encoding: .utf8) else { throw CommandFailure("\(file) is not UTF-8 text") }
+        return (decoded, file)
     }
 }
 
