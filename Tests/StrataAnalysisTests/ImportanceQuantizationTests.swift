@@ -1,5 +1,5 @@
 import Foundation
-import StrataAnalysis
+@testable import StrataAnalysis
 import StrataEngine
 import StrataFormats
 import StrataKernels
@@ -79,6 +79,32 @@ struct ImportanceQuantizationTests {
                 weightedTotal += weightedError
             }
             #expect(weightedTotal < 0.97 * plainTotal, "\(format): weighted error \(weightedTotal) against \(plainTotal)")
+        }
+    }
+
+    @Test("a per-tensor mix measures each candidate as the write quantizes it: with the vector as importance")
+    func measuredMixQuantizesWithTheStatistics() throws {
+        let source = try GGUFFile.open(path: try TinyModels.path(Self.spec))
+        let quantizer = try ModelQuantizer(source: source)
+        let statistics = try statistics()
+        let tensor = try #require(source.tensor(named: "blk.2.ffn_down.weight"))
+        let importance = try #require(statistics.meanSquares[tensor.name])
+        let choices = try MeasuredMix.measure(tensor, in: quantizer, columnWeights: importance, pool: nil)
+        let values = source.data(for: tensor).dequantized(tensor.format, count: tensor.elementCount)
+        let columns = tensor.shape[0]
+        for (format, error) in zip(choices.formats, choices.errors) {
+            func weightedError(quantizedWith weights: [Float]?) throws -> Double {
+                let bytes = try Quantizer.quantize(matrix: values, rows: tensor.elementCount / columns, columns: columns,
+                                                   to: format, importance: weights)
+                let decoded = ByteView(ByteStorage.copying(bytes)).dequantized(format, count: tensor.elementCount)
+                return zip(values, decoded).enumerated().reduce(0.0) { total, element in
+                    let difference = Double(element.element.0 - element.element.1)
+                    return total + Double(importance[element.offset % columns]) * difference * difference
+                }
+            }
+            let expected = try weightedError(quantizedWith: importance)
+            #expect(abs(error - expected) <= 1e-9 * expected, "\(format): measured \(error), expected \(expected)")
+            #expect(error != (try weightedError(quantizedWith: nil)), "\(format): measured as if quantized without the vector")
         }
     }
 

@@ -4,7 +4,8 @@ import StrataKernels
 
 /// One quantization type per weight tensor, chosen to meet a bits-per-weight budget by measured
 /// error: every layer tensor is quantized to every candidate type, its squared error against
-/// the source weights (per column weighted by `columnWeights` when given, llama.cpp's imatrix)
+/// the source weights (per column weighted by `columnWeights` when given, llama.cpp's imatrix,
+/// which then also serve the quantizers as importance)
 /// is scaled by its layer's importance weight, and the types that minimise the total for the
 /// budget are chosen (a Lagrangian choice: each tensor takes the type minimising
 /// `weight × error + λ × bits`, λ bisected to the budget, then the bits left over go to the
@@ -142,7 +143,9 @@ public struct MeasuredMix: Sendable {
         for candidate in candidates {
             let format = QuantizationPreset.fitting(candidate, columns: columns)
             guard !formats.contains(format), let bytes = format.byteCount(elements: tensor.elementCount) else { continue }
-            let encoded = try encodedTensor(values, rows: rows, columns: columns, format: format, pool: pool)
+            // quantized as the write will, with the column weights as importance
+            let encoded = try encodedTensor(values, rows: rows, columns: columns, format: format, importance: columnWeights,
+                                            pool: pool)
             let decoded = ByteView(ByteStorage.copying(encoded)).dequantized(format, count: tensor.elementCount)
             var error = 0.0
             for row in 0..<rows {

@@ -37,7 +37,8 @@ struct QuantizeCommand: ParsableCommand {
             minimizing its rounding error weighted by those values. It does what `llama-imatrix -f FILE` \
             followed by `llama-quantize --imatrix` does, in one step from the text (Strata reads no \
             imatrix files). The token embedding gets no weights, and neither does an output matrix \
-            tied to it. Without --calibration every row is quantized unweighted.
+            tied to it. With --allocation tensors the measured errors are weighted the same way. Without \
+            --calibration every row is quantized unweighted.
 
             Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
             equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
@@ -168,6 +169,18 @@ struct QuantizeCommand: ParsableCommand {
         var fileType: Int?
         var method: String
         var layerFormats: [String]?
+        let pool = WorkerPool(threadCount: threads)
+        let showProgress = isatty(STDERR_FILENO) != 0
+        // collected once, before the first use: a per-tensor mix measures with them, then the write
+        var collected: (statistics: ActivationStatistics, seconds: Double)?
+        func activationStatistics() throws -> ActivationStatistics? {
+            guard let calibration, let calibrationText else { return nil }
+            if collected == nil {
+                collected = try collectStatistics(text: calibrationText, name: calibration, modelPath: path, pool: pool,
+                                                  showProgress: showProgress)
+            }
+            return collected?.statistics
+        }
         if let typeName, let preset = QuantizationPreset(name: typeName) {
             if pure {
                 formats = quantizer.uniformFormats(preset.defaultFormat)
@@ -194,11 +207,12 @@ struct QuantizeCommand: ParsableCommand {
                                 reverse ? "least important first" : "most important first", score.rawValue)
             case .tensors:
                 let started = Date()
+                let columnWeights = try activationStatistics()?.meanSquares ?? [:]
                 let mix = try MeasuredMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse,
-                                          pool: WorkerPool(threadCount: threads)) { index, count, name in
-                    if isatty(STDERR_FILENO) != 0 { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
+                                          columnWeights: columnWeights, pool: pool) { index, count, name in
+                    if showProgress { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
                 }
-                if isatty(STDERR_FILENO) != 0 { printError("\r\u{1B}[K", terminator: "") }
+                if showProgress { printError("\r\u{1B}[K", terminator: "") }
                 printError(String(format: "measured every layer tensor at %@ in %.0f s", MeasuredMix.candidates.map(\.description)
                     .joined(separator: ", "), Date().timeIntervalSince(started)))
                 formats = mix.formats
@@ -212,21 +226,16 @@ struct QuantizeCommand: ParsableCommand {
             ("strata.quantize.method", .string(method)),
         ]
         if let layerFormats { notes.append(("strata.quantize.layer_types", .array(layerFormats.map { .string($0) }))) }
-        let pool = WorkerPool(threadCount: threads)
-        let showProgress = isatty(STDERR_FILENO) != 0
+        let statistics = try activationStatistics()
         var calibrationSummary: CalibrationSummary?
-        var statistics: ActivationStatistics?
-        if let calibration, let calibrationText {
+        if let calibration, let statistics, let seconds = collected?.seconds {
             let name = URL(fileURLWithPath: calibration).lastPathComponent
-            let (collected, seconds) = try collectStatistics(text: calibrationText, name: calibration, modelPath: path,
-                                                             pool: pool, showProgress: showProgress)
-            statistics = collected
-            calibrationSummary = CalibrationSummary(text: name, statistics: collected, seconds: seconds)
+            calibrationSummary = CalibrationSummary(text: name, statistics: statistics, seconds: seconds)
             notes += [
                 ("strata.quantize.calibration", .string(name)),
-                ("strata.quantize.calibration_windows", .uint32(UInt32(collected.windows))),
-                ("strata.quantize.calibration_context", .uint32(UInt32(collected.context))),
-                ("strata.quantize.calibration_tokens", .uint32(UInt32(collected.tokens))),
+                ("strata.quantize.calibration_windows", .uint32(UInt32(statistics.windows))),
+                ("strata.quantize.calibration_context", .uint32(UInt32(statistics.context))),
+                ("strata.quantize.calibration_tokens", .uint32(UInt32(statistics.tokens))),
             ]
         }
         var summary = try quantizer.write(
