@@ -66,8 +66,13 @@ struct TinyModelMechanicsTests {
         // 16-bit activations round at 2^-15 of a block's largest value, 8-bit at 2^-7, 256 times
         // coarser: measured on these models, the largest logit errors are below 0.01 and 1.7
         // (random weights with 6-bit block scales have outliers real models lack). A wiring
-        // fault (a wrong row, scale or offset) errs by the logits' own size, 5 and more.
-        for (numerics, bound) in [(Numerics.fast, Float(0.01)), (.fast8, 2.5)] {
+        // fault (a wrong row, scale or offset) errs by the logits' own size, 5 and more. Q2_K's
+        // random minimums shift whole runs of 16 weights far from zero, so the same activation
+        // rounding moves its sums more: 0.017 measured with 16 bits (its products match the
+        // Double reference of the kernel tests, and real Q2_K files score the float path's
+        // perplexity to four digits).
+        let sixteenBitBound: Float = spec.format == .q2_K ? 0.03 : 0.01
+        for (numerics, bound) in [(Numerics.fast, sixteenBitBound), (.fast8, 2.5)] {
             let fast = try logits(numerics)
             for row in 0..<tokens.count {
                 let reference = Array(exact.row(row))
