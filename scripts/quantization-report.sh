@@ -11,6 +11,7 @@
 #        SCORES   importance scores (default "removal block-influence lim zd")
 #        REVERSE  score whose reverse order is the control (default: the first of SCORES)
 #        TENSOR_SCORES  scores for per-tensor mixes (--allocation tensors; default REVERSE, "" for none)
+#        TENSOR_RANGE   --importance-range of the per-tensor mixes (default: strata's; labels then end in -rangeR)
 #        PRESETS  llama-quantize mixes (default "Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S")
 #        LIMIT    LAMBADA passages (default 200; 0 skips LAMBADA)
 #        SPEED    1 to run `strata bench` on every file (default 1)
@@ -28,7 +29,13 @@ budgets=${BUDGETS:-Q3_K Q4_K}
 scores=${SCORES:-removal block-influence lim zd}
 reverse_by=${REVERSE:-${scores%% *}}
 tensor_scores=${TENSOR_SCORES-$reverse_by}
-presets=${PRESETS:-Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S}
+presets=${PRESETS-Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S}
+tensor_range=()
+range_suffix=
+if [ -n "${TENSOR_RANGE:-}" ]; then
+    tensor_range=(--importance-range "$TENSOR_RANGE")
+    range_suffix=-range$TENSOR_RANGE
+fi
 limit=${LIMIT:-200}
 speed=${SPEED:-1}
 out=docs/quantization/${NAME:-$model}
@@ -140,12 +147,12 @@ for budget in $budgets; do
     quantized "reverse-$reverse_by-at-$budget" reverse --target-bpw "$budget" --importance "$report" --by "$reverse_by" \
         --spread 2 --reverse
     for score in $tensor_scores; do
-        quantized "tensors-$score-at-$budget" tensors --target-bpw "$budget" --importance "$report" --by "$score" \
-            --allocation tensors
+        quantized "tensors-$score-at-$budget$range_suffix" tensors --target-bpw "$budget" --importance "$report" \
+            --by "$score" --allocation tensors "${tensor_range[@]}"
     done
     if [ -n "$tensor_scores" ]; then
-        quantized "tensors-reverse-$reverse_by-at-$budget" tensors-reverse --target-bpw "$budget" --importance "$report" \
-            --by "$reverse_by" --allocation tensors --reverse
+        quantized "tensors-reverse-$reverse_by-at-$budget$range_suffix" tensors-reverse --target-bpw "$budget" \
+            --importance "$report" --by "$reverse_by" --allocation tensors --reverse "${tensor_range[@]}"
     fi
 done
 for preset in $presets; do

@@ -70,5 +70,23 @@ import Testing
         let weights = MeasuredMix.layerWeights(importance: [0.3, 0.1, 0.2], reverse: false)
         #expect(abs(weights[0] - 2) < 1e-12 && abs(weights[1] - 0.5) < 1e-12 && abs(weights[2] - 1) < 1e-12)
         #expect(MeasuredMix.layerWeights(importance: [0.3, 0.1, 0.2], reverse: true) == [weights[1], weights[0], weights[2]])
+        let wide = MeasuredMix.layerWeights(importance: [0.3, 0.1, 0.2], reverse: false, range: 16)
+        #expect(abs(wide[0] - 4) < 1e-12 && abs(wide[1] - 0.25) < 1e-12 && abs(wide[2] - 1) < 1e-12)
+    }
+
+    /// A wider range moves bits to the important layer that a narrow one leaves even: two layers
+    /// with the same errors (falling fourfold per step), a budget that holds Q4_K + Q2_K (or
+    /// Q3_K twice) but not Q4_K + Q3_K.
+    @Test func widerRangeLetsImportanceOutweighError() throws {
+        let choices = [tensor("blk.0.ffn_up.weight", layer: 0, errors: [16, 4, 1]),
+                       tensor("blk.1.ffn_up.weight", layer: 1, errors: [16, 4, 1])]
+        func steps(range: Double) throws -> [String] {
+            let weights = MeasuredMix.layerWeights(importance: [1, 0], reverse: false, range: range)
+            let mix = try MeasuredMix(choices: choices, layerWeights: weights, budget: Double((144 + 84) * 8) / 512,
+                                      sourceBitsPerWeight: 8)
+            return ["blk.0.ffn_up.weight", "blk.1.ffn_up.weight"].map { mix.formats[$0]?.description ?? "" }
+        }
+        #expect(try steps(range: 1) == ["Q3_K", "Q3_K"])
+        #expect(try steps(range: 16) == ["Q4_K", "Q2_K"])
     }
 }

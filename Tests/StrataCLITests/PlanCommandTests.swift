@@ -136,7 +136,7 @@ struct QuantizeCommandTests {
         #expect(generate.status == 0, "\(generate.error)")
         let perTensor = folder.appendingPathComponent("per-tensor.gguf").path
         let measured = try StrataRun(["quantize", "--model", model, "--target-bpw", "4.0", "--importance", report, "--by", "block-influence",
-                                      "--allocation", "tensors", "--out", perTensor, "--json"])
+                                      "--allocation", "tensors", "--importance-range", "16", "--out", perTensor, "--json"])
         try #require(measured.status == 0, "\(measured.error)")
         #expect((try measured.json()["layer_bits_per_weight"] as? Double ?? 99) <= 4.0)
         #expect(try StrataRun(["generate", "--model", perTensor, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0"]).status == 0)
@@ -145,6 +145,10 @@ struct QuantizeCommandTests {
             (["--target-bpw", "4", "--importance", report, "--allocation", "tensors", "--spread", "2", "--force"],
              "--spread belongs to --allocation layers"),
             (["--target-bpw", "4", "--importance", report, "--allocation", "rows", "--force"], "'rows' is invalid for '--allocation"),
+            (["--target-bpw", "4", "--importance", report, "--importance-range", "8", "--force"],
+             "--importance-range belongs to --allocation tensors"),
+            (["--target-bpw", "4", "--importance", report, "--allocation", "tensors", "--importance-range", "0.5", "--force"],
+             "--importance-range is a ratio of at least 1, found 0.5"),
             (["--type", "Q9_K"], "unknown type 'Q9_K'"),
             (["--type", "Q4_K_M"], "exists; choose another --out or add --force"),
             (["--type", "Q4_K_M", "--target-bpw", "4"], "exclude each other"),

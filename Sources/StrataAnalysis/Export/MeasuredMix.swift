@@ -15,13 +15,15 @@ import StrataKernels
 /// measured error drops most: tensors whose source type is finer than the budget's (Q6_K
 /// value and down projections in a Q4_K_M file), or kinds whose error grows fastest at low
 /// bits. The layer weights rise geometrically with the importance rank, from 1/2 for the least
-/// important layer to 2 for the most important (`reverse`: the other way round, the control),
-/// so importance tips choices between tensors of similar measured error.
+/// important layer to 2 for the most important by default (`range` 4; `reverse`: the other way
+/// round, the control), so importance tips choices between tensors of similar measured error.
+/// Because error falls about fourfold per bit, a range of about 4 is where moving a whole
+/// layer a type up or down starts to pay; wider ranges let importance outweigh measured error.
 public struct MeasuredMix: Sendable {
     /// The types a tensor can take.
     public static let candidates: [QuantFormat] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
-    /// The ratio between the most and the least important layer's weight.
-    public static let importanceRange = 4.0
+    /// The default ratio between the most and the least important layer's weight.
+    public static let defaultImportanceRange = 4.0
 
     /// Every weight tensor's type.
     public var formats: [String: QuantFormat]
@@ -41,16 +43,19 @@ public struct MeasuredMix: Sendable {
     }
 
     /// Measures and chooses for `quantizer`'s model. `importance[l]` ranks layer `l` (higher is
-    /// more important), `budget` is bits per layer weight; tensors outside the layers take
-    /// `outside`'s types. `progress` is called before each tensor is measured.
+    /// more important), `budget` is bits per layer weight, `range` the ratio between the most and
+    /// the least important layer's weight; tensors outside the layers take `outside`'s types.
+    /// `progress` is called before each tensor is measured.
     public init(quantizer: ModelQuantizer, importance: [Double], budget: Double, reverse: Bool = false,
-                columnWeights: [String: [Float]] = [:], outside: QuantizationPreset = .q4_K_M, pool: WorkerPool? = nil,
+                range: Double = defaultImportanceRange, columnWeights: [String: [Float]] = [:],
+                outside: QuantizationPreset = .q4_K_M, pool: WorkerPool? = nil,
                 progress: (Int, Int, String) -> Void = { _, _, _ in }) throws {
         let layerCount = quantizer.shape.layerCount
         guard importance.count == layerCount else {
             throw QuantizationRequestError.importanceMismatch(report: importance.count, model: layerCount)
         }
-        let weights = Self.layerWeights(importance: importance, reverse: reverse)
+        guard range >= 1, range.isFinite else { throw QuantizationRequestError.importanceRange(range) }
+        let weights = Self.layerWeights(importance: importance, reverse: reverse, range: range)
         let layerTensors = quantizer.quantizedTensors.filter {
             TensorRole.layer(of: $0.name).map { $0 < layerCount } ?? false
         }
@@ -118,7 +123,7 @@ public struct MeasuredMix: Sendable {
     }
 
     /// Weights rising geometrically with importance rank, from 1/√range to √range.
-    static func layerWeights(importance: [Double], reverse: Bool) -> [Double] {
+    static func layerWeights(importance: [Double], reverse: Bool, range: Double = defaultImportanceRange) -> [Double] {
         let order = importance.indices.sorted {
             importance[$0] != importance[$1] ? importance[$0] < importance[$1] : $0 < $1
         }
@@ -126,7 +131,7 @@ public struct MeasuredMix: Sendable {
         let last = max(1, importance.count - 1)
         for (rank, layer) in order.enumerated() {
             let position = Double(reverse ? last - rank : rank) / Double(last) - 0.5
-            weights[layer] = pow(importanceRange, position)
+            weights[layer] = pow(range, position)
         }
         return weights
     }

@@ -15,6 +15,8 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
     case columnWeightCount(tensor: String, expected: Int, found: Int)
     /// Activation statistics for a tensor the model does not have: they were made for another model.
     case statisticsForUnknownTensor(String)
+    /// A ratio between the most and the least important layer's weight below 1 or not finite.
+    case importanceRange(Double)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
             "tensor '\(tensor)': expected one column weight per column (\(expected)), found \(found)"
         case .statisticsForUnknownTensor(let tensor):
             "the activation statistics name tensor '\(tensor)', which the model does not have: they were made for another model"
+        case .importanceRange(let range):
+            "an importance range of \(range): expected a ratio of at least 1 between the most and the least important layer's weight"
         }
     }
 }

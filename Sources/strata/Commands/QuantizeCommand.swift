@@ -27,8 +27,8 @@ struct QuantizeCommand: ParsableCommand {
 
             --allocation tensors chooses a type per tensor instead: every layer tensor is quantized to \
             Q2_K-Q6_K, its squared error against the source measured, scaled by a weight that rises with \
-            its layer's importance (from 1/2 to 2; --reverse turns it round), and the types with the least \
-            total error that meet B are written. Tensors of one layer may then differ, and bits go where \
+            its layer's importance (from 1/2 to 2, a ratio --importance-range sets; --reverse turns it \
+            round), and the types with the least total error that meet B are written. Tensors of one layer may then differ, and bits go where \
             the error drops most (e.g. tensors stored finer in the source).
 
             --calibration FILE computes importance weights first, as llama.cpp's imatrix: the text runs \
@@ -81,6 +81,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "How a --target-bpw mix spends its bits: layers (one type per layer, ordered by importance) or tensors (a type per tensor that minimises its measured quantization error, weighted by its layer's importance; slower: every tensor is quantized to Q2_K-Q6_K first).")
     var allocation: MixAllocation = .layers
 
+    @Option(name: .customLong("importance-range"), help: "With --allocation tensors: the ratio between the most and the least important layer's error weight (default: 4; 1 ignores importance; wider lets importance outweigh measured error).")
+    var importanceRange: Double?
+
     @Option(help: ArgumentHelp(
         "Calibration text: quantize every matrix with per-column importance weights measured on it (llama.cpp's imatrix; the text `llama-imatrix -f` reads). Not related to --importance, which ranks layers.",
         valueName: "file"))
@@ -129,8 +132,8 @@ struct QuantizeCommand: ParsableCommand {
             guard QuantizationPreset(name: name) != nil else {
                 throw ValidationError("unknown type '\(name)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if importance != nil || reverse || allocation != .layers {
-                throw ValidationError("--importance, --reverse and --allocation belong to --target-bpw")
+            if importance != nil || reverse || allocation != .layers || importanceRange != nil {
+                throw ValidationError("--importance, --reverse, --allocation and --importance-range belong to --target-bpw")
             }
         case (nil, .some):
             if let budget = targetBitsPerWeight, !(budget > 0 && budget.isFinite) {
@@ -140,6 +143,12 @@ struct QuantizeCommand: ParsableCommand {
             if pure { throw ValidationError("--pure belongs to --type") }
             guard (1...2).contains(spread) else { throw ValidationError("--spread must be 1 or 2, found \(spread)") }
             if allocation == .tensors && spread != 1 { throw ValidationError("--spread belongs to --allocation layers") }
+            if allocation != .tensors && importanceRange != nil {
+                throw ValidationError("--importance-range belongs to --allocation tensors")
+            }
+            if let importanceRange, !(importanceRange >= 1 && importanceRange.isFinite) {
+                throw ValidationError("--importance-range is a ratio of at least 1, found \(importanceRange)")
+            }
         }
         guard ImportanceScore(rawValue: by) != nil else {
             throw ValidationError("unknown --by '\(by)'; known: \(ImportanceScore.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -208,17 +217,18 @@ struct QuantizeCommand: ParsableCommand {
             case .tensors:
                 let started = Date()
                 let columnWeights = try activationStatistics()?.meanSquares ?? [:]
+                let range = importanceRange ?? MeasuredMix.defaultImportanceRange
                 let mix = try MeasuredMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse,
-                                          columnWeights: columnWeights, pool: pool) { index, count, name in
+                                          range: range, columnWeights: columnWeights, pool: pool) { index, count, name in
                     if showProgress { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
                 }
                 if showProgress { printError("\r\u{1B}[K", terminator: "") }
                 printError(String(format: "measured every layer tensor at %@ in %.0f s", MeasuredMix.candidates.map(\.description)
                     .joined(separator: ", "), Date().timeIntervalSince(started)))
                 formats = mix.formats
-                method = String(format: "per-tensor %.2f bits per layer weight by measured error, %@ weighted by %@",
-                                mix.bitsPerWeight, reverse ? "least important layers" : "most important layers",
-                                score.rawValue)
+                method = String(format: "per-tensor %.2f bits per layer weight by measured error, %@ weighted by %@ "
+                                + "(range %g)", mix.bitsPerWeight,
+                                reverse ? "least important layers" : "most important layers", score.rawValue, range)
             }
         }
         var notes: [(String, GGUFValue)] = [
