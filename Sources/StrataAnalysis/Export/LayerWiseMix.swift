@@ -71,14 +71,9 @@ public struct LayerWiseMix: Sendable {
         }
         let allowed = budget * Double(max(1, layerElements))
         func total(_ steps: [Int]) -> Int { steps.enumerated().reduce(0) { $0 + layerBits[$1.offset][$1.element] } }
-        let source = quantizer.layerBitsPerWeight([:]).source
-        let smallest = Double(total([Int](repeating: 0, count: layerCount))) / Double(max(1, layerElements))
-        guard Double(total([Int](repeating: 0, count: layerCount))) <= allowed else {
-            throw QuantizationRequestError.budgetBelowSmallest(requested: budget, smallest: smallest)
-        }
-        guard budget <= source + 1e-9 else {
-            throw QuantizationRequestError.budgetAboveSource(requested: budget, source: source)
-        }
+        try QuantizationRequestError.checkBudget(budget, smallestBits: total([Int](repeating: 0, count: layerCount)),
+                                                 elements: layerElements,
+                                                 sourceBitsPerWeight: quantizer.layerBitsPerWeight([:]).source)
         var base = 0
         while base + 1 < Self.ladder.count && Double(total([Int](repeating: base + 1, count: layerCount))) <= allowed {
             base += 1

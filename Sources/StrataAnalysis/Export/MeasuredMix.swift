@@ -73,15 +73,11 @@ public struct MeasuredMix: Sendable {
 
     /// The choice alone, from measured errors (tested apart from the measuring).
     init(choices: [TensorChoices], layerWeights: [Double], budget: Double, sourceBitsPerWeight: Double) throws {
-        let weightCount = Double(choices.reduce(0) { $0 + $1.elements })
+        let elements = choices.reduce(0) { $0 + $1.elements }
+        try QuantizationRequestError.checkBudget(budget, smallestBits: choices.reduce(0) { $0 + ($1.bits.min() ?? 0) },
+                                                 elements: elements, sourceBitsPerWeight: sourceBitsPerWeight)
+        let weightCount = Double(elements)
         let allowed = budget * weightCount
-        let smallest = choices.reduce(0) { $0 + ($1.bits.min() ?? 0) }
-        guard Double(smallest) <= allowed else {
-            throw QuantizationRequestError.budgetBelowSmallest(requested: budget, smallest: Double(smallest) / max(1, weightCount))
-        }
-        guard budget <= sourceBitsPerWeight + 1e-9 else {
-            throw QuantizationRequestError.budgetAboveSource(requested: budget, source: sourceBitsPerWeight)
-        }
         func cost(_ tensor: TensorChoices, _ step: Int) -> Double { layerWeights[tensor.layer] * tensor.errors[step] }
         func pick(_ lambda: Double) -> [Int] {
             choices.map { tensor in

@@ -45,6 +45,21 @@ public enum QuantizationRequestError: Error, CustomStringConvertible, Equatable,
     }
 }
 
+extension QuantizationRequestError {
+    /// Refuses a mix's budget (bits per layer weight) that the smallest types cannot get under
+    /// (`smallestBits` for all `elements` layer weights) or that asks for more than the source
+    /// holds: the one check every kind of mix makes before it chooses anything.
+    static func checkBudget(_ budget: Double, smallestBits: Int, elements: Int, sourceBitsPerWeight: Double) throws {
+        let weights = Double(max(1, elements))
+        guard Double(smallestBits) <= budget * weights else {
+            throw budgetBelowSmallest(requested: budget, smallest: Double(smallestBits) / weights)
+        }
+        guard budget <= sourceBitsPerWeight + 1e-9 else {
+            throw budgetAboveSource(requested: budget, source: sourceBitsPerWeight)
+        }
+    }
+}
+
 /// Rewrites a GGUF model with other tensor types: a llama.cpp-style preset, or one type per
 /// layer chosen from measured importance. Weights are dequantized to float32 and quantized
 /// again, so from an already quantized source the result cannot be better than the source;
