@@ -198,25 +198,44 @@ static inline size_t second_half_offset(uint32_t format) {
     return format == FORMAT_Q6_K ? 208 : format == FORMAT_Q2_K ? 82 : format == FORMAT_Q3_K ? 108 : 2;
 }
 
+/// Q3_K's sixteen six-bit scales as stored (plus 32), byte i of word w being scale 4w + i. Scale
+/// s takes its low four bits from byte s of the packed twelve (s < 8) or the high nibble of byte
+/// s - 8, and its top two from bits 2(s / 4) of byte 8 + s mod 4; 32-bit word arithmetic does four
+/// scales at once. A loop over the scales one at a time cost more than a group's codes: with it
+/// uniform Q3_K on Qwen2.5-Coder-1.5B decoded at 9-10.5 tokens/s (8-bit activations), with
+/// this at 17-17.7.
+static inline void q3k_scale_words(const uint8_t *block, uint32_t words[4]) {
+    const uint8_t *packed = block + 96;
+    const uint32_t first = load_u32(packed), second = load_u32(packed + 4), top = load_u32(packed + 8);
+    const uint32_t nibbles = 0x0F0F0F0Fu, pairs = 0x03030303u;
+    words[0] = (first & nibbles) | (top & pairs) << 4;
+    words[1] = (second & nibbles) | (top >> 2 & pairs) << 4;
+    words[2] = (first >> 4 & nibbles) | (top >> 4 & pairs) << 4;
+    words[3] = (second >> 4 & nibbles) | (top >> 6 & pairs) << 4;
+}
+
 /// The sixteen per-16-element scales of a Q2_K, Q3_K or Q6_K group, and Q2_K's minimums (zero
 /// for the others): Q2_K's four-bit scale and minimum share a byte; Q3_K's six-bit scales,
 /// stored plus 32, keep their low four bits in the nibbles of bytes 96-103 and their top two
 /// bits in bytes 104-107; Q6_K's are signed bytes.
 static inline void sixteen_scales(uint32_t format, const uint8_t *block, int8_t scales[16], int8_t minimums[16]) {
+    if (format == FORMAT_Q3_K) {
+        uint32_t words[4];
+        q3k_scale_words(block, words);
+        uint8_t stored[16];
+        memcpy(stored, words, sizeof stored);
+        for (int index = 0; index < 16; index++) {
+            scales[index] = (int8_t)(stored[index] - 32);
+            minimums[index] = 0;
+        }
+        return;
+    }
     for (int index = 0; index < 16; index++) {
         switch (format) {
         case FORMAT_Q2_K:
             scales[index] = (int8_t)(block[index] & 0x0F);
             minimums[index] = (int8_t)(block[index] >> 4);
             break;
-        case FORMAT_Q3_K: {
-            const uint8_t *packed = block + 96;
-            int low = index < 8 ? packed[index] & 0x0F : packed[index - 8] >> 4;
-            int high = (packed[8 + index % 4] >> (2 * (index / 4))) & 3;
-            scales[index] = (int8_t)((low | high << 4) - 32);
-            minimums[index] = 0;
-            break;
-        }
         default: // Q6_K
             scales[index] = (int8_t)block[192 + index];
             minimums[index] = 0;

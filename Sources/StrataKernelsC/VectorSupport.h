@@ -38,10 +38,11 @@ STRATA_AVX2_INLINE void sixteen_scale_words(uint32_t format, const uint8_t *bloc
         __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)block));
         *scales = _mm256_and_si256(bytes, _mm256_set1_epi16(0x0F));
         *minimums = _mm256_srli_epi16(bytes, 4);
-    } else {
-        int8_t unpacked[16], unused[16];
-        sixteen_scales(format, block, unpacked, unused);
-        *scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)unpacked));
+    } else { // Q3_K
+        uint32_t words[4];
+        q3k_scale_words(block, words);
+        __m128i stored = _mm_loadu_si128((const __m128i *)words);
+        *scales = _mm256_cvtepi8_epi16(_mm_sub_epi8(stored, _mm_set1_epi8(32)));
         *minimums = _mm256_setzero_si256();
     }
 }
