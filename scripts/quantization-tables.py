@@ -2,6 +2,7 @@
 """Markdown tables for docs/quantization.md from docs/quantization/NAME/results.jsonl
 (written by scripts/quantization-report.sh). usage: scripts/quantization-tables.py NAME..."""
 import json
+import re
 import sys
 
 
@@ -23,6 +24,12 @@ def row(entry, source):
             f"{cell(entry['lambada'], 3)} | {cell(speed, 1)}{ratio} |")
 
 
+def budget_of(label):
+    """The uniform type whose size a row matches: "Q3_K" in "uniform-Q3_K", "removal-at-Q3_K-range16"."""
+    found = re.search(r"(?:^uniform-|-at-)(Q\d_K)", label)
+    return found.group(1) if found else None
+
+
 def main(names):
     header = ("| file | bits per layer weight | MB | held-out perplexity | LAMBADA | decode tokens/s |\n"
               "|---|---|---|---|---|---|")
@@ -36,13 +43,13 @@ def main(names):
         budgets = []
         for entry in entries:
             if entry["kind"] in ("uniform", "mix", "reverse", "tensors", "tensors-reverse"):
-                budget = entry["label"].rsplit("-", 1)[-1]
-                if budget not in budgets:
+                budget = budget_of(entry["label"])
+                if budget and budget not in budgets:
                     budgets.append(budget)
         for budget in budgets:
             for kind in ("uniform", "mix", "reverse", "tensors", "tensors-reverse"):
                 for entry in entries:
-                    if entry["kind"] == kind and entry["label"].endswith("-" + budget):
+                    if entry["kind"] == kind and budget_of(entry["label"]) == budget:
                         print(row(entry, source))
         digests = {}
         for entry in entries:
