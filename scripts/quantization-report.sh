@@ -12,6 +12,8 @@
 #        REVERSE  score whose reverse order is the control (default: the first of SCORES)
 #        TENSOR_SCORES  scores for per-tensor mixes (--allocation tensors; default REVERSE, "" for none)
 #        TENSOR_RANGE   --importance-range of the per-tensor mixes (default: strata's; labels then end in -rangeR)
+#        KIND_SENSITIVITY  1 to give the per-tensor mixes --kind-sensitivity (needs --calibration in EXTRA;
+#                 labels then end in -kinds)
 #        PRESETS  llama-quantize mixes (default "Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S")
 #        LIMIT    LAMBADA passages (default 200; 0 skips LAMBADA)
 #        SPEED    1 to run `strata bench` on every file (default 1)
@@ -35,6 +37,10 @@ range_suffix=
 if [ -n "${TENSOR_RANGE:-}" ]; then
     tensor_range=(--importance-range "$TENSOR_RANGE")
     range_suffix=-range$TENSOR_RANGE
+fi
+if [ "${KIND_SENSITIVITY:-0}" = 1 ]; then
+    tensor_range+=(--kind-sensitivity)
+    range_suffix=$range_suffix-kinds
 fi
 limit=${LIMIT:-200}
 speed=${SPEED:-1}

@@ -130,4 +130,52 @@ struct ImportanceQuantizationTests {
         }
         #expect(!FileManager.default.fileExists(atPath: out))
     }
+
+    @Test("kind sensitivity: a pass per kind a type below and above the uniform one, its loss that of the written file")
+    func kindSensitivityMeasuresWhatTheWrittenFileLoses() throws {
+        let sourcePath = try TinyModels.path(Self.spec)
+        let quantizer = try ModelQuantizer(source: try GGUFFile.open(path: sourcePath))
+        let statistics = try statistics()
+        let model = try TinyModels.model(Self.spec)
+        let tokens = model.tokenizer.encode(String(repeating: TinyVocabulary.corpus, count: 2), addSpecial: false)
+        let windows = try CalibrationSet(tokens: tokens, context: 64, windows: 2)
+        let pool = WorkerPool(threadCount: 2)
+        let measurements = try MeasuredMix.measure(quantizer: quantizer, columnWeights: statistics.meanSquares, pool: pool)
+        var passes: [String] = []
+        let sensitivity = try KindSensitivity.measure(
+            quantizer: quantizer, measurements: measurements, around: .q3_K, statistics: statistics, calibration: windows,
+            numerics: .exact, pool: pool) { _, _, name in passes.append(name) }
+        let kinds = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+        #expect(Set(sensitivity.trials.map(\.kind)) == Set(kinds) && sensitivity.trials.count == 2 * kinds.count)
+        #expect(passes.count == 2 * kinds.count + 1 && passes.first == "baseline")
+        #expect(sensitivity.trials.allSatisfy { trial in
+            trial.tensors == Self.spec.layers && trial.from == "Q3_K" && trial.to == (trial.offset < 0 ? "Q2_K" : "Q4_K")
+        }, "\(sensitivity.trials)")
+        // the losses of files written to disk and loaded as any model is, through the statistics
+        // pass (another code path over the same windows)
+        func writtenLoss(_ formats: [String: QuantFormat], _ name: String) throws -> Double {
+            let path = temporaryPath(name)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = try quantizer.write(formats: formats, fileType: nil, notes: [], to: path, overwrite: false, statistics: statistics)
+            var transformer = Transformer(model: try LanguageModel(path: path), pool: pool, numerics: .exact)
+            return log(try ActivationStatistics.collect(transformer: &transformer, calibration: windows).perplexity)
+        }
+        var uniform = Dictionary(uniqueKeysWithValues: measurements.tensors.map { ($0.name, QuantFormat.q3_K) })
+        let baseline = try writtenLoss(uniform, "uniform.gguf")
+        #expect(abs(sensitivity.baselineLoss - baseline) < 1e-9, "\(sensitivity.baselineLoss) against \(baseline)")
+        for tensor in measurements.tensors where tensor.name.hasSuffix(".ffn_down.weight") { uniform[tensor.name] = .q2_K }
+        let down = try #require(sensitivity.trials.first { $0.kind == "ffn_down" && $0.offset == -1 })
+        let lowered = try writtenLoss(uniform, "down.gguf")
+        #expect(abs(lowered - baseline - down.lossChange) < 1e-9, "written \(lowered - baseline), measured \(down.lossChange)")
+        #expect(down.lossChange > 0, "\(down)")
+        // the mix's candidates are the three measured types, the baseline's cost zero
+        let estimated = sensitivity.estimates(measurements.tensors)
+        #expect(estimated.allSatisfy { $0.formats == [.q2_K, .q3_K, .q4_K] && $0.errors[1] == 0 })
+        let downEstimates = estimated.filter { $0.name.hasSuffix(".ffn_down.weight") }.map { $0.errors[0] }
+        #expect(downEstimates.allSatisfy { abs($0 - down.lossChange / Double(Self.spec.layers)) < 1e-15 }, "\(downEstimates)")
+        // the unquantized candidates a kind-sensitivity mix starts from are the measured ones
+        let listed = MeasuredMix.typeChoices(quantizer: quantizer).tensors
+        #expect(listed.map(\.name) == measurements.tensors.map(\.name))
+        #expect(listed.map(\.formats) == measurements.tensors.map(\.formats) && listed.map(\.bits) == measurements.tensors.map(\.bits))
+    }
 }

@@ -89,4 +89,56 @@ import Testing
         #expect(try steps(range: 1) == ["Q3_K", "Q3_K"])
         #expect(try steps(range: 16) == ["Q4_K", "Q2_K"])
     }
+
+    /// Measured loss changes replace the errors: the down projection's measured error says Q2_K
+    /// is cheaper than Q3_K (as on SmolLM2), the trials say it costs the most; with them the
+    /// bits go to the down projection, without them away from it.
+    @Test func kindTrialsReplaceMeasuredErrors() throws {
+        let choices = [tensor("blk.0.attn_k.weight", layer: 0, errors: [9, 4, 1]),
+                       tensor("blk.0.ffn_down.weight", layer: 0, errors: [1, 4, 0.5])]
+        let budget = Double((84 + 144) * 8) / 512
+        func trial(_ kind: String, _ to: String, _ offset: Int, _ loss: Double) -> KindSensitivity.Trial {
+            KindSensitivity.Trial(kind: kind, tensors: 1, from: "Q3_K", to: to, offset: offset, lossChange: loss)
+        }
+        let sensitivity = KindSensitivity(
+            baseline: "Q3_K", baselineLoss: 3,
+            trials: [trial("attn_k", "Q2_K", -1, 0.01), trial("attn_k", "Q4_K", 1, -0.01),
+                     trial("ffn_down", "Q2_K", -1, 0.5), trial("ffn_down", "Q4_K", 1, -0.1)], seconds: 0)
+        let plain = try MeasuredMix(choices: choices, layerWeights: [1], budget: budget, sourceBitsPerWeight: 8)
+        #expect(plain.formats == ["blk.0.attn_k.weight": .q4_K, "blk.0.ffn_down.weight": .q2_K])
+        let estimated = sensitivity.estimates(choices)
+        #expect(estimated.map(\.errors) == [[0.01, 0, -0.01], [0.5, 0, -0.1]])
+        let mix = try MeasuredMix(choices: estimated, layerWeights: [1], budget: budget, sourceBitsPerWeight: 8)
+        #expect(mix.formats == ["blk.0.attn_k.weight": .q2_K, "blk.0.ffn_down.weight": .q4_K])
+    }
+
+    /// A kind's loss change is shared equally among its layers, only the measured types stay
+    /// candidates, and the importance weights then decide between the layers.
+    @Test func kindLossIsSharedEquallyAndImportanceSplitsIt() throws {
+        let choices = [tensor("blk.0.ffn_up.weight", layer: 0, errors: [10, 4, 1]),
+                       tensor("blk.1.ffn_up.weight", layer: 1, errors: [6, 4, 3])]
+        func trial(_ to: String, _ offset: Int, _ loss: Double) -> KindSensitivity.Trial {
+            KindSensitivity.Trial(kind: "ffn_up", tensors: 2, from: "Q3_K", to: to, offset: offset, lossChange: loss)
+        }
+        let lowerOnly = KindSensitivity(baseline: "Q3_K", baselineLoss: 3, trials: [trial("Q2_K", -1, 0.4)], seconds: 0)
+        let estimated = lowerOnly.estimates(choices)
+        #expect(estimated.map(\.formats) == [[.q2_K, .q3_K], [.q2_K, .q3_K]])
+        #expect(estimated.map(\.errors) == [[0.2, 0], [0.2, 0]])
+        // moving both layers down costs 0.4 and up gains 0.3: on average the uniform type is best,
+        // with layer weights 1/4 and 4 the important layer goes up and the other down
+        let both = KindSensitivity(baseline: "Q3_K", baselineLoss: 3, trials: [trial("Q2_K", -1, 0.4), trial("Q4_K", 1, -0.3)],
+                                   seconds: 0)
+        let budget = Double((84 + 144) * 8) / 512
+        for (range, expected) in [(1.0, ["Q3_K", "Q3_K"]), (16.0, ["Q2_K", "Q4_K"])] {
+            let weights = MeasuredMix.layerWeights(importance: [0, 1], reverse: false, range: range)
+            let mix = try MeasuredMix(choices: both.estimates(choices), layerWeights: weights, budget: budget, sourceBitsPerWeight: 8)
+            #expect(["blk.0.ffn_up.weight", "blk.1.ffn_up.weight"].map { mix.formats[$0]?.description ?? "" } == expected,
+                    "range \(range): \(mix.formats)")
+        }
+        #expect(KindSensitivity.kindName(of: "blk.12.ffn_down.weight") == "ffn_down")
+        #expect(KindSensitivity.kindName(of: "blk.3.attn_q.bias") == "attn_q.bias")
+        #expect(KindSensitivity.trialOffsets(baselineStep: 1, candidates: 5) == [-1, 1])
+        #expect(KindSensitivity.trialOffsets(baselineStep: 0, candidates: 4) == [1, 2])
+        #expect(KindSensitivity.trialOffsets(baselineStep: 4, candidates: 5) == [-1])
+    }
 }

@@ -140,7 +140,31 @@ struct QuantizeCommandTests {
         try #require(measured.status == 0, "\(measured.error)")
         #expect((try measured.json()["layer_bits_per_weight"] as? Double ?? 99) <= 4.0)
         #expect(try StrataRun(["generate", "--model", perTensor, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0"]).status == 0)
+        // kind sensitivity: one pass per kind on the calibration text, the gains in the JSON and the metadata
+        let text = folder.appendingPathComponent("calibration.txt").path
+        try String(repeating: TinyVocabulary.corpus + "\n", count: 4).write(toFile: text, atomically: true, encoding: .utf8)
+        let sensitive = folder.appendingPathComponent("sensitive.gguf").path
+        let sensitivity = try StrataRun(["quantize", "--model", model, "--target-bpw", "4.0", "--importance", report,
+                                         "--allocation", "tensors", "--calibration", text, "--context", "32", "--windows", "2",
+                                         "--kind-sensitivity", "--out", sensitive, "--json"])
+        try #require(sensitivity.status == 0, "\(sensitivity.error)")
+        #expect(sensitivity.error.contains("kind sensitivity: 15 passes in") && sensitivity.error.contains("ffn_down Q3_K to Q2_K"),
+                "\(sensitivity.error)")
+        let sensitivitySummary = try sensitivity.json()
+        #expect((sensitivitySummary["layer_bits_per_weight"] as? Double ?? 99) <= 4.0)
+        let trials = try #require((sensitivitySummary["kind_sensitivity"] as? [String: Any])?["trials"] as? [[String: Any]],
+                                  "\(sensitivitySummary)")
+        #expect(trials.count == 14 && trials.allSatisfy { $0["loss_change"] is Double && $0["kind"] is String })
+        let sensitiveFile = try GGUFFile.open(path: sensitive)
+        #expect(try sensitiveFile.metadata.string("strata.quantize.method").contains("measured loss changes"))
+        #expect(sensitiveFile.metadata["strata.quantize.kind_trials"] != nil
+                && sensitiveFile.metadata["strata.quantize.kind_loss_changes"] != nil)
         let failures: [([String], String)] = [
+            (["--target-bpw", "4", "--importance", report, "--allocation", "tensors", "--kind-sensitivity", "--force"],
+             "--kind-sensitivity needs --allocation tensors and --calibration FILE"),
+            (["--target-bpw", "4", "--importance", report, "--calibration", text, "--kind-sensitivity", "--force"],
+             "--kind-sensitivity needs --allocation tensors and --calibration FILE"),
+            (["--type", "Q4_K_M", "--kind-sensitivity", "--force"], "belong to --target-bpw"),
             (["--type", "Q4_K_M", "--allocation", "tensors", "--force"], "belong to --target-bpw"),
             (["--target-bpw", "4", "--importance", report, "--allocation", "tensors", "--spread", "2", "--force"],
              "--spread belongs to --allocation layers"),

@@ -19,6 +19,10 @@ import StrataKernels
 /// round, the control), so importance tips choices between tensors of similar measured error.
 /// Because error falls about fourfold per bit, a range of about 4 is where moving a whole
 /// layer a type up or down starts to pay; wider ranges let importance outweigh measured error.
+///
+/// With a `KindSensitivity` the measured errors are not used: each tensor's cost at a type is
+/// its kind's measured calibration loss change at that type, shared equally among the layers
+/// and scaled by the same layer weights, and only the measured types are candidates.
 public struct MeasuredMix: Sendable {
     /// The types a tensor can take.
     public static let candidates: [QuantFormat] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
@@ -42,6 +46,13 @@ public struct MeasuredMix: Sendable {
         var errors: [Double]
     }
 
+    /// Every layer tensor's measured errors at every candidate: what the choice starts from.
+    public struct Measurements: Sendable {
+        var tensors: [TensorChoices]
+        /// The tensors measured.
+        public var count: Int { tensors.count }
+    }
+
     /// Measures and chooses for `quantizer`'s model. `importance[l]` ranks layer `l` (higher is
     /// more important), `budget` is bits per layer weight, `range` the ratio between the most and
     /// the least important layer's weight; tensors outside the layers take `outside`'s types.
@@ -50,25 +61,64 @@ public struct MeasuredMix: Sendable {
                 range: Double = defaultImportanceRange, columnWeights: [String: [Float]] = [:],
                 outside: QuantizationPreset = .q4_K_M, pool: WorkerPool? = nil,
                 progress: (Int, Int, String) -> Void = { _, _, _ in }) throws {
-        let layerCount = quantizer.shape.layerCount
-        guard importance.count == layerCount else {
-            throw QuantizationRequestError.importanceMismatch(report: importance.count, model: layerCount)
+        try Self.checkArguments(quantizer: quantizer, importance: importance, range: range)
+        let measurements = try Self.measure(quantizer: quantizer, columnWeights: columnWeights, pool: pool, progress: progress)
+        try self.init(quantizer: quantizer, measurements: measurements, importance: importance, budget: budget,
+                      reverse: reverse, range: range, outside: outside)
+    }
+
+    /// Chooses from `measurements` (`measure`) for `quantizer`'s model, as the measuring
+    /// initializer does. With `sensitivity`, each tensor's errors are replaced by the loss
+    /// changes they predict (`KindSensitivity.estimates`) and it chooses among the types that
+    /// were measured.
+    public init(quantizer: ModelQuantizer, measurements: Measurements, importance: [Double], budget: Double,
+                reverse: Bool = false, range: Double = defaultImportanceRange, sensitivity: KindSensitivity? = nil,
+                outside: QuantizationPreset = .q4_K_M) throws {
+        try Self.checkArguments(quantizer: quantizer, importance: importance, range: range)
+        try self.init(choices: sensitivity.map { $0.estimates(measurements.tensors) } ?? measurements.tensors,
+                      layerWeights: Self.layerWeights(importance: importance, reverse: reverse, range: range),
+                      budget: budget, sourceBitsPerWeight: quantizer.layerBitsPerWeight([:]).source)
+        var all = quantizer.formats(preset: outside)
+        for (name, format) in formats { all[name] = format }
+        formats = all
+    }
+
+    /// Refuses an importance list of another length than the model's layers, or a range below 1.
+    public static func checkArguments(quantizer: ModelQuantizer, importance: [Double], range: Double) throws {
+        guard importance.count == quantizer.shape.layerCount else {
+            throw QuantizationRequestError.importanceMismatch(report: importance.count, model: quantizer.shape.layerCount)
         }
         guard range >= 1, range.isFinite else { throw QuantizationRequestError.importanceRange(range) }
-        let weights = Self.layerWeights(importance: importance, reverse: reverse, range: range)
+    }
+
+    /// Quantizes every layer tensor of `quantizer`'s model to every candidate and measures its
+    /// error (per column weighted by `columnWeights` when given). `progress` is called before
+    /// each tensor.
+    public static func measure(quantizer: ModelQuantizer, columnWeights: [String: [Float]] = [:], pool: WorkerPool? = nil,
+                               progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> Measurements {
+        let layerCount = quantizer.shape.layerCount
         let layerTensors = quantizer.quantizedTensors.filter {
             TensorRole.layer(of: $0.name).map { $0 < layerCount } ?? false
         }
         var choices = [TensorChoices]()
         for (index, tensor) in layerTensors.enumerated() {
             progress(index, layerTensors.count, tensor.name)
-            choices.append(try Self.measure(tensor, in: quantizer, columnWeights: columnWeights[tensor.name], pool: pool))
+            choices.append(try measure(tensor, in: quantizer, columnWeights: columnWeights[tensor.name], pool: pool))
         }
-        try self.init(choices: choices, layerWeights: weights, budget: budget,
-                      sourceBitsPerWeight: quantizer.layerBitsPerWeight([:]).source)
-        var all = quantizer.formats(preset: outside)
-        for (name, format) in formats { all[name] = format }
-        formats = all
+        return Measurements(tensors: choices)
+    }
+
+    /// Every layer tensor's candidate types and sizes without quantizing anything (errors 0):
+    /// what a choice from `KindSensitivity` needs, which costs types by measured loss instead.
+    public static func typeChoices(quantizer: ModelQuantizer) -> Measurements {
+        let layerCount = quantizer.shape.layerCount
+        let tensors = quantizer.quantizedTensors.compactMap { tensor -> TensorChoices? in
+            guard let layer = TensorRole.layer(of: tensor.name), layer < layerCount else { return nil }
+            let sizes = candidateSizes(tensor)
+            return TensorChoices(name: tensor.name, layer: layer, elements: tensor.elementCount, formats: sizes.map(\.format),
+                                 bits: sizes.map(\.bits), errors: sizes.map { _ in 0 })
+        }
+        return Measurements(tensors: tensors)
     }
 
     /// The choice alone, from measured errors (tested apart from the measuring).
@@ -132,6 +182,19 @@ public struct MeasuredMix: Sendable {
         return weights
     }
 
+    /// The candidate types `tensor` can take (after row-width fallbacks, each once, in rising
+    /// size) with its size in bits at each.
+    static func candidateSizes(_ tensor: TensorInfo) -> [(format: QuantFormat, bits: Int)] {
+        var sizes: [(format: QuantFormat, bits: Int)] = []
+        for candidate in candidates {
+            let format = QuantizationPreset.fitting(candidate, columns: tensor.shape[0])
+            guard !sizes.contains(where: { $0.format == format }),
+                  let bytes = format.byteCount(elements: tensor.elementCount) else { continue }
+            sizes.append((format, bytes * 8))
+        }
+        return sizes
+    }
+
     /// Quantizes `tensor` to every candidate and measures its squared error.
     static func measure(_ tensor: TensorInfo, in quantizer: ModelQuantizer, columnWeights: [Float]?,
                         pool: WorkerPool?) throws -> TensorChoices {
@@ -141,9 +204,7 @@ public struct MeasuredMix: Sendable {
             throw QuantizationRequestError.columnWeightCount(tensor: tensor.name, expected: columns, found: columnWeights.count)
         }
         var formats = [QuantFormat](), bits = [Int](), errors = [Double]()
-        for candidate in candidates {
-            let format = QuantizationPreset.fitting(candidate, columns: columns)
-            guard !formats.contains(format), let bytes = format.byteCount(elements: tensor.elementCount) else { continue }
+        for (format, size) in candidateSizes(tensor) {
             // quantized as the write will, with the column weights as importance
             let encoded = try encodedTensor(values, rows: rows, columns: columns, format: format, importance: columnWeights,
                                             pool: pool)
@@ -158,7 +219,7 @@ public struct MeasuredMix: Sendable {
                 error += rowError
             }
             formats.append(format)
-            bits.append(bytes * 8)
+            bits.append(size)
             errors.append(error)
         }
         return TensorChoices(name: tensor.name, layer: TensorRole.layer(of: tensor.name) ?? 0, elements: tensor.elementCount,

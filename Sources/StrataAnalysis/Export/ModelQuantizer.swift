@@ -147,6 +147,33 @@ public struct ModelQuantizer: Sendable {
         statistics: ActivationStatistics? = nil, pool: WorkerPool? = nil,
         progress: (Int, Int, String) -> Void = { _, _, _ in }
     ) throws -> QuantizationSummary {
+        let (writer, counts, weighted) = try makeWriter(formats: formats, fileType: fileType, notes: notes,
+                                                        statistics: statistics, pool: pool, progress: progress)
+        try writer.write(to: path, overwrite: overwrite)
+        let bits = layerBitsPerWeight(formats)
+        var summary = QuantizationSummary(
+            path: path, fileBytes: try writer.fileSize(), sourceBytes: source.fileSize, layerBitsPerWeight: bits.target,
+            sourceLayerBitsPerWeight: bits.source, tensorsByFormat: counts)
+        if statistics != nil { summary.tensorsWithImportance = weighted }
+        return summary
+    }
+
+    /// The model with `formats` as a GGUF file held in memory (named `label` in errors), the
+    /// same tensors `write` would write: for passes that measure a quantization before anything
+    /// is written.
+    public func inMemoryFile(formats: [String: QuantFormat], statistics: ActivationStatistics? = nil,
+                             pool: WorkerPool? = nil, label: String) throws -> GGUFFile {
+        let (writer, _, _) = try makeWriter(formats: formats, fileType: nil, notes: [], statistics: statistics,
+                                            pool: pool) { _, _, _ in }
+        return try GGUFFile(bytes: ByteView(ByteStorage.copying(try writer.bytes())), path: label)
+    }
+
+    /// The writer holding every tensor of the model under `formats`, with the tensor count per
+    /// type and how many tensors were quantized with a statistics vector.
+    private func makeWriter(
+        formats: [String: QuantFormat], fileType: Int?, notes: [(String, GGUFValue)], statistics: ActivationStatistics?,
+        pool: WorkerPool?, progress: (Int, Int, String) -> Void
+    ) throws -> (writer: GGUFWriter, counts: [String: Int], weighted: Int) {
         for (name, format) in formats where !(Quantizer.supports(format) || format == .f32) {
             throw QuantizationRequestError.unsupportedTarget(tensor: name, format: format)
         }
@@ -178,13 +205,7 @@ public struct ModelQuantizer: Sendable {
             try writer.addTensor(name: tensor.name, shape: tensor.shape, format: target, data: bytes)
             counts[target.description, default: 0] += 1
         }
-        try writer.write(to: path, overwrite: overwrite)
-        let bits = layerBitsPerWeight(formats)
-        var summary = QuantizationSummary(
-            path: path, fileBytes: try writer.fileSize(), sourceBytes: source.fileSize, layerBitsPerWeight: bits.target,
-            sourceLayerBitsPerWeight: bits.source, tensorsByFormat: counts)
-        if statistics != nil { summary.tensorsWithImportance = weighted }
-        return summary
+        return (writer, counts, weighted)
     }
 
     /// Refuses statistics made for another model before anything is written.
@@ -215,6 +236,9 @@ public struct QuantizationSummary: Codable, Sendable {
     public var tensorsWithImportance: Int?
     /// The calibration behind the importance weights, when the tensors were quantized with them.
     public var calibration: CalibrationSummary?
+    /// What each tensor kind's rounding cost on the calibration text, when a per-tensor mix
+    /// measured it (`--kind-sensitivity`).
+    public var kindSensitivity: KindSensitivity?
 
     enum CodingKeys: String, CodingKey {
         case path
@@ -226,6 +250,7 @@ public struct QuantizationSummary: Codable, Sendable {
         case layerFormats = "layer_formats"
         case tensorsWithImportance = "tensors_with_importance"
         case calibration
+        case kindSensitivity = "kind_sensitivity"
     }
 }
 

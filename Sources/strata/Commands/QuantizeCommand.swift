@@ -40,6 +40,16 @@ struct QuantizeCommand: ParsableCommand {
             tied to it. With --allocation tensors the measured errors are weighted the same way. Without \
             --calibration every row is quantized unweighted.
 
+            --kind-sensitivity (with --allocation tensors and --calibration) also measures what each tensor \
+            kind's types cost where the mix trades bits: one calibration pass with every layer tensor at the \
+            budget's uniform type, then two per kind (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, \
+            ffn_down) with that kind's tensors in every layer one type lower and one type higher (two higher \
+            where the uniform type is already its lowest). A tensor's cost at a type is then its kind's \
+            measured loss change shared equally among the layers and scaled by the layer's importance \
+            weight, and each tensor chooses among those three types; the tensors' own rounding errors are \
+            not measured. Measured error does not even order one kind's types reliably (docs/quantization.md). The loss changes are printed and go into the JSON and the \
+            file's metadata; each pass takes about as long as the calibration pass.
+
             Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
             equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
             quantized source (every registered model is one), the result cannot be more precise than the \
@@ -83,6 +93,9 @@ struct QuantizeCommand: ParsableCommand {
 
     @Option(name: .customLong("importance-range"), help: "With --allocation tensors: the ratio between the most and the least important layer's error weight (default: 4; 1 ignores importance; wider lets importance outweigh measured error).")
     var importanceRange: Double?
+
+    @Flag(name: .customLong("kind-sensitivity"), help: "With --allocation tensors and --calibration: scale each tensor kind's measured errors by what they cost in calibration loss (one extra calibration pass per kind; see below).")
+    var kindSensitivity = false
 
     @Option(help: ArgumentHelp(
         "Calibration text: quantize every matrix with per-column importance weights measured on it (llama.cpp's imatrix; the text `llama-imatrix -f` reads). Not related to --importance, which ranks layers.",
@@ -132,8 +145,8 @@ struct QuantizeCommand: ParsableCommand {
             guard QuantizationPreset(name: name) != nil else {
                 throw ValidationError("unknown type '\(name)'; known: \(QuantizationPreset.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if importance != nil || reverse || allocation != .layers || importanceRange != nil {
-                throw ValidationError("--importance, --reverse, --allocation and --importance-range belong to --target-bpw")
+            if importance != nil || reverse || allocation != .layers || importanceRange != nil || kindSensitivity {
+                throw ValidationError("--importance, --reverse, --allocation, --importance-range and --kind-sensitivity belong to --target-bpw")
             }
         case (nil, .some):
             if let budget = targetBitsPerWeight, !(budget > 0 && budget.isFinite) {
@@ -145,6 +158,9 @@ struct QuantizeCommand: ParsableCommand {
             if allocation == .tensors && spread != 1 { throw ValidationError("--spread belongs to --allocation layers") }
             if allocation != .tensors && importanceRange != nil {
                 throw ValidationError("--importance-range belongs to --allocation tensors")
+            }
+            if kindSensitivity && (allocation != .tensors || calibration == nil) {
+                throw ValidationError("--kind-sensitivity needs --allocation tensors and --calibration FILE (it measures on that text)")
             }
             if let importanceRange, !(importanceRange >= 1 && importanceRange.isFinite) {
                 throw ValidationError("--importance-range is a ratio of at least 1, found \(importanceRange)")
@@ -178,10 +194,11 @@ struct QuantizeCommand: ParsableCommand {
         var fileType: Int?
         var method: String
         var layerFormats: [String]?
+        var sensitivity: KindSensitivity?
         let pool = WorkerPool(threadCount: threads)
         let showProgress = isatty(STDERR_FILENO) != 0
         // collected once, before the first use: a per-tensor mix measures with them, then the write
-        var collected: (statistics: ActivationStatistics, seconds: Double)?
+        var collected: (statistics: ActivationStatistics, seconds: Double, windows: CalibrationSet)?
         func activationStatistics() throws -> ActivationStatistics? {
             guard let calibration, let calibrationText else { return nil }
             if collected == nil {
@@ -216,18 +233,44 @@ struct QuantizeCommand: ParsableCommand {
                                 reverse ? "least important first" : "most important first", score.rawValue)
             case .tensors:
                 let started = Date()
-                let columnWeights = try activationStatistics()?.meanSquares ?? [:]
+                let statistics = try activationStatistics()
                 let range = importanceRange ?? MeasuredMix.defaultImportanceRange
-                let mix = try MeasuredMix(quantizer: quantizer, importance: values, budget: budget, reverse: reverse,
-                                          range: range, columnWeights: columnWeights, pool: pool) { index, count, name in
-                    if showProgress { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
-                }
+                try MeasuredMix.checkArguments(quantizer: quantizer, importance: values, range: range)
+                // kind sensitivity costs types by measured loss: the tensors' own errors are not needed
+                let measurements = kindSensitivity ? MeasuredMix.typeChoices(quantizer: quantizer)
+                    : try MeasuredMix.measure(quantizer: quantizer, columnWeights: statistics?.meanSquares ?? [:],
+                                              pool: pool) { index, count, name in
+                        if showProgress { printError("\rmeasure: tensor \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
+                    }
                 if showProgress { printError("\r\u{1B}[K", terminator: "") }
-                printError(String(format: "measured every layer tensor at %@ in %.0f s", MeasuredMix.candidates.map(\.description)
-                    .joined(separator: ", "), Date().timeIntervalSince(started)))
+                if !kindSensitivity {
+                    printError(String(format: "measured every layer tensor at %@ in %.0f s", MeasuredMix.candidates.map(\.description)
+                        .joined(separator: ", "), Date().timeIntervalSince(started)))
+                }
+                if kindSensitivity, let windows = collected?.windows {
+                    // the uniform type the budget reaches: where the mix trades bits
+                    let around = targetFormat ?? MeasuredMix.candidates.last {
+                        LayerWiseMix.bitsPerWeight(quantizer: quantizer, uniform: $0) <= budget + 1e-9
+                    } ?? MeasuredMix.candidates[0]
+                    let measured = try KindSensitivity.measure(
+                        quantizer: quantizer, measurements: measurements, around: around, statistics: statistics,
+                        calibration: windows, numerics: numerics, pool: pool) { index, count, name in
+                        if showProgress { printError("\rkind sensitivity: pass \(index + 1)/\(count) \(name)\u{1B}[K", terminator: "") }
+                    }
+                    if showProgress { printError("\r\u{1B}[K", terminator: "") }
+                    printError(String(format: "kind sensitivity: %d passes in %.0f s (loss %.4f with every layer tensor at %@)",
+                                      measured.trials.count + 1, measured.seconds, measured.baselineLoss, measured.baseline))
+                    for trial in measured.trials {
+                        printError(String(format: "  %@ %@ to %@: loss %+.5f", trial.kind, trial.from, trial.to, trial.lossChange))
+                    }
+                    sensitivity = measured
+                }
+                let mix = try MeasuredMix(quantizer: quantizer, measurements: measurements, importance: values, budget: budget,
+                                          reverse: reverse, range: range, sensitivity: sensitivity)
                 formats = mix.formats
-                method = String(format: "per-tensor %.2f bits per layer weight by measured error, %@ weighted by %@ "
+                method = String(format: "per-tensor %.2f bits per layer weight by %@, %@ weighted by %@ "
                                 + "(range %g)", mix.bitsPerWeight,
+                                kindSensitivity ? "measured loss changes (kind sensitivity)" : "measured error",
                                 reverse ? "least important layers" : "most important layers", score.rawValue, range)
             }
         }
@@ -236,6 +279,10 @@ struct QuantizeCommand: ParsableCommand {
             ("strata.quantize.method", .string(method)),
         ]
         if let layerFormats { notes.append(("strata.quantize.layer_types", .array(layerFormats.map { .string($0) }))) }
+        if let sensitivity {
+            notes.append(("strata.quantize.kind_trials", .array(sensitivity.trials.map { .string("\($0.kind) \($0.to)") })))
+            notes.append(("strata.quantize.kind_loss_changes", .array(sensitivity.trials.map { .float64($0.lossChange) })))
+        }
         let statistics = try activationStatistics()
         var calibrationSummary: CalibrationSummary?
         if let calibration, let statistics, let seconds = collected?.seconds {
@@ -256,6 +303,7 @@ struct QuantizeCommand: ParsableCommand {
         if showProgress { printError("\r\u{1B}[K", terminator: "") }
         summary.layerFormats = layerFormats
         summary.calibration = calibrationSummary
+        summary.kindSensitivity = sensitivity
         if json {
             try printJSON(summary)
             return
@@ -279,7 +327,7 @@ struct QuantizeCommand: ParsableCommand {
     /// errors), with the seconds they took; a text too short is refused before any pass runs.
     private func collectStatistics(
         text: String, name: String, modelPath: String, pool: WorkerPool, showProgress: Bool
-    ) throws -> (ActivationStatistics, Double) {
+    ) throws -> (ActivationStatistics, Double, CalibrationSet) {
         let (model, _) = try ModelOptions.load(path: modelPath)
         guard context <= model.config.contextLength else {
             throw CommandFailure("--context \(context) exceeds the model's context length \(model.config.contextLength)")
@@ -306,7 +354,7 @@ struct QuantizeCommand: ParsableCommand {
         if showProgress { printError("\r\u{1B}[K", terminator: "") }
         printError(String(format: "calibration: %d windows of %d tokens in %.1f s (perplexity %.2f on them)",
                           statistics.windows, statistics.context, seconds, statistics.perplexity))
-        return (statistics, seconds)
+        return (statistics, seconds, set)
     }
 }
 
