@@ -93,8 +93,11 @@ public struct KindSensitivity: Sendable, Codable, Equatable {
         let passes = planned.count + 1
         progress(0, passes, "baseline")
         let label = quantizer.source.path
+        // the baseline's tensors are encoded once; each trial encodes only its kind's
+        var cache = EncodedTensors()
         let baselineLoss = try meanLoss(
-            file: quantizer.inMemoryFile(formats: baseline, statistics: statistics, pool: pool, label: "\(label) at \(uniform)"),
+            file: quantizer.inMemoryFile(formats: baseline, statistics: statistics, pool: pool, label: "\(label) at \(uniform)",
+                                         cache: &cache),
             calibration: calibration, numerics: numerics, pool: pool)
         var trials = [Trial]()
         for (index, (kind, offset)) in planned.enumerated() {
@@ -110,7 +113,7 @@ public struct KindSensitivity: Sendable, Codable, Equatable {
             progress(index + 1, passes, "\(kind) at \(to)")
             let loss = try meanLoss(
                 file: quantizer.inMemoryFile(formats: formats, statistics: statistics, pool: pool,
-                                             label: "\(label) at \(uniform), \(kind) at \(to)"),
+                                             label: "\(label) at \(uniform), \(kind) at \(to)", cache: &cache),
                 calibration: calibration, numerics: numerics, pool: pool)
             trials.append(Trial(kind: kind, tensors: tensors.count, from: from, to: to, offset: offset,
                                 lossChange: loss - baselineLoss))

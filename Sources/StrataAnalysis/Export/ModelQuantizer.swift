@@ -147,8 +147,9 @@ public struct ModelQuantizer: Sendable {
         statistics: ActivationStatistics? = nil, pool: WorkerPool? = nil,
         progress: (Int, Int, String) -> Void = { _, _, _ in }
     ) throws -> QuantizationSummary {
+        var none = EncodedTensors(keeping: false)
         let (writer, counts, weighted) = try makeWriter(formats: formats, fileType: fileType, notes: notes,
-                                                        statistics: statistics, pool: pool, progress: progress)
+                                                        statistics: statistics, pool: pool, cache: &none, progress: progress)
         try writer.write(to: path, overwrite: overwrite)
         let bits = layerBitsPerWeight(formats)
         var summary = QuantizationSummary(
@@ -160,11 +161,12 @@ public struct ModelQuantizer: Sendable {
 
     /// The model with `formats` as a GGUF file held in memory (named `label` in errors), the
     /// same tensors `write` would write: for passes that measure a quantization before anything
-    /// is written.
+    /// is written. `cache` keeps every tensor encoded here, by name and type, so that files
+    /// differing in a few tensors encode only those.
     public func inMemoryFile(formats: [String: QuantFormat], statistics: ActivationStatistics? = nil,
-                             pool: WorkerPool? = nil, label: String) throws -> GGUFFile {
+                             pool: WorkerPool? = nil, label: String, cache: inout EncodedTensors) throws -> GGUFFile {
         let (writer, _, _) = try makeWriter(formats: formats, fileType: nil, notes: [], statistics: statistics,
-                                            pool: pool) { _, _, _ in }
+                                            pool: pool, cache: &cache) { _, _, _ in }
         return try GGUFFile(bytes: ByteView(ByteStorage.copying(try writer.bytes())), path: label)
     }
 
@@ -172,7 +174,7 @@ public struct ModelQuantizer: Sendable {
     /// type and how many tensors were quantized with a statistics vector.
     private func makeWriter(
         formats: [String: QuantFormat], fileType: Int?, notes: [(String, GGUFValue)], statistics: ActivationStatistics?,
-        pool: WorkerPool?, progress: (Int, Int, String) -> Void
+        pool: WorkerPool?, cache: inout EncodedTensors, progress: (Int, Int, String) -> Void
     ) throws -> (writer: GGUFWriter, counts: [String: Int], weighted: Int) {
         for (name, format) in formats where !(Quantizer.supports(format) || format == .f32) {
             throw QuantizationRequestError.unsupportedTarget(tensor: name, format: format)
@@ -196,12 +198,18 @@ public struct ModelQuantizer: Sendable {
                 counts[tensor.format.description, default: 0] += 1
                 continue
             }
-            let values = view.dequantized(tensor.format, count: tensor.elementCount)
-            let columns = tensor.shape[0]
             let importance = statistics?.meanSquares[tensor.name]
             if importance != nil { weighted += 1 }
-            let bytes = try encodedTensor(values, rows: tensor.elementCount / columns, columns: columns, format: target,
+            let bytes: [UInt8]
+            if let kept = cache.bytes[EncodedTensors.Key(name: tensor.name, format: target)] {
+                bytes = kept
+            } else {
+                let values = view.dequantized(tensor.format, count: tensor.elementCount)
+                let columns = tensor.shape[0]
+                bytes = try encodedTensor(values, rows: tensor.elementCount / columns, columns: columns, format: target,
                                           importance: importance, pool: pool)
+                if cache.isKeeping { cache.bytes[EncodedTensors.Key(name: tensor.name, format: target)] = bytes }
+            }
             try writer.addTensor(name: tensor.name, shape: tensor.shape, format: target, data: bytes)
             counts[target.description, default: 0] += 1
         }
@@ -218,6 +226,24 @@ public struct ModelQuantizer: Sendable {
                 throw QuantizationRequestError.columnWeightCount(tensor: name, expected: tensor.shape[0], found: vector.count)
             }
         }
+    }
+}
+
+/// Tensors already encoded for `ModelQuantizer.inMemoryFile`, by name and type, all with the
+/// same statistics (one cache per measurement).
+public struct EncodedTensors: Sendable {
+    struct Key: Hashable, Sendable {
+        var name: String
+        var format: QuantFormat
+    }
+
+    var bytes: [Key: [UInt8]] = [:]
+    /// Whether newly encoded tensors are kept.
+    let isKeeping: Bool
+
+    /// An empty cache; `keeping: false` keeps nothing (a plain write).
+    public init(keeping: Bool = true) {
+        isKeeping = keeping
     }
 }
 
