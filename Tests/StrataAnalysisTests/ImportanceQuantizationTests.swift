@@ -152,7 +152,7 @@ struct ImportanceQuantizationTests {
             trial.tensors == Self.spec.layers && trial.from == "Q3_K" && trial.to == (trial.offset < 0 ? "Q2_K" : "Q4_K")
         }, "\(sensitivity.trials)")
         // the losses of files written to disk and loaded as any model is, through the statistics
-        // pass (another code path over the same windows)
+        // pass over the same windows
         func writtenLoss(_ formats: [String: QuantFormat], _ name: String) throws -> Double {
             let path = temporaryPath(name)
             defer { try? FileManager.default.removeItem(atPath: path) }

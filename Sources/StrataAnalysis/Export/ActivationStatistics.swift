@@ -39,18 +39,9 @@ public struct ActivationStatistics: Sendable, Equatable {
     ) throws -> ActivationStatistics {
         let model = transformer.model
         let layers = model.config.layerCount
-        let plan = LayerPlan.full(layerCount: layers)
         let recorder = MatrixInputRecorder(layers: layers)
-        var cache = transformer.makeCache(capacity: calibration.context)
-        var negativeLogLikelihood = 0.0
-        for (index, window) in calibration.windows.enumerated() {
-            cache.truncate(to: 0)
-            // every row's logits: the output matrix reads the final norm of every position
-            let logits = try transformer.forward(tokens: window, startPosition: 0, plan: plan, cache: &cache,
-                                                 observer: recorder, logits: .all)
-            negativeLogLikelihood += windowNegativeLogLikelihood(logits: logits, tokens: window)
-            progress?(index + 1, calibration.windows.count)
-        }
+        // every row's logits also make the output matrix read the final norm of every position
+        let loss = try calibration.meanNegativeLogLikelihood(transformer: &transformer, observer: recorder, progress: progress)
         var meanSquares: [String: [Float]] = [:]
         for layer in 0...layers {
             for input in MatrixInput.allCases where (input == .output) == (layer == layers) {
@@ -58,11 +49,9 @@ public struct ActivationStatistics: Sendable, Equatable {
                 for name in model.matrixNames(reading: input, layer: layer) { meanSquares[name] = mean }
             }
         }
-        let predictions = calibration.windows.count * calibration.predictionsPerWindow
         return ActivationStatistics(
             meanSquares: meanSquares, tokens: calibration.windows.count * calibration.context,
-            windows: calibration.windows.count, context: calibration.context,
-            perplexity: exp(negativeLogLikelihood / Double(max(1, predictions))))
+            windows: calibration.windows.count, context: calibration.context, perplexity: exp(loss))
     }
 }
 

@@ -77,18 +77,21 @@ public struct KindSensitivity: Sendable, Codable, Equatable {
         let started = Date()
         var order = [String]()
         var byKind: [String: [MeasuredMix.TensorChoices]] = [:]
+        var steps: [String: Int] = [:]
         var baseline: [String: QuantFormat] = [:]
         for tensor in measurements.tensors {
             let kind = kindName(of: tensor.name)
             if byKind[kind] == nil { order.append(kind) }
             byKind[kind, default: []].append(tensor)
-            baseline[tensor.name] = tensor.formats[baselineStep(tensor, around: uniform, in: quantizer)]
+            let step = baselineStep(tensor, around: uniform, in: quantizer)
+            steps[tensor.name] = step
+            baseline[tensor.name] = tensor.formats[step]
         }
+        // a kind's tensors share one shape, so the first one's candidates are every layer's
         var planned: [(kind: String, offset: Int)] = []
         for kind in order {
             guard let first = byKind[kind]?.first else { continue }
-            let step = baselineStep(first, around: uniform, in: quantizer)
-            planned += trialOffsets(baselineStep: step, candidates: first.formats.count).map { (kind, $0) }
+            planned += trialOffsets(baselineStep: steps[first.name] ?? 0, candidates: first.formats.count).map { (kind, $0) }
         }
         let passes = planned.count + 1
         progress(0, passes, "baseline")
@@ -105,8 +108,7 @@ public struct KindSensitivity: Sendable, Codable, Equatable {
             var formats = baseline
             var from = "", to = ""
             for tensor in tensors {
-                let step = baselineStep(tensor, around: uniform, in: quantizer)
-                let trial = min(max(0, step + offset), tensor.formats.count - 1)
+                let step = steps[tensor.name] ?? 0, trial = step + offset
                 formats[tensor.name] = tensor.formats[trial]
                 if from.isEmpty { (from, to) = (tensor.formats[step].description, tensor.formats[trial].description) }
             }
@@ -159,17 +161,8 @@ public struct KindSensitivity: Sendable, Codable, Equatable {
 
     /// Mean negative log-likelihood per predicted token of the model in `file` over `calibration`.
     static func meanLoss(file: GGUFFile, calibration: CalibrationSet, numerics: Numerics?, pool: WorkerPool) throws -> Double {
-        let model = try LanguageModel(file: file)
-        var transformer = Transformer(model: model, pool: pool, numerics: numerics)
-        let plan = LayerPlan.full(layerCount: model.config.layerCount)
-        var cache = transformer.makeCache(capacity: calibration.context)
-        var total = 0.0
-        for window in calibration.windows {
-            cache.truncate(to: 0)
-            let logits = try transformer.forward(tokens: window, startPosition: 0, plan: plan, cache: &cache, logits: .all)
-            total += windowNegativeLogLikelihood(logits: logits, tokens: window)
-        }
-        return total / Double(max(1, calibration.windows.count * calibration.predictionsPerWindow))
+        var transformer = Transformer(model: try LanguageModel(file: file), pool: pool, numerics: numerics)
+        return try calibration.meanNegativeLogLikelihood(transformer: &transformer)
     }
 
     /// `attn_v` for `blk.3.attn_v.weight`: what tensors of one kind share across layers.

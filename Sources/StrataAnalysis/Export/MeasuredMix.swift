@@ -49,8 +49,6 @@ public struct MeasuredMix: Sendable {
     /// Every layer tensor's measured errors at every candidate: what the choice starts from.
     public struct Measurements: Sendable {
         var tensors: [TensorChoices]
-        /// The tensors measured.
-        public var count: Int { tensors.count }
     }
 
     /// Measures and chooses for `quantizer`'s model. `importance[l]` ranks layer `l` (higher is

@@ -29,6 +29,26 @@ public struct CalibrationSet: Sendable {
 
     /// Predictions scored per window (every position after the first predicts the next token).
     public var predictionsPerWindow: Int { context - 1 }
+
+    /// Mean negative log-likelihood (natural log) per prediction of the full model in
+    /// `transformer` over every window, each on a fresh cache; `observer` sees every pass,
+    /// `progress` is called after each window with the number done and the total.
+    func meanNegativeLogLikelihood(
+        transformer: inout Transformer, observer: (any HiddenStateObserver)? = nil, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Double {
+        let plan = LayerPlan.full(layerCount: transformer.model.config.layerCount)
+        var cache = transformer.makeCache(capacity: context)
+        var total = 0.0
+        for (index, window) in windows.enumerated() {
+            cache.truncate(to: 0)
+            // every row's logits: every position is scored
+            let logits = try transformer.forward(tokens: window, startPosition: 0, plan: plan, cache: &cache,
+                                                 observer: observer, logits: .all)
+            total += windowNegativeLogLikelihood(logits: logits, tokens: window)
+            progress?(index + 1, windows.count)
+        }
+        return total / Double(max(1, windows.count * predictionsPerWindow))
+    }
 }
 
 /// Summed negative log-likelihood (natural log) of each window token after the first, given

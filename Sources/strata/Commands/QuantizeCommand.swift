@@ -47,8 +47,9 @@ struct QuantizeCommand: ParsableCommand {
             where the uniform type is already its lowest). A tensor's cost at a type is then its kind's \
             measured loss change shared equally among the layers and scaled by the layer's importance \
             weight, and each tensor chooses among those three types; the tensors' own rounding errors are \
-            not measured. Measured error does not even order one kind's types reliably (docs/quantization.md). The loss changes are printed and go into the JSON and the \
-            file's metadata; each pass takes about as long as the calibration pass.
+            not measured. Measured error does not even order one kind's types reliably \
+            (docs/quantization.md). The loss changes are printed and go into the JSON and the file's \
+            metadata; each pass takes about as long as the calibration pass.
 
             Weights are dequantized to float32 and quantized with llama.cpp's rounding rules (bitwise \
             equal to its reference quantizers); a tensor that keeps its type is copied unchanged. From a \
@@ -94,7 +95,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .customLong("importance-range"), help: "With --allocation tensors: the ratio between the most and the least important layer's error weight (default: 4; 1 ignores importance; wider lets importance outweigh measured error).")
     var importanceRange: Double?
 
-    @Flag(name: .customLong("kind-sensitivity"), help: "With --allocation tensors and --calibration: scale each tensor kind's measured errors by what they cost in calibration loss (one extra calibration pass per kind; see below).")
+    @Flag(name: .customLong("kind-sensitivity"), help: "With --allocation tensors and --calibration: cost each tensor kind's types by calibration loss measured with the kind one type lower and one higher, instead of by rounding error (two extra calibration passes per kind; see below).")
     var kindSensitivity = false
 
     @Option(help: ArgumentHelp(
